@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates .venv and installs llmtrain with its dependencies. Safe to run again (it is quick
+# when everything is there). On a machine without CUDA it installs the pinned CPU build of
+# torch first, so the loose `torch>=2.4` requirement never pulls a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
+stamp="$VENV/.llmtrain-setup"
+
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "setup: CUDA GPU found: installing torch with CUDA support"
+    pip install "torch>=2.4"
+  else
+    echo "setup: no CUDA GPU: installing the CPU build torch==$TORCH_CPU_VERSION"
+    pip install "torch==$TORCH_CPU_VERSION" \
+      || pip install "torch==$TORCH_CPU_VERSION" --index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+pip install -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -c "import llmtrain, torch, tokenizers, safetensors" 
+touch "$stamp"
+echo "setup: environment ready in $VENV"
