@@ -1,0 +1,51 @@
+"""Load a trained model for eval/generate/export from a run directory or a checkpoint:
+the checkpoint's own config rebuilds the model, and the tokenizer comes from the run
+directory (copied there at train start) or, failing that, from the data directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from llmtrain.checkpoint.io import find_checkpoint, load_model_weights, read_json
+from llmtrain.config import config_from_dict
+from llmtrain.errors import CheckpointError, LLMTrainError
+from llmtrain.models import build_model
+from llmtrain.tokenizer import Tokenizer, load_tokenizer
+from llmtrain.train.config import RunConfig
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    config: RunConfig
+    tokenizer: Tokenizer | None
+    checkpoint: Path
+    step: int
+
+
+def load_trained(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    ckpt = find_checkpoint(path)
+    raw = read_json(ckpt / "config.json")
+    try:
+        cfg = config_from_dict(RunConfig, raw)
+    except LLMTrainError as e:
+        raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json: {e}") from None
+    model = build_model(cfg.model, device=torch.device(device))
+    load_model_weights(model, ckpt)
+    model.eval()
+    state = read_json(ckpt / "state.json")
+    return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, int(state.get("step", 0)))
+
+
+def _find_tokenizer(ckpt: Path, cfg: RunConfig) -> Tokenizer | None:
+    candidates = [ckpt / "tokenizer", ckpt.parent.parent / "tokenizer"]
+    if cfg.data.path:
+        candidates.append(Path(cfg.data.path) / "tokenizer")
+    for c in candidates:
+        if c.is_dir():
+            return load_tokenizer(c)
+    return None

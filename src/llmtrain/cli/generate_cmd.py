@@ -1,0 +1,45 @@
+"""`llmtrain generate CHECKPOINT_OR_RUN --prompt TEXT`: streams sampled text to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate text from a trained model", description=__doc__)
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN")
+    p.add_argument("--prompt", default="", help="text to continue (empty = start of a document)")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llmtrain.checkpoint.inference import load_trained
+    from llmtrain.errors import CheckpointError
+    from llmtrain.generation import generate_text
+
+    loaded = load_trained(args.checkpoint)
+    if loaded.tokenizer is None:
+        raise CheckpointError(
+            f"no tokenizer found for {loaded.checkpoint}: expected RUN_DIR/tokenizer/ or the "
+            "run's data directory; re-run training or copy DATA_DIR/tokenizer into the run"
+        )
+    for i in range(args.num_samples):
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        sys.stdout.write(args.prompt)
+        seed = None if args.seed is None else args.seed + i
+        for piece in generate_text(loaded.model, loaded.tokenizer, args.prompt,
+                                   max_new_tokens=args.max_new_tokens,
+                                   temperature=args.temperature, top_k=args.top_k,
+                                   top_p=args.top_p, seed=seed):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    return 0

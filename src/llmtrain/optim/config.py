@@ -1,0 +1,30 @@
+"""`OptimConfig`: optimizer hyper-parameters other than the learning rate (which lives in
+`train.lr` with its schedule, since users tune the two together)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from llmtrain.errors import ConfigError
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adamw"] = "adamw"
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    # "auto": fused kernel on CUDA, foreach elsewhere; both give the same update as the loop.
+    implementation: Literal["auto", "fused", "foreach", "loop"] = "auto"
+
+    def validate(self) -> None:
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"optim.{name} must be in [0, 1), got {v}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.eps <= 0:
+            raise ConfigError(f"optim.eps must be > 0, got {self.eps}")

@@ -1,0 +1,51 @@
+"""AdamW with two parameter groups: weight decay on matrices of linear layers only; none on
+norms, biases and embeddings (decaying embeddings or gains toward zero only hurts)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from llmtrain.optim.config import OptimConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Split trainable parameters into decayed (Linear weights) and non-decayed groups.
+
+    Tied parameters appear once (named_parameters de-duplicates shared tensors)."""
+    decay, no_decay = [], []
+    linear_weights = {
+        id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and m.weight is not None
+    }
+    embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_matrix = id(p) in linear_weights and id(p) not in embedding_weights
+        (decay if is_matrix else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """AdamW over `param_groups`; picks the fused CUDA kernel when parameters live on CUDA."""
+    on_cuda = any(p.is_cuda for p in model.parameters())
+    impl = cfg.implementation
+    if impl == "auto":
+        impl = "fused" if on_cuda else "foreach"
+    kwargs: dict = {}
+    if impl == "fused":
+        kwargs["fused"] = True
+    elif impl == "foreach":
+        kwargs["foreach"] = True
+    else:
+        kwargs["foreach"] = False
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+        **kwargs,
+    )

@@ -1,0 +1,125 @@
+"""`BPETokenizer`: byte-level BPE on the Hugging Face `tokenizers` library (GPT-2 style).
+
+`train_bpe(texts, vocab_size)` learns merges from a text iterator with the specials pinned to
+ids 0..3; any text, Chinese and emoji included, round-trips because every byte has a token.
+`BPETokenizer.from_file` also wraps a foreign `tokenizer.json`, finding its special tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from llmtrain.errors import ConfigError, DataError
+from llmtrain.tokenizer.base import META_FILE, SPECIAL_TOKENS
+from llmtrain.utils.io import atomic_write_json
+
+BACKEND_FILE = "tokenizer.json"
+# 256 byte tokens + 4 specials: below this the vocabulary cannot even hold the alphabet.
+MIN_BPE_VOCAB = 256 + len(SPECIAL_TOKENS)
+MAX_BPE_VOCAB = 1 << 22
+
+# Names foreign tokenizers use for each special role, first match wins.
+_SPECIAL_NAMES = {
+    "pad_id": ("<|pad|>", "<pad>", "[PAD]", "<|padding|>"),
+    "unk_id": ("<|unk|>", "<unk>", "[UNK]"),
+    "bos_id": ("<|bos|>", "<s>", "<|begin_of_text|>", "<|startoftext|>", "[CLS]", "<bos>"),
+    "eos_id": ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "[SEP]", "<|im_end|>"),
+}
+
+
+class BPETokenizer:
+    """A `tokenizers.Tokenizer` behind the llmtrain `Tokenizer` protocol."""
+
+    kind = "bpe"
+
+    def __init__(self, backend: HFTokenizer, specials: dict[str, int]) -> None:
+        self.backend = backend
+        self.vocab_size: int = backend.get_vocab_size(with_added_tokens=True)
+        self.pad_id = specials["pad_id"]
+        self.unk_id = specials["unk_id"]
+        self.bos_id = specials["bos_id"]
+        self.eos_id = specials["eos_id"]
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BPETokenizer:
+        """Wrap a `tokenizer.json`; specials it lacks fall back to its end-of-text token."""
+        try:
+            backend = HFTokenizer.from_file(str(path))
+        except Exception as e:  # the Rust side raises plain Exception subclasses
+            raise DataError(f"cannot load tokenizer file {path}: {e}") from None
+        found = {role: _find_token(backend, names) for role, names in _SPECIAL_NAMES.items()}
+        if found["eos_id"] is None:
+            raise DataError(
+                f"tokenizer {path} has no end-of-text token (looked for "
+                f"{', '.join(_SPECIAL_NAMES['eos_id'])}); documents need one as separator"
+            )
+        specials = {role: (i if i is not None else found["eos_id"]) for role, i in found.items()}
+        return cls(backend, specials)
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode many texts on all cores (Rust threads; the GIL is released meanwhile)."""
+        fast = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [e.ids for e in fast(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=True)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(directory / BACKEND_FILE))
+        meta = {
+            "type": self.kind,
+            "vocab_size": self.vocab_size,
+            "backend_file": BACKEND_FILE,
+            "pad_id": self.pad_id,
+            "unk_id": self.unk_id,
+            "bos_id": self.bos_id,
+            "eos_id": self.eos_id,
+        }
+        atomic_write_json(directory / META_FILE, meta)
+
+
+def _find_token(backend: HFTokenizer, names: Sequence[str]) -> int | None:
+    for name in names:
+        i = backend.token_to_id(name)
+        if i is not None:
+            return i
+    return None
+
+
+def check_bpe_vocab_size(vocab_size: int) -> None:
+    """ConfigError unless `MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB`."""
+    if not MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB:
+        raise ConfigError(
+            f"vocab_size = {vocab_size} is out of range for a byte-level BPE tokenizer: it needs "
+            f"at least {MIN_BPE_VOCAB} (256 bytes + 4 special tokens) and at most {MAX_BPE_VOCAB}; "
+            "typical values are 8192 for small corpora up to 50000-100000 for large ones "
+            "(or use --tokenizer char / byte for a tiny vocabulary)"
+        )
+
+
+def train_bpe(texts: Iterator[str] | Iterable[str], vocab_size: int) -> BPETokenizer:
+    """Learn byte-level BPE merges from `texts`, streamed (the iterator is consumed lazily)."""
+    check_bpe_vocab_size(vocab_size)
+    backend = HFTokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),  # added first: ids 0..3 in this order
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(iter(texts), trainer=trainer)
+    ids = [backend.token_to_id(t) for t in SPECIAL_TOKENS]
+    assert ids == [0, 1, 2, 3], f"special tokens landed at {ids}"
+    return BPETokenizer(backend, dict(zip(("pad_id", "unk_id", "bos_id", "eos_id"), ids)))

@@ -1,0 +1,1 @@
+"""Training: `RunConfig` and its loader, presets, precision, and the `Trainer` loop."""

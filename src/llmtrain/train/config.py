@@ -1,0 +1,131 @@
+"""`TrainConfig` (the loop's knobs) and `RunConfig` (every section of a run), plus
+`load_run_config`, which resolves defaults < preset < files < `--set` overrides into one
+validated object. Key names are stable: users and scripts rely on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from llmtrain.config import apply_overrides, config_from_dict, config_to_dict, deep_merge
+from llmtrain.config import load_json_file
+from llmtrain.distributed.config import DistributedConfig
+from llmtrain.errors import ConfigError
+from llmtrain.models.config import ModelConfig
+from llmtrain.optim.config import OptimConfig
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 32  # GLOBAL batch: sequences per optimizer step, whatever the hardware
+    micro_batch_size: int | None = None  # sequences per device per forward; None = batch_size
+    lr: float = 6e-4
+    min_lr: float = 6e-5
+    warmup_steps: int = 100
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    lr_decay_steps: int | None = None  # None = max_steps
+    grad_clip: float = 1.0  # 0 disables clipping
+    eval_every: int = 250
+    eval_tokens: int = 262144  # val tokens per periodic eval (the whole split if smaller)
+    checkpoint_every: int = 1000
+    keep_last: int = 3  # checkpoints kept on disk (0 = keep all)
+    log_every: int = 10
+    seed: int = 1337
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: Literal["auto", "on", "off"] = "auto"
+    threads: int | None = None  # CPU threads for torch; None = all cores
+    objective: Literal["clm"] = "clm"
+    sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
+
+    def validate(self) -> None:
+        positive = ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        micro = self.micro
+        if micro <= 0:
+            raise ConfigError(f"train.micro_batch_size must be positive, got {micro}")
+        if self.batch_size % micro != 0:
+            raise ConfigError(
+                f"train.batch_size ({self.batch_size}) must be a multiple of "
+                f"train.micro_batch_size ({micro}); e.g. set train.micro_batch_size="
+                f"{_largest_divisor_at_most(self.batch_size, micro)}"
+            )
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ConfigError(
+                f"need 0 <= train.min_lr <= train.lr and train.lr > 0; got lr={self.lr}, "
+                f"min_lr={self.min_lr}"
+            )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"train.threads must be positive or null, got {self.threads}")
+
+    @property
+    def micro(self) -> int:
+        return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+
+    def grad_accum(self, world_size: int = 1) -> int:
+        """Micro-batches per optimizer step on each rank: batch / (micro × world)."""
+        per_step = self.micro * world_size
+        if self.batch_size % per_step != 0:
+            raise ConfigError(
+                f"train.batch_size ({self.batch_size}) is not divisible by "
+                f"train.micro_batch_size ({self.micro}) x world size ({world_size}); "
+                "pick a global batch that is a multiple of their product"
+            )
+        return self.batch_size // per_step
+
+
+def _largest_divisor_at_most(n: int, k: int) -> int:
+    return max(d for d in range(1, min(n, k) + 1) if n % d == 0)
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # the prepared DATA_DIR (set by --data)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    def validate(self) -> None:
+        lr_decay = self.train.lr_decay_steps
+        if lr_decay is not None and lr_decay < self.train.warmup_steps:
+            raise ConfigError(
+                f"train.lr_decay_steps ({lr_decay}) must be >= train.warmup_steps "
+                f"({self.train.warmup_steps})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+def load_run_config(
+    files: list[str | Path] = (),  # type: ignore[assignment]
+    preset: str | None = None,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Resolve a run config: defaults < `base` < preset < each file in order < overrides."""
+    from llmtrain.train.presets import get_run_preset
+
+    data: dict[str, Any] = dict(base or {})
+    if preset:
+        data = deep_merge(data, get_run_preset(preset))
+    for f in files:
+        data = deep_merge(data, load_json_file(f))
+    data = apply_overrides(data, list(overrides))
+    data.pop("$schema", None)
+    data.pop("comment", None)
+    return config_from_dict(RunConfig, data)

@@ -1,0 +1,192 @@
+"""`Trainer`: sets up a run (data, model, optimizer, resume) and runs the loop.
+
+`fit()` is the whole loop on one screen; the numerics of one optimizer step live in
+`train_step()`; eval, checkpoint and logging stay visible in `fit()`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmtrain.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from llmtrain.config import config_to_dict
+from llmtrain.data.loader import TokenWindows, TrainBatches
+from llmtrain.data.shards import open_split, read_manifest
+from llmtrain.errors import ConfigError
+from llmtrain.eval.evaluate import evaluate_split
+from llmtrain.models import build_model
+from llmtrain.models.flops import flops_per_token
+from llmtrain.monitor.console import TrainConsole
+from llmtrain.monitor.metrics import MetricsLogger
+from llmtrain.objectives.clm import clm_loss
+from llmtrain.optim import build_optimizer, lr_at
+from llmtrain.train.config import RunConfig
+from llmtrain.train.precision import resolve_precision
+from llmtrain.utils.io import atomic_write_json
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
+                 show_progress: bool = True):
+        self.cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.ckpt_root = self.run_dir / "checkpoints"
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        torch.manual_seed(t.seed)
+        self.prec = resolve_precision(t.precision, t.device, t.compile)
+        self.manifest = read_manifest(cfg.data.path)
+        self._set_vocab_size()
+        seq = cfg.model.block_size
+        self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
+        self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
+        self.batches = TrainBatches(self.train_windows, t.seed)
+        self.accum = t.grad_accum(world_size=1)
+        self.model = build_model(cfg.model, device=self.prec.device)
+        self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)
+        self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
+        self.step_fn = torch.compile(self.model) if self.prec.compile else self.model
+        self.step, self.tokens, self.elapsed = 0, 0, 0.0
+        self.flops_per_token = flops_per_token(cfg.model, seq)
+        self._prepare_run_dir(resume)
+
+    def _set_vocab_size(self) -> None:
+        vocab = int(self.manifest["tokenizer"]["vocab_size"])
+        m = self.cfg.model
+        if m.vocab_size == 0:
+            m.vocab_size = vocab
+        elif m.vocab_size < vocab:
+            raise ConfigError(
+                f"model.vocab_size ({m.vocab_size}) is smaller than the data's tokenizer "
+                f"vocabulary ({vocab}); set model.vocab_size=0 to take it from the data"
+            )
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        latest = latest_checkpoint(self.ckpt_root)
+        if latest is not None and not resume:
+            raise ConfigError(
+                f"run directory {self.run_dir} already holds checkpoints (latest {latest.name}); "
+                "pass --resume to continue it, or choose a new --out"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and latest is not None:
+            state = load_checkpoint(latest, self.model, self.optimizer)
+            self.step, self.tokens = state["step"], state["tokens"]
+            self.elapsed = state["elapsed_sec"]
+        tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
+        if tok_src.is_dir():
+            shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", config_to_dict(self.cfg))
+        resumed = self.step if (resume and latest is not None) else None
+        self.logger = MetricsLogger(self.run_dir / "metrics.jsonl", resume_step=resumed)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
+        t, dev = self.cfg.train, self.prec.device
+        micro = [self.batches.micro_batch(self.step, m, batch_size=t.batch_size,
+                                          micro_size=t.micro) for m in range(self.accum)]
+        n_tokens = sum(int(y.numel()) for _, y in micro)
+        loss_total = torch.zeros((), device=dev)
+        for x, y in micro:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with self.prec.autocast():
+                logits = self.step_fn(x)  # (B, T, V)
+            loss_sum, _ = clm_loss(logits, y)
+            loss = loss_sum / n_tokens
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            loss_total += loss.detach()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        clip = t.grad_clip if t.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": float(loss_total), "grad_norm": float(grad_norm), "tokens": n_tokens}
+
+    def fit(self) -> dict[str, Any]:
+        t = self.cfg.train
+        last_eval: dict[str, float] = {}
+        start, elapsed0 = time.perf_counter(), self.elapsed
+        with TrainConsole(t.max_steps, self.step, enabled=self.show_progress) as console:
+            window_start, window_tokens = time.perf_counter(), 0
+            while self.step < t.max_steps:
+                self._set_lr(lr := self._lr(self.step))
+                out = self.train_step()
+                self.step += 1
+                self.tokens += out["tokens"]
+                window_tokens += out["tokens"]
+                self.elapsed = elapsed0 + time.perf_counter() - start
+                done = self.step == t.max_steps
+                if self.step % t.log_every == 0 or done:
+                    tok_s = window_tokens / (time.perf_counter() - window_start)
+                    rec = self._train_record(out, lr, tok_s)
+                    self.logger.log(rec)
+                    console.update(self.step, rec)
+                    self._check_finite(out["loss"])
+                    window_start, window_tokens = time.perf_counter(), 0
+                paused = time.perf_counter()
+                if self.step % t.eval_every == 0 or done:
+                    last_eval = self.evaluate()
+                    console.print(f"step {self.step}: val loss {last_eval['val_loss']:.4f}, "
+                                  f"ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}")
+                if self.step % t.checkpoint_every == 0 or done:
+                    self.elapsed = elapsed0 + time.perf_counter() - start
+                    console.print(f"step {self.step}: checkpoint saved to {self.save()}")
+                window_start += time.perf_counter() - paused  # eval/checkpoint is not train time
+        self.logger.close()
+        return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **last_eval}
+
+    def _lr(self, step: int) -> float:
+        t = self.cfg.train
+        return lr_at(step, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
+                     decay_steps=t.lr_decay_steps or t.max_steps, schedule=t.lr_schedule)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _train_record(self, out: dict[str, float], lr: float, tok_s: float) -> dict[str, Any]:
+        rec = {"step": self.step, "tokens": self.tokens, "loss": out["loss"],
+               "ppl": math.exp(min(out["loss"], 50.0)), "lr": lr, "grad_norm": out["grad_norm"],
+               "tokens_per_sec": tok_s, "elapsed_sec": self.elapsed,
+               "flops_per_sec": tok_s * self.flops_per_token}
+        if self.prec.device.type == "cuda":
+            rec["max_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        return rec
+
+    def _check_finite(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            from llmtrain.errors import LLMTrainError
+
+            raise LLMTrainError(
+                f"training loss became {loss} at step {self.step}; lower train.lr (now "
+                f"{self.cfg.train.lr}), keep train.grad_clip > 0, or use train.precision=fp32"
+            )
+
+    def evaluate(self) -> dict[str, float]:
+        t = self.cfg.train
+        res = evaluate_split(self.model, self.val_windows, self.manifest["splits"]["val"],
+                             max_tokens=t.eval_tokens, micro_batch_size=t.micro,
+                             device=self.prec.device, autocast=self.prec.autocast)
+        rec = {"step": self.step, "tokens": self.tokens, "val_loss": res["loss"],
+               "val_ppl": res["ppl"], "val_bpb": res["bpb"], "elapsed_sec": self.elapsed}
+        self.logger.log(rec)
+        return rec
+
+    def save(self) -> Path:
+        state = {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed,
+                 "loader_sample": self.step * self.cfg.train.batch_size,
+                 "data": str(self.cfg.data.path),
+                 "tokenizer_sha256": self.manifest["tokenizer"].get("sha256")}
+        return save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state,
+                               config_to_dict(self.cfg), keep_last=self.cfg.train.keep_last)
