@@ -45,10 +45,13 @@ def batch_overrides(args: argparse.Namespace, gpus_present: int) -> list[str]:
     global_batch = micro * accum * wanted
     if wanted > gpus_present:
         where = f"{gpus_present} GPU(s)" if gpus_present else "no GPU"
-        print(f"warning: --num_gpus {wanted} asked for but this machine has {where}; running "
-              f"in 1 process on {'the GPU' if gpus_present else 'the CPU'} and keeping the "
-              f"global batch of {global_batch} sequences by accumulating "
-              f"{global_batch // micro} micro-batches of {micro}", file=sys.stderr)
+        print(
+            f"warning: --num_gpus {wanted} asked for but this machine has {where}; running "
+            f"in 1 process on {'the GPU' if gpus_present else 'the CPU'} and keeping the "
+            f"global batch of {global_batch} sequences by accumulating "
+            f"{global_batch // micro} micro-batches of {micro}",
+            file=sys.stderr,
+        )
     return [f"train.batch_size={global_batch}", f"train.micro_batch_size={micro}"]
 
 

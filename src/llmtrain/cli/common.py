@@ -9,12 +9,26 @@ from llmtrain.errors import ConfigError
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", default=[], metavar="FILE.json",
-                   help="JSON config file(s), merged in order (later wins)")
-    p.add_argument("--preset", metavar="NAME",
-                   help="start from a named preset, e.g. gpt2-tiny, gpt2-mini, llama-tiny")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one key, e.g. --set train.lr=3e-4 --set model.n_layer=6")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE.json",
+        help="JSON config file(s), merged in order (later wins)",
+    )
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="start from a named preset, e.g. gpt2-tiny, gpt2-mini, llama-tiny",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set train.lr=3e-4 --set model.n_layer=6",
+    )
 
 
 def default_threads() -> int:

@@ -18,10 +18,16 @@ DEMO_PRESET = "gpt2-mini"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="prepare → train → eval → generate in one go",
-                       description=__doc__)
-    p.add_argument("--corpus", action="append", default=[], metavar="PATH",
-                   help="your text files/folders (default: builtin:python)")
+    p = sub.add_parser(
+        "demo", help="prepare → train → eval → generate in one go", description=__doc__
+    )
+    p.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="your text files/folders (default: builtin:python)",
+    )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
     p.add_argument("--tokenizer", default="bpe", help="bpe | char | byte")
@@ -34,13 +40,16 @@ def _prepare(args: argparse.Namespace, data_dir: Path) -> dict:
     from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 
     corpus = args.corpus or ["builtin:python"]
-    stamp = {"corpus": [str(Path(c).resolve()) if not c.startswith("builtin:") else c
-                        for c in corpus], "tokenizer": args.tokenizer, "vocab": args.vocab_size}
+    stamp = {
+        "corpus": [str(Path(c).resolve()) if not c.startswith("builtin:") else c for c in corpus],
+        "tokenizer": args.tokenizer,
+        "vocab": args.vocab_size,
+    }
     stamp_file = data_dir / "demo_inputs.json"
-    if (data_dir / "manifest.json").is_file() and stamp_file.is_file():
-        if json.loads(stamp_file.read_text()) == stamp:
-            print(f"[1/4] prepare: reusing {data_dir} (same inputs as last time)")
-            return json.loads((data_dir / "manifest.json").read_text())
+    complete = (data_dir / "manifest.json").is_file() and stamp_file.is_file()
+    if complete and json.loads(stamp_file.read_text()) == stamp:
+        print(f"[1/4] prepare: reusing {data_dir} (same inputs as last time)")
+        return json.loads((data_dir / "manifest.json").read_text())
     print(f"[1/4] prepare: {', '.join(corpus)} → {data_dir}")
     cfg = PrepareConfig(tokenizer=args.tokenizer, vocab_size=args.vocab_size)
     manifest = prepare_corpus(corpus, data_dir, cfg, overwrite=True)
@@ -72,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data_dir, run_dir = out / "data", out / "run"
     _prepare(args, data_dir)
-    cfg = load_run_config([], DEMO_PRESET, [f"data.path={json.dumps(str(data_dir))}",
-                                             *args.overrides])
+    cfg = load_run_config(
+        [], DEMO_PRESET, [f"data.path={json.dumps(str(data_dir))}", *args.overrides]
+    )
     steps = _steps_for_budget(cfg, data_dir, args.minutes)
     cfg.train.max_steps = steps
     cfg.train.eval_every = cfg.train.checkpoint_every = max(1, steps // 4)
@@ -83,16 +93,29 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)  # the demo's own previous run
     trainer = Trainer(cfg, run_dir)
     n_params = sum(p.numel() for p in trainer.model.parameters())
-    print(f"[2/4] train: {DEMO_PRESET}, {n_params / 1e6:.2f}M parameters, {steps} steps "
-          f"(~{args.minutes:g} min), {trainer.prec.name} on {trainer.prec.device}")
+    print(
+        f"[2/4] train: {DEMO_PRESET}, {n_params / 1e6:.2f}M parameters, {steps} steps "
+        f"(~{args.minutes:g} min), {trainer.prec.name} on {trainer.prec.device}"
+    )
     result = trainer.fit()
-    print(f"[3/4] eval: val loss {result['val_loss']:.4f}, perplexity {result['val_ppl']:.2f}, "
-          f"{result['val_bpb']:.3f} bits per byte")
+    print(
+        f"[3/4] eval: val loss {result['val_loss']:.4f}, perplexity {result['val_ppl']:.2f}, "
+        f"{result['val_bpb']:.3f} bits per byte"
+    )
     loaded = load_trained(run_dir)
     print("[4/4] generate:")
     for i, prompt in enumerate(_prompts(args)):
-        text = "".join(generate_text(loaded.model, loaded.tokenizer, prompt, max_new_tokens=120,
-                                     temperature=0.8, top_k=50, seed=i))
+        text = "".join(
+            generate_text(
+                loaded.model,
+                loaded.tokenizer,
+                prompt,
+                max_new_tokens=120,
+                temperature=0.8,
+                top_k=50,
+                seed=i,
+            )
+        )
         print(f"--- prompt {prompt!r}\n{prompt}{text}\n")
     _summary(data_dir, run_dir, loaded.checkpoint)
     return 0

@@ -38,9 +38,15 @@ def collect() -> dict:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             prop = torch.cuda.get_device_properties(i)
-            gpus.append({"index": i, "name": prop.name, "memory_gb": round(prop.total_memory / 2**30, 1),
-                         "capability": f"{prop.major}.{prop.minor}",
-                         "bf16": torch.cuda.is_bf16_supported()})
+            gpus.append(
+                {
+                    "index": i,
+                    "name": prop.name,
+                    "memory_gb": round(prop.total_memory / 2**30, 1),
+                    "capability": f"{prop.major}.{prop.minor}",
+                    "bf16": torch.cuda.is_bf16_supported(),
+                }
+            )
     return {
         "llmtrain": __version__,
         "python": sys.version.split()[0],
@@ -78,13 +84,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"llmtrain {info['llmtrain']}  python {info['python']}  {info['platform']}")
-    print(f"torch {info['torch']}  threads {info['torch_threads']}/{info['cpu_count']} cores  "
-          f"CPU native bf16: {'yes' if info['cpu_native_bf16'] else 'no'}")
+    print(
+        f"torch {info['torch']}  threads {info['torch_threads']}/{info['cpu_count']} cores  "
+        f"CPU native bf16: {'yes' if info['cpu_native_bf16'] else 'no'}"
+    )
     if info["cuda_available"]:
         print(f"CUDA {info['cuda_version']}")
         for g in info["gpus"]:
-            print(f"  GPU {g['index']}: {g['name']}, {g['memory_gb']} GiB, sm {g['capability']}, "
-                  f"bf16 {'yes' if g['bf16'] else 'no'}")
+            print(
+                f"  GPU {g['index']}: {g['name']}, {g['memory_gb']} GiB, sm {g['capability']}, "
+                f"bf16 {'yes' if g['bf16'] else 'no'}"
+            )
     else:
         print("CUDA: not available (training runs on the CPU)")
     print("distributed backends: " + (", ".join(info["distributed_backends"]) or "none"))

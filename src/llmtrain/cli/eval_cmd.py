@@ -8,7 +8,9 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a prepared split", description=__doc__)
+    p = sub.add_parser(
+        "eval", help="evaluate a checkpoint on a prepared split", description=__doc__
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN")
     p.add_argument("--data", help="DATA_DIR (default: the one the run was trained on)")
     p.add_argument("--split", default="val", choices=["val", "train"])
@@ -37,9 +39,24 @@ def run(args: argparse.Namespace) -> int:
     prec = resolve_precision("fp32", "auto", "off")
     loaded.model.to(prec.device)
     windows = TokenWindows(open_split(data, args.split), loaded.config.model.block_size, args.split)
-    res = evaluate_split(loaded.model, windows, manifest["splits"][args.split],
-                         max_tokens=args.max_tokens or 1 << 62, micro_batch_size=args.batch_size,
-                         device=prec.device)
-    print(json.dumps({"checkpoint": str(loaded.checkpoint), "step": loaded.step, "data": str(data),
-                      "split": args.split, **res}, indent=2))
+    res = evaluate_split(
+        loaded.model,
+        windows,
+        manifest["splits"][args.split],
+        max_tokens=args.max_tokens or 1 << 62,
+        micro_batch_size=args.batch_size,
+        device=prec.device,
+    )
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(loaded.checkpoint),
+                "step": loaded.step,
+                "data": str(data),
+                "split": args.split,
+                **res,
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -35,10 +35,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"--- sample {i + 1} ---")
         sys.stdout.write(args.prompt)
         seed = None if args.seed is None else args.seed + i
-        for piece in generate_text(loaded.model, loaded.tokenizer, args.prompt,
-                                   max_new_tokens=args.max_new_tokens,
-                                   temperature=args.temperature, top_k=args.top_k,
-                                   top_p=args.top_p, seed=seed):
+        for piece in generate_text(
+            loaded.model,
+            loaded.tokenizer,
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=seed,
+        ):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")

@@ -33,7 +33,9 @@ class TrainConsole:
             disable=not enabled,
             transient=False,
         )
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, info="")
+        self.task = self.progress.add_task(
+            "train", total=total_steps, completed=start_step, info=""
+        )
 
     def __enter__(self) -> TrainConsole:
         self.progress.start()

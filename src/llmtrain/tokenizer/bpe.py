@@ -106,7 +106,9 @@ def check_bpe_vocab_size(vocab_size: int) -> None:
         )
 
 
-def train_bpe(texts: Iterator[str] | Iterable[str], vocab_size: int) -> BPETokenizer:
+def train_bpe(
+    texts: Iterator[str] | Iterable[str], vocab_size: int, *, show_progress: bool = False
+) -> BPETokenizer:
     """Learn byte-level BPE merges from `texts`, streamed (the iterator is consumed lazily)."""
     check_bpe_vocab_size(vocab_size)
     backend = HFTokenizer(models.BPE())
@@ -117,7 +119,7 @@ def train_bpe(texts: Iterator[str] | Iterable[str], vocab_size: int) -> BPEToken
         min_frequency=2,
         special_tokens=list(SPECIAL_TOKENS),  # added first: ids 0..3 in this order
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=show_progress,
     )
     backend.train_from_iterator(iter(texts), trainer=trainer)
     ids = [backend.token_to_id(t) for t in SPECIAL_TOKENS]

@@ -38,7 +38,9 @@ class CharTokenizer:
         self.chars = chars
         self._cps = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
         # id -> code point, specials decode to nothing except UNK which shows as U+FFFD
-        self._id_to_cp = np.concatenate([np.array([_REPLACEMENT] * N_SPECIAL, np.uint32), self._cps])
+        self._id_to_cp = np.concatenate(
+            [np.array([_REPLACEMENT] * N_SPECIAL, np.uint32), self._cps]
+        )
         self.vocab_size = N_SPECIAL + len(chars)
 
     @classmethod

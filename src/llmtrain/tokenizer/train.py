@@ -40,14 +40,15 @@ def train_tokenizer(
     vocab_size: int,
     *,
     max_bytes: int | None = DEFAULT_TRAIN_BYTES,
+    show_progress: bool = False,
 ) -> Tokenizer:
     """Train a `kind` tokenizer ("bpe" | "char" | "byte") on at most `max_bytes` of `texts`.
 
     `vocab_size` is the target for BPE; char and byte vocabularies follow from the data / the
-    256 bytes and ignore it.
+    256 bytes and ignore it. `show_progress` lets the BPE trainer draw its own bars.
     """
     if kind == "bpe":
-        return train_bpe(cap_bytes(texts, max_bytes), vocab_size)
+        return train_bpe(cap_bytes(texts, max_bytes), vocab_size, show_progress=show_progress)
     if kind == "char":
         return CharTokenizer.train(cap_bytes(texts, max_bytes))
     if kind == "byte":

@@ -8,8 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from llmtrain.config import apply_overrides, config_from_dict, config_to_dict, deep_merge
-from llmtrain.config import load_json_file
+from llmtrain.config import (
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    deep_merge,
+    load_json_file,
+)
 from llmtrain.distributed.config import DistributedConfig
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig

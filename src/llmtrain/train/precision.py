@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -19,7 +20,7 @@ from llmtrain.errors import ConfigError
 def cpu_has_native_bf16() -> bool:
     """True when the CPU multiplies bf16 natively (AVX512_BF16 or AMX)."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
@@ -64,7 +65,9 @@ def resolve_precision(precision: str, device_name: str, compile_mode: str) -> Pr
         dtype = torch.bfloat16
     elif precision == "fp16":
         if not cuda:
-            raise ConfigError("train.precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'fp32'")
+            raise ConfigError(
+                "train.precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'fp32'"
+            )
         dtype = torch.float16
     else:
         dtype = None

@@ -32,8 +32,9 @@ from llmtrain.utils.io import atomic_write_json
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-                 show_progress: bool = True):
+    def __init__(
+        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True
+    ):
         self.cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
         self.ckpt_root = self.run_dir / "checkpoints"
         t = cfg.train
@@ -89,8 +90,10 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         t, dev = self.cfg.train, self.prec.device
-        micro = [self.batches.micro_batch(self.step, m, batch_size=t.batch_size,
-                                          micro_size=t.micro) for m in range(self.accum)]
+        micro = [
+            self.batches.micro_batch(self.step, m, batch_size=t.batch_size, micro_size=t.micro)
+            for m in range(self.accum)
+        ]
         n_tokens = sum(int(y.numel()) for _, y in micro)
         loss_total = torch.zeros((), device=dev)
         for x, y in micro:
@@ -137,8 +140,10 @@ class Trainer:
                 paused = time.perf_counter()
                 if self.step % t.eval_every == 0 or done:
                     last_eval = self.evaluate()
-                    console.print(f"step {self.step}: val loss {last_eval['val_loss']:.4f}, "
-                                  f"ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}")
+                    console.print(
+                        f"step {self.step}: val loss {last_eval['val_loss']:.4f}, "
+                        f"ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
+                    )
                 if self.step % t.checkpoint_every == 0 or done:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
@@ -148,18 +153,31 @@ class Trainer:
 
     def _lr(self, step: int) -> float:
         t = self.cfg.train
-        return lr_at(step, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
-                     decay_steps=t.lr_decay_steps or t.max_steps, schedule=t.lr_schedule)
+        return lr_at(
+            step,
+            lr=t.lr,
+            min_lr=t.min_lr,
+            warmup_steps=t.warmup_steps,
+            decay_steps=t.lr_decay_steps or t.max_steps,
+            schedule=t.lr_schedule,
+        )
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     def _train_record(self, out: dict[str, float], lr: float, tok_s: float) -> dict[str, Any]:
-        rec = {"step": self.step, "tokens": self.tokens, "loss": out["loss"],
-               "ppl": math.exp(min(out["loss"], 50.0)), "lr": lr, "grad_norm": out["grad_norm"],
-               "tokens_per_sec": tok_s, "elapsed_sec": self.elapsed,
-               "flops_per_sec": tok_s * self.flops_per_token}
+        rec = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "loss": out["loss"],
+            "ppl": math.exp(min(out["loss"], 50.0)),
+            "lr": lr,
+            "grad_norm": out["grad_norm"],
+            "tokens_per_sec": tok_s,
+            "elapsed_sec": self.elapsed,
+            "flops_per_sec": tok_s * self.flops_per_token,
+        }
         if self.prec.device.type == "cuda":
             rec["max_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         return rec
@@ -175,18 +193,41 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         t = self.cfg.train
-        res = evaluate_split(self.model, self.val_windows, self.manifest["splits"]["val"],
-                             max_tokens=t.eval_tokens, micro_batch_size=t.micro,
-                             device=self.prec.device, autocast=self.prec.autocast)
-        rec = {"step": self.step, "tokens": self.tokens, "val_loss": res["loss"],
-               "val_ppl": res["ppl"], "val_bpb": res["bpb"], "elapsed_sec": self.elapsed}
+        res = evaluate_split(
+            self.model,
+            self.val_windows,
+            self.manifest["splits"]["val"],
+            max_tokens=t.eval_tokens,
+            micro_batch_size=t.micro,
+            device=self.prec.device,
+            autocast=self.prec.autocast,
+        )
+        rec = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "val_loss": res["loss"],
+            "val_ppl": res["ppl"],
+            "val_bpb": res["bpb"],
+            "elapsed_sec": self.elapsed,
+        }
         self.logger.log(rec)
         return rec
 
     def save(self) -> Path:
-        state = {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed,
-                 "loader_sample": self.step * self.cfg.train.batch_size,
-                 "data": str(self.cfg.data.path),
-                 "tokenizer_sha256": self.manifest["tokenizer"].get("sha256")}
-        return save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state,
-                               config_to_dict(self.cfg), keep_last=self.cfg.train.keep_last)
+        state = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "elapsed_sec": self.elapsed,
+            "loader_sample": self.step * self.cfg.train.batch_size,
+            "data": str(self.cfg.data.path),
+            "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
+        }
+        return save_checkpoint(
+            self.ckpt_root,
+            self.step,
+            self.model,
+            self.optimizer,
+            state,
+            config_to_dict(self.cfg),
+            keep_last=self.cfg.train.keep_last,
+        )

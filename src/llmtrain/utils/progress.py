@@ -24,7 +24,9 @@ from rich.text import Text
 def _human(value: float, unit: str) -> str:
     """1536, "B" -> "1.5 KiB"; 12345, "tok" -> "12.3k tok"."""
     binary = unit == "B"
-    base, prefixes = (1024.0, ("", "Ki", "Mi", "Gi", "Ti")) if binary else (1000.0, ("", "k", "M", "G"))
+    base, prefixes = (
+        (1024.0, ("", "Ki", "Mi", "Gi", "Ti")) if binary else (1000.0, ("", "k", "M", "G"))
+    )
     i = 0
     while abs(value) >= base and i < len(prefixes) - 1:
         value /= base
@@ -41,7 +43,9 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{_human(speed, self.unit)}/s", style="progress.data.speed")
+        return Text(
+            "" if speed is None else f"{_human(speed, self.unit)}/s", style="progress.data.speed"
+        )
 
 
 class _CountColumn(ProgressColumn):
@@ -66,7 +70,7 @@ class ProgressBar:
         count = MofNCompleteColumn() if unit == "it" else _CountColumn(unit)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             TaskProgressColumn(),
             count,
             _RateColumn(unit),

@@ -30,7 +30,9 @@ def test_save_load_round_trip_and_retention(tmp_path):
     assert state["step"] == 3
     assert torch.equal(m2[0].weight, m[0].weight)
     assert m2[1].weight.data_ptr() == m2[0].weight.data_ptr()
-    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+    )
 
 
 def test_rng_state_restored(tmp_path):

@@ -73,7 +73,10 @@ def test_run_config_precedence(tmp_path):
     "override, fragment",
     [
         ("model.n_embd=130", "model.n_embd (130) must be divisible by model.n_head"),
-        ("train.batch_size=10", "train.batch_size (10) must be a multiple of train.micro_batch_size"),
+        (
+            "train.batch_size=10",
+            "train.batch_size (10) must be a multiple of train.micro_batch_size",
+        ),
         ("train.min_lr=1", "min_lr <= train.lr"),
         ("train.nope=1", "unknown config key 'train.nope'"),
         ("model.norm=batchnorm", "choose one of 'layernorm', 'rmsnorm'"),
@@ -109,5 +112,11 @@ def test_shipped_configs_load():
     assert len(files) >= 5
     for f in files:
         load_run_config([f])
-    load_run_config([root / "model_config.json", root / "training_config.json",
-                     root / "optimizer_config.json", root / "distributed_config.json"])
+    load_run_config(
+        [
+            root / "model_config.json",
+            root / "training_config.json",
+            root / "optimizer_config.json",
+            root / "distributed_config.json",
+        ]
+    )

@@ -46,8 +46,11 @@ def test_ranks_and_micro_batches_tile_the_global_batch():
     w = make_windows()
     b = TrainBatches(w, seed=0)
     full, _ = b.samples(3 * 8, 8)
-    parts = [b.micro_batch(3, m, batch_size=8, micro_size=2, rank=r, world_size=2)[0]
-             for m in range(2) for r in range(2)]
+    parts = [
+        b.micro_batch(3, m, batch_size=8, micro_size=2, rank=r, world_size=2)[0]
+        for m in range(2)
+        for r in range(2)
+    ]
     assert torch.equal(torch.cat(parts), full)
 
 

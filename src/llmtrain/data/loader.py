@@ -1,0 +1,110 @@
+"""Deterministic, resumable, rank-aware batches of token windows for training and eval.
+
+A split's shards are cut into windows of `seq_len + 1` tokens (inputs and shifted targets).
+Each epoch draws a fresh random start offset and a permutation of the windows from
+(seed, epoch), so every token is seen once per epoch in a new order and alignment. The
+global sample stream is a pure function of (seed, sample index): the optimizer step `s` uses
+samples [s·B, (s+1)·B), and micro-batch m of rank r takes the slice (m·W + r)·M … + M. So the
+loader's whole state is one integer, resume is exact, and a run on 1 or N ranks sees the
+same global batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from llmtrain.errors import DataError
+
+
+class TokenWindows:
+    """All windows of `seq_len + 1` tokens at stride `seq_len` starting at `offset`."""
+
+    def __init__(self, shards: Sequence[np.ndarray], seq_len: int, split: str = "train"):
+        self.shards = list(shards)
+        self.seq_len = seq_len
+        total = sum(len(s) for s in self.shards)
+        # Windows counted for the worst offset (seq_len - 1) so the count is offset-independent.
+        self.per_shard = [max(0, (len(s) - seq_len) // seq_len) for s in self.shards]
+        self.cum = np.cumsum([0, *self.per_shard])
+        if self.cum[-1] == 0:
+            raise DataError(
+                f"the {split} split has {total} tokens, fewer than one window of "
+                f"model.block_size + 1 = {seq_len + 1} (+ offset slack); lower model.block_size "
+                "or give `llmtrain prepare` more text (or a larger --val-fraction for val)"
+            )
+
+    def __len__(self) -> int:
+        return int(self.cum[-1])
+
+    def window(self, i: int, offset: int = 0) -> np.ndarray:
+        shard = int(np.searchsorted(self.cum, i, side="right") - 1)
+        start = offset + (i - int(self.cum[shard])) * self.seq_len
+        return self.shards[shard][start : start + self.seq_len + 1]
+
+    def batch(self, indices: Sequence[int], offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.stack([self.window(int(i), offset) for i in indices]).astype(np.int64)
+        t = torch.from_numpy(rows)  # (B, T+1)
+        return t[:, :-1], t[:, 1:]  # inputs (B, T), targets (B, T)
+
+
+class TrainBatches:
+    """The global sample stream over a TokenWindows, addressed by sample index."""
+
+    def __init__(self, windows: TokenWindows, seed: int):
+        self.windows = windows
+        self.seed = seed
+        self._epoch = -1
+        self._perm: np.ndarray | None = None
+        self._offset = 0
+
+    def _epoch_state(self, epoch: int) -> tuple[np.ndarray, int]:
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perm = rng.permutation(len(self.windows))
+            self._offset = int(rng.integers(0, self.windows.seq_len))
+            self._epoch = epoch
+        assert self._perm is not None
+        return self._perm, self._offset
+
+    def samples(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets for global samples [start, start + count)."""
+        n = len(self.windows)
+        xs, ys = [], []
+        k = start
+        while k < start + count:
+            epoch, pos = divmod(k, n)
+            perm, offset = self._epoch_state(epoch)
+            take = min(start + count - k, n - pos)
+            x, y = self.windows.batch(perm[pos : pos + take], offset)
+            xs.append(x)
+            ys.append(y)
+            k += take
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        return torch.cat(xs), torch.cat(ys)
+
+    def micro_batch(
+        self,
+        step: int,
+        micro: int,
+        *,
+        batch_size: int,
+        micro_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Micro-batch `micro` of optimizer step `step` for `rank`."""
+        start = step * batch_size + (micro * world_size + rank) * micro_size
+        return self.samples(start, micro_size)
+
+
+def eval_windows(windows: TokenWindows, max_tokens: int) -> list[int]:
+    """Fixed, evenly spaced window indices covering at most `max_tokens` (all when it fits)."""
+    n = len(windows)
+    want = max(1, max_tokens // windows.seq_len)
+    if want >= n:
+        return list(range(n))
+    return np.linspace(0, n - 1, want).round().astype(int).tolist()

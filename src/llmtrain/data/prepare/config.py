@@ -1,0 +1,65 @@
+"""`PrepareConfig`: every knob of `llmtrain prepare`, validated with errors that name the fix.
+
+`tokenizer` is "bpe" | "char" | "byte" (trained on the train split) or the path of a saved
+tokenizer directory / Hugging Face tokenizer.json (used as is).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmtrain.errors import ConfigError
+from llmtrain.tokenizer.bpe import check_bpe_vocab_size
+from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass
+class PrepareConfig:
+    tokenizer: str = "bpe"  # bpe | char | byte | path to a saved tokenizer
+    vocab_size: int = 8192  # BPE target; char/byte derive theirs
+    val_fraction: float = 0.1  # nanoGPT's 90/10
+    workers: int = field(default_factory=_cpu_count)  # threads for BPE encoding
+    text_field: str = "text"  # JSONL field holding the text, dotted for nested ("a.b")
+    seed: int = 1337  # seeds the document split
+    shard_tokens: int = 100_000_000  # start a new shard past this many tokens
+    min_chars: int = 1  # drop documents shorter than this (after normalisation)
+    skip_bad_files: bool = False  # skip (and report) undecodable files and bad JSONL lines
+    overwrite: bool = False  # replace a complete DATA_DIR
+    tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
+
+    @property
+    def trains_tokenizer(self) -> bool:
+        return self.tokenizer in TOKENIZER_KINDS
+
+    def validate(self) -> None:
+        if not self.trains_tokenizer and not Path(self.tokenizer).exists():
+            raise ConfigError(
+                f"tokenizer = {self.tokenizer!r} is neither a kind ({', '.join(TOKENIZER_KINDS)}) "
+                "nor an existing tokenizer directory / tokenizer.json path"
+            )
+        if self.tokenizer == "bpe":
+            check_bpe_vocab_size(self.vocab_size)
+        if not 0.0 < self.val_fraction <= 0.5:
+            raise ConfigError(
+                f"val_fraction = {self.val_fraction} must be in (0, 0.5]; 0.1 keeps 10% for "
+                "validation (nanoGPT's 90/10), 0.01-0.05 suits large corpora"
+            )
+        self._check_positive("workers", self.workers, "the number of CPU cores")
+        self._check_positive("shard_tokens", self.shard_tokens, "e.g. 100000000")
+        self._check_positive("min_chars", self.min_chars, "1 keeps every non-empty document")
+        self._check_positive("tokenizer_train_bytes", self.tokenizer_train_bytes, "e.g. 268435456")
+        if not self.text_field or any(not p for p in self.text_field.split(".")):
+            raise ConfigError(
+                f"text_field = {self.text_field!r} is empty or malformed (e.g. 'text')"
+            )
+
+    @staticmethod
+    def _check_positive(name: str, value: int, hint: str) -> None:
+        if value < 1:
+            raise ConfigError(f"{name} = {value} must be at least 1 ({hint})")

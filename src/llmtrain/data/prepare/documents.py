@@ -1,0 +1,83 @@
+"""`Document` (text + id + source + metadata) and `Step`, the base of every pipeline step.
+
+A step is a named filter/mapper over a stream of documents that counts what it saw, kept and
+removed (by reason), in the spirit of datatrove's pipeline blocks. `Problems` decides whether
+a bad input file or line stops the run (default) or is skipped and recorded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmtrain.errors import DataError
+
+MAX_RECORDED_PROBLEMS = 200
+
+
+@dataclass
+class Document:
+    """One unit of text: a whole .txt file, one JSONL record, one stdlib module."""
+
+    text: str
+    id: str
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Step:
+    """Base step: subclasses set `name` and implement `process` (return None to drop)."""
+
+    name = "step"
+
+    def __init__(self) -> None:
+        self.stats: Counter[str] = Counter()
+
+    def process(self, doc: Document) -> Document | None:
+        raise NotImplementedError
+
+    def drop(self, reason: str) -> None:
+        """Count one removed document under `removed_<reason>`; `process` then returns None."""
+        self.stats[f"removed_{reason}"] += 1
+
+    def __call__(self, docs: Iterable[Document]) -> Iterator[Document]:
+        for doc in docs:
+            self.stats["documents_in"] += 1
+            out = self.process(doc)
+            if out is not None:
+                self.stats["documents_out"] += 1
+                yield out
+
+    def report(self) -> dict[str, int]:
+        return dict(sorted(self.stats.items()))
+
+
+class Problems:
+    """Bad files and lines: raise a DataError with the fix, or (skip_bad=True) record and go on."""
+
+    def __init__(self, skip_bad: bool) -> None:
+        self.skip_bad = skip_bad
+        self.counts: Counter[str] = Counter()
+        self.items: list[dict[str, Any]] = []
+
+    def bad(self, where: str, kind: str, detail: str, fix: str) -> None:
+        """Report a bad input at `where` (path or path:line) of category `kind`."""
+        if not self.skip_bad:
+            raise DataError(
+                f"{where}: {detail}. {fix}, or pass --skip-bad-files to skip such inputs "
+                "and list them in report.json"
+            )
+        self.counts[kind] += 1
+        if len(self.items) < MAX_RECORDED_PROBLEMS:
+            self.items.append({"where": where, "kind": kind, "detail": detail})
+
+    def report(self) -> dict[str, Any]:
+        shown = len(self.items)
+        total = sum(self.counts.values())
+        return {
+            "counts": dict(sorted(self.counts.items())),
+            "items": self.items,
+            "items_truncated": total > shown,
+        }

@@ -1,0 +1,325 @@
+"""`prepare_corpus(inputs, out_dir, cfg)`: raw text → tokenizer + token shards + manifest.
+
+Pass 1 streams read → normalise → min_length → exact_dedup into a temporary spool; the split
+is decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
+packs the spool into shards. `report.json` and then `manifest.json` are written last, so a
+crash never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmtrain import __version__
+from llmtrain.data.prepare.config import PrepareConfig
+from llmtrain.data.prepare.dedup import ExactDedup
+from llmtrain.data.prepare.documents import Problems, Step
+from llmtrain.data.prepare.normalise import MinLength, Normalise
+from llmtrain.data.prepare.pack import Packer, encoding_pieces
+from llmtrain.data.prepare.readers import InputPlan, Reader, plan_inputs
+from llmtrain.data.prepare.split import assign_val, contiguous_cut, split_score
+from llmtrain.data.prepare.spool import SpoolWriter, read_spool
+from llmtrain.data.prepare.summary import print_summary
+from llmtrain.data.shards import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    SPLITS,
+    TOKENIZER_DIR,
+    ShardWriter,
+    shard_dtype,
+)
+from llmtrain.errors import DataError
+from llmtrain.tokenizer import Tokenizer, load_tokenizer, tokenizer_sha256, train_tokenizer
+from llmtrain.utils.io import atomic_write_json
+from llmtrain.utils.progress import progress
+
+SPOOL_FILE = ".prepare_spool.tmp"
+_OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE)
+
+
+@dataclass
+class CleanResult:
+    """What pass 1 left: the spool, one split score per kept document, and step counts."""
+
+    spool: Path
+    scores: np.ndarray
+    steps: list[Any]
+    problems: Problems
+    plan: InputPlan
+
+
+@dataclass
+class SplitPlan:
+    method: str  # "contiguous" | "document"
+    is_val: np.ndarray | None  # per document (document method)
+    cut: int | None  # character index where val starts (contiguous method)
+
+
+def prepare_output_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a complete DATA_DIR unless `overwrite`; remove stale outputs (manifest first)."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a directory; choose a directory path")
+    manifest = out / MANIFEST_FILE
+    if manifest.exists() and not overwrite:
+        raise DataError(
+            f"{out} already holds prepared data ({MANIFEST_FILE} exists); pass --overwrite to "
+            "replace it, or choose another --out directory"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.unlink(missing_ok=True)  # from here on the directory no longer looks complete
+    for name in _OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult:
+    """Pass 1: read → normalise → min_length → exact_dedup, spooling the survivors."""
+    problems = Problems(cfg.skip_bad_files)
+    scores = array("Q")
+    with progress(total=plan.total_bytes, desc="read + clean", unit="B") as bar:
+        reader = Reader(plan, cfg.text_field, problems, on_bytes=bar.advance)
+        steps: list[Step] = [Normalise(), MinLength(cfg.min_chars), ExactDedup()]
+        docs: Iterator = iter(reader)
+        for step in steps:
+            docs = step(docs)
+        with SpoolWriter(spool) as writer:
+            for doc in docs:
+                score = split_score(doc.text, cfg.seed)
+                writer.write(score, doc.text)
+                scores.append(score)
+    result = CleanResult(
+        spool, np.frombuffer(scores, dtype=np.uint64), [reader, *steps], problems, plan
+    )
+    if not len(scores):
+        raise DataError(_empty_corpus_message(result))
+    return result
+
+
+def _empty_corpus_message(clean: CleanResult) -> str:
+    counts = {step.name: dict(step.stats) for step in clean.steps}
+    read = counts["read"]
+    removed = [
+        f"{n} {key.removeprefix('removed_')}"
+        for c in counts.values()
+        for key, n in c.items()
+        if key.startswith("removed_")
+    ]
+    bad = sum(clean.problems.counts.values())
+    return (
+        f"the corpus is empty: nothing is left after reading and cleaning "
+        f"({read.get('files_read', 0)} files and {read.get('documents_read', 0)} documents read"
+        + (f"; removed: {', '.join(removed)}" if removed else "")
+        + (f"; {bad} bad inputs skipped" if bad else "")
+        + (
+            f"; unsupported files ignored: {dict(clean.plan.unsupported)}"
+            if clean.plan.unsupported
+            else ""
+        )
+        + "). Check the input paths, --text-field and --min-chars"
+    )
+
+
+def _plan_split(clean: CleanResult, cfg: PrepareConfig) -> SplitPlan:
+    if len(clean.scores) > 1:
+        return SplitPlan("document", assign_val(clean.scores, cfg.val_fraction), None)
+    _, text = next(read_spool(clean.spool))
+    if len(text) < 2:
+        raise DataError(
+            f"the corpus is one document of {len(text)} character(s): too small to split into "
+            "train and val; add more text"
+        )
+    return SplitPlan(
+        "contiguous", None, min(max(contiguous_cut(text, cfg.val_fraction), 1), len(text) - 1)
+    )
+
+
+def _split_texts(clean: CleanResult, split: SplitPlan) -> Iterator[tuple[str, str]]:
+    """(split, text) for every spooled document, single-document corpora cut in two."""
+    for i, (_, text) in enumerate(read_spool(clean.spool)):
+        if split.method == "contiguous":
+            yield "train", text[: split.cut]
+            yield "val", text[split.cut :]
+        else:
+            yield ("val" if split.is_val[i] else "train"), text
+
+
+def _get_tokenizer(
+    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, show_progress: bool
+) -> Tokenizer:
+    if not cfg.trains_tokenizer:
+        return load_tokenizer(cfg.tokenizer)
+    train_texts = (
+        piece
+        for name, text in _split_texts(clean, split)
+        if name == "train"
+        for piece in encoding_pieces(text)
+    )
+    return train_tokenizer(
+        cfg.tokenizer,
+        train_texts,
+        cfg.vocab_size,
+        max_bytes=cfg.tokenizer_train_bytes,
+        show_progress=show_progress,
+    )
+
+
+def _pack_pass(
+    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, tok: Tokenizer, out: Path
+) -> dict[str, dict]:
+    """Pass 2: encode every document and write the train and val shards."""
+    dtype = shard_dtype(tok.vocab_size)
+    writers = {s: ShardWriter(out, s, dtype, cfg.shard_tokens, tok.eos_id) for s in SPLITS}
+    total = clean.spool.stat().st_size - 16 * len(clean.scores)  # minus record headers
+    with progress(total=total, desc="tokenize + pack", unit="B") as bar:
+        packer = Packer(tok, writers, on_bytes=bar.advance)
+        packer.add_all(_split_texts(clean, split))
+        return packer.close()
+
+
+def _use_workers(workers: int) -> None:
+    """Size the Rust (rayon) thread pool that BPE training and encode_batch use.
+
+    It reads RAYON_NUM_THREADS once, when first used; a value the user set wins.
+    """
+    if workers != (os.cpu_count() or 1):
+        os.environ.setdefault("RAYON_NUM_THREADS", str(workers))
+
+
+def _split_report(counts: dict[str, Any]) -> dict[str, Any]:
+    content_tokens = counts["tokens"] - counts["documents"]  # without the EOS separators
+    return {
+        **{k: v for k, v in counts.items() if k != "shards"},
+        "shards": len(counts["shards"]),
+        "bytes_per_token": round(counts["bytes"] / max(content_tokens, 1), 4),
+        "chars_per_token": round(counts["chars"] / max(content_tokens, 1), 4),
+    }
+
+
+def _build_report(
+    inputs: list[str | Path], cfg: PrepareConfig, clean: CleanResult, split: SplitPlan,
+    tok: Tokenizer, splits: dict[str, dict], timings: dict[str, float],
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "inputs": [str(i) for i in inputs],
+        "config": dataclasses.asdict(cfg),
+        "steps": [{"name": step.name, **dict(sorted(step.stats.items()))} for step in clean.steps],
+        "bad_inputs": clean.problems.report(),
+        "unsupported_files_ignored": dict(sorted(clean.plan.unsupported.items())),
+        "documents_kept": int(len(clean.scores)),
+        "split": {"method": split.method, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
+        "tokenizer": {
+            "type": tok.kind,
+            "vocab_size": tok.vocab_size,
+            "vocab_size_requested": cfg.vocab_size if cfg.tokenizer == "bpe" else None,
+            "source": cfg.tokenizer,
+        },
+        "splits": {name: _split_report(counts) for name, counts in splits.items()},
+        "compression": {
+            "val_bytes_per_token": _split_report(splits["val"])["bytes_per_token"],
+            "val_chars_per_token": _split_report(splits["val"])["chars_per_token"],
+        },
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _flat_stats(report: dict[str, Any]) -> dict[str, Any]:
+    steps = {s["name"]: s for s in report["steps"]}
+    return {
+        "files": steps["read"].get("files_read", 0),
+        "bytes_read": steps["read"].get("bytes_read", 0),
+        "documents_read": steps["read"].get("documents_read", 0),
+        "bad_inputs_skipped": sum(report["bad_inputs"]["counts"].values()),
+        "empty_removed": steps["min_length"].get("removed_empty", 0),
+        "too_short_removed": steps["min_length"].get("removed_too_short", 0),
+        "exact_duplicates_removed": steps["exact_dedup"].get("removed_exact_duplicate", 0),
+        "documents_kept": report["documents_kept"],
+        "val_bytes_per_token": report["compression"]["val_bytes_per_token"],
+    }
+
+
+def _build_manifest(
+    cfg: PrepareConfig, tok: Tokenizer, out: Path, splits: dict[str, dict], report: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "llmtrain_version": __version__,
+        "dtype": shard_dtype(tok.vocab_size),
+        "tokenizer": {
+            "type": tok.kind,
+            "vocab_size": tok.vocab_size,
+            "sha256": tokenizer_sha256(out / TOKENIZER_DIR),
+            "path": TOKENIZER_DIR,
+            "pad_id": tok.pad_id,
+            "unk_id": tok.unk_id,
+            "bos_id": tok.bos_id,
+            "eos_id": tok.eos_id,
+        },
+        "split": report["split"],
+        "splits": {
+            name: {k: counts[k] for k in ("documents", "tokens", "bytes", "shards")}
+            for name, counts in splits.items()
+        },
+        "stats": _flat_stats(report),
+    }
+
+
+def prepare_corpus(
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    cfg: PrepareConfig | None = None,
+    *,
+    overwrite: bool | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Prepare `inputs` (files, folders, "builtin:python") into DATA_DIR `out_dir`.
+
+    Returns the manifest. `overwrite`, when given, replaces `cfg.overwrite`. Prints progress
+    bars (on a terminal) and a summary unless `quiet`.
+    """
+    cfg = cfg or PrepareConfig()
+    if overwrite is not None:
+        cfg = dataclasses.replace(cfg, overwrite=overwrite)
+    cfg.validate()
+    out = Path(out_dir)
+    plan = plan_inputs(inputs, exclude=out)  # input errors before touching out_dir
+    prepare_output_dir(out, cfg.overwrite)
+    _use_workers(cfg.workers)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        clean = _clean_pass(plan, cfg, out / SPOOL_FILE)
+        split = _plan_split(clean, cfg)
+        timings["read_clean"] = time.perf_counter() - t0
+        tok = _get_tokenizer(cfg, clean, split, show_progress=not quiet and sys.stderr.isatty())
+        tok.save(out / TOKENIZER_DIR)
+        timings["tokenizer"] = time.perf_counter() - t0 - sum(timings.values())
+        splits = _pack_pass(cfg, clean, split, tok, out)
+        timings["tokenize_pack"] = time.perf_counter() - t0 - sum(timings.values())
+    finally:
+        (out / SPOOL_FILE).unlink(missing_ok=True)
+    report = _build_report(inputs, cfg, clean, split, tok, splits, timings)
+    atomic_write_json(out / REPORT_FILE, report)
+    manifest = _build_manifest(cfg, tok, out, splits, report)
+    atomic_write_json(out / MANIFEST_FILE, manifest)  # last: its presence means complete
+    if not quiet:
+        print_summary(manifest, report, out)
+    return manifest

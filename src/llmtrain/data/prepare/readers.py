@@ -1,0 +1,281 @@
+"""Readers: input paths → `Document`s.
+
+`plan_inputs` expands the inputs (files; folders walked recursively in sorted order, hidden
+entries skipped; `builtin:python`) and `Reader` streams documents from them: a text file
+(.txt .md .rst ...) is one document, a JSON-lines file one document per line (`text_field`,
+dotted for nested fields). `.gz` variants are read transparently. Bad files and lines go to
+`Problems`, which stops the run with the fix or (with --skip-bad-files) records and skips.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+# a module import (not `from ... import`): builtin.py imports Document from this package
+import llmtrain.data.builtin as builtin
+from llmtrain.data.prepare.documents import Document, Problems
+from llmtrain.errors import DataError
+
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst", ".tex", ".org")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+BUILTIN_PREFIX = "builtin:"
+_BINARY_SAMPLE = 1 << 16
+_UTF8_FIX = "Convert the file to UTF-8 (e.g. `iconv -f GB18030 -t UTF-8 in.txt > out.txt`)"
+_BINARY_FIX = "Remove it from the inputs (point prepare at the text files only)"
+
+
+@dataclass
+class InputPlan:
+    """What will be read: files in order, builtin corpora, and what a folder walk skipped."""
+
+    files: list[Path] = field(default_factory=list)
+    builtins: list[str] = field(default_factory=list)
+    unsupported: Counter[str] = field(default_factory=Counter)
+    total_bytes: int = 0
+
+
+def _base_suffix(path: Path) -> str:
+    """ ".txt" for both a.txt and a.txt.gz."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _supported(path: Path) -> bool:
+    return _base_suffix(path) in TEXT_SUFFIXES + JSONL_SUFFIXES
+
+
+def _walk(folder: Path, exclude: Path | None, plan: InputPlan) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (exclude is None or here / d != exclude)
+        )
+        for name in sorted(files):
+            path = here / name
+            if name.startswith("."):
+                continue
+            if _supported(path):
+                found.append(path)
+            else:
+                plan.unsupported[_base_suffix(path) or "(no suffix)"] += 1
+    return found
+
+
+def plan_inputs(inputs: list[str | Path], exclude: Path | None = None) -> InputPlan:
+    """Expand `inputs`; DataError for a missing path, unknown builtin or unsupported file."""
+    if not inputs:
+        raise DataError("no input given: pass one or more files, folders or builtin:python")
+    plan = InputPlan()
+    exclude = exclude.resolve() if exclude is not None else None
+    seen: set[Path] = set()
+    for item in inputs:
+        if isinstance(item, str) and item.startswith(BUILTIN_PREFIX):
+            name = item[len(BUILTIN_PREFIX) :]
+            if name not in builtin.BUILTIN_CORPORA:
+                raise DataError(
+                    f"unknown built-in corpus {item!r}; available: "
+                    + ", ".join(BUILTIN_PREFIX + k for k in builtin.BUILTIN_CORPORA)
+                )
+            plan.builtins.append(name)
+            plan.total_bytes += builtin.BUILTIN_CORPORA[name]()
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise DataError(f"input path not found: {path} (check the spelling and the folder)")
+        if path.is_dir():
+            if exclude is not None and exclude in (path.resolve(), *path.resolve().parents):
+                raise DataError(
+                    f"input folder {path} is inside the output directory {exclude}; "
+                    "write --out somewhere else (e.g. beside the raw text)"
+                )
+            paths = _walk(path.resolve(), exclude, plan)
+        elif _supported(path):
+            paths = [path.resolve()]
+        else:
+            raise DataError(
+                f"input file {path} has an unsupported type {_base_suffix(path) or '(none)'!r}; "
+                f"supported: {' '.join(TEXT_SUFFIXES + JSONL_SUFFIXES)} (optionally .gz)"
+            )
+        for p in paths:
+            if p not in seen:
+                seen.add(p)
+                plan.files.append(p)
+                plan.total_bytes += p.stat().st_size
+    return plan
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115
+
+
+def _binary_reason(sample: bytes) -> str | None:
+    """Why `sample` does not look like UTF-8 text, or None when it does."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "is UTF-16 encoded text (byte-order mark), not UTF-8"
+    if b"\x00" in sample:
+        return "looks like a binary file (it contains NUL bytes), not text"
+    controls = sum(sample.count(bytes([c])) for c in (*range(1, 9), *range(14, 27), *range(28, 32)))
+    if sample and controls / len(sample) > 0.1:
+        return f"looks like a binary file ({controls / len(sample):.0%} control bytes), not text"
+    return None
+
+
+def get_field(record: dict[str, Any], dotted: str) -> Any:
+    """`record["a"]["b"]` for "a.b" (list items by number: "messages.0.content"); KeyError."""
+    node: Any = record
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(part)
+    return node
+
+
+class Reader:
+    """The `read` step: streams Documents from an `InputPlan`, counting files, bytes and bad input."""
+
+    name = "read"
+
+    def __init__(
+        self,
+        plan: InputPlan,
+        text_field: str,
+        problems: Problems,
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.plan, self.text_field, self.problems, self.on_bytes = (
+            plan,
+            text_field,
+            problems,
+            on_bytes,
+        )
+        self.stats: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[Document]:
+        for name in self.plan.builtins:
+            for doc in builtin.builtin_corpus_documents(name):
+                size = len(doc.text.encode("utf-8"))
+                self.stats["bytes_read"] += size
+                self.stats["documents_read"] += 1
+                self.on_bytes(size)
+                yield doc
+            self.stats["builtin_corpora_read"] += 1
+        for path in self.plan.files:
+            if _base_suffix(path) in TEXT_SUFFIXES:
+                docs = self._read_text(path)
+            else:
+                docs = self._read_json(path)
+            for doc in docs:
+                self.stats["documents_read"] += 1
+                yield doc
+
+    def _read_text(self, path: Path) -> Iterator[Document]:
+        with _open_binary(path) as f:
+            data = f.read()
+        self.on_bytes(path.stat().st_size)
+        self.stats["bytes_read"] += len(data)
+        reason = _binary_reason(data[:_BINARY_SAMPLE])
+        if reason is None and b"\x00" in data:
+            reason = "looks like a binary file (it contains NUL bytes), not text"
+        if reason is not None:
+            self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            detail = f"invalid UTF-8 at byte offset {e.start} (line {line}): {e.reason}"
+            self.problems.bad(str(path), "invalid_utf8_file", detail, _UTF8_FIX)
+            return
+        self.stats["files_read"] += 1
+        yield Document(text=text, id=str(path), source=str(path))
+
+    def _read_json(self, path: Path) -> Iterator[Document]:
+        with _open_binary(path) as f:
+            head = f.read(_BINARY_SAMPLE)
+        reason = _binary_reason(head)
+        if reason is not None:
+            self.on_bytes(path.stat().st_size)
+            self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
+            return
+        self.stats["files_read"] += 1
+        if head.lstrip()[:1] == b"[":
+            yield from self._read_json_array(path)
+            return
+        with _open_binary(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                self.on_bytes(len(raw))
+                self.stats["bytes_read"] += len(raw)
+                if raw.strip():
+                    doc = self._parse_line(raw, f"{path}:{lineno}", str(path))
+                    if doc is not None:
+                        yield doc
+
+    def _read_json_array(self, path: Path) -> Iterator[Document]:
+        """A .json file holding one array of records (read whole: such files are small)."""
+        with _open_binary(path) as f:
+            data = f.read()
+        self.on_bytes(path.stat().st_size)
+        self.stats["bytes_read"] += len(data)
+        try:
+            records = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            detail = f"invalid UTF-8 at byte offset {e.start}: {e.reason}"
+            self.problems.bad(str(path), "invalid_utf8_file", detail, _UTF8_FIX)
+            return
+        except json.JSONDecodeError as e:
+            detail = f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+            self.problems.bad(str(path), "malformed_json_file", detail, "Fix the JSON")
+            return
+        for i, record in enumerate(records):
+            doc = self._to_document(record, f"{path}[{i}]", str(path))
+            if doc is not None:
+                yield doc
+
+    def _parse_line(self, raw: bytes, where: str, source: str) -> Document | None:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            detail = f"invalid UTF-8 at byte {e.start} of the line: {e.reason}"
+            self.problems.bad(where, "invalid_utf8_line", detail, _UTF8_FIX)
+            return None
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            detail = f"malformed JSON line: {e.msg} (column {e.colno})"
+            self.problems.bad(where, "malformed_json_line", detail, "Fix or delete that line")
+            return None
+        return self._to_document(record, where, source)
+
+    def _to_document(self, record: Any, where: str, source: str) -> Document | None:
+        if not isinstance(record, dict):
+            detail = f"expected a JSON object with a {self.text_field!r} field, got {type(record).__name__}"
+            self.problems.bad(where, "json_not_object", detail, "Give one JSON object per line")
+            return None
+        try:
+            text = get_field(record, self.text_field)
+        except KeyError:
+            keys = ", ".join(map(repr, list(record)[:20])) or "none"
+            detail = f"no text field {self.text_field!r} (keys present: {keys})"
+            fix = "Pass --text-field NAME naming the field that holds the text (dotted for nested)"
+            self.problems.bad(where, "missing_text_field", detail, fix)
+            return None
+        if not isinstance(text, str):
+            detail = f"field {self.text_field!r} holds {type(text).__name__}, not a string"
+            self.problems.bad(where, "text_field_not_string", detail, "Point --text-field at text")
+            return None
+        doc_id = record.get("id")
+        doc_id = str(doc_id) if isinstance(doc_id, (str, int)) else where
+        return Document(text=text, id=doc_id, source=source, metadata={"at": where})

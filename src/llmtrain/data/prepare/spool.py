@@ -1,0 +1,42 @@
+"""A temporary on-disk stream of the cleaned documents between the two pipeline passes.
+
+Pass 1 (read → normalise → filter → dedup) writes each kept document once; the tokenizer
+then trains on it and pass 2 packs it, so the corpus is never held in memory. Each record is
+a little-endian header (split score uint64, byte length uint64) followed by the UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+_HEADER = struct.Struct("<QQ")
+
+
+class SpoolWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "wb")  # noqa: SIM115 (closed in __exit__)
+        self.documents = 0
+
+    def write(self, score: int, text: str) -> None:
+        data = text.encode("utf-8")
+        self._f.write(_HEADER.pack(score, len(data)))
+        self._f.write(data)
+        self.documents += 1
+
+    def __enter__(self) -> SpoolWriter:
+        return self
+
+    def __exit__(self, et: type | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self._f.close()
+
+
+def read_spool(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (score, text) for every spooled document, in write order."""
+    with open(path, "rb", buffering=1 << 20) as f:
+        while header := f.read(_HEADER.size):
+            score, size = _HEADER.unpack(header)
+            yield score, f.read(size).decode("utf-8")

@@ -1,0 +1,64 @@
+"""The end-of-run summary of `prepare`: documents kept and removed by reason, tokens per
+split, vocabulary, compression and where the outputs are (a rich table on stdout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _removed_rows(report: dict[str, Any]) -> list[tuple[str, int]]:
+    rows = []
+    for step in report["steps"]:
+        for key, n in step.items():
+            if key.startswith("removed_") and n:
+                rows.append((key.removeprefix("removed_").replace("_", " "), n))
+    for kind, n in report["bad_inputs"]["counts"].items():
+        rows.append((f"bad input skipped ({kind.replace('_', ' ')})", n))
+    return rows
+
+
+def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -> None:
+    """Print what `prepare` did, for a person reading the terminal."""
+    console = Console()
+    stats = manifest["stats"]
+    table = Table(title=f"prepared {out}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    read = next(step for step in report["steps"] if step["name"] == "read")
+    sources = [f"{stats['files']:,} files"] if stats["files"] else []
+    if read.get("builtin_corpora_read"):
+        sources.append("built-in corpus")
+    table.add_row("read", f"{' + '.join(sources)}, {stats['bytes_read'] / 2**20:.1f} MiB")
+    table.add_row("documents read", f"{stats['documents_read']:,}")
+    for label, n in _removed_rows(report):
+        table.add_row(f"  removed: {label}", f"{n:,}")
+    table.add_row("documents kept", f"{stats['documents_kept']:,}")
+    split = manifest["split"]
+    table.add_row("split", f"{split['method']}, val_fraction {split['val_fraction']}")
+    tok = manifest["tokenizer"]
+    vocab = f"{tok['type']}, vocab {tok['vocab_size']:,}, {manifest['dtype']}"
+    asked = report["tokenizer"].get("vocab_size_requested")
+    if asked and asked > tok["vocab_size"]:
+        vocab += f" (asked {asked:,}: the text has no more pairs seen twice)"
+    table.add_row("tokenizer", vocab)
+    for name, info in report["splits"].items():
+        table.add_row(
+            f"{name}",
+            f"{info['documents']:,} docs, {info['tokens']:,} tokens, {info['shards']} shard(s)",
+        )
+    comp = report["compression"]
+    table.add_row(
+        "val compression",
+        f"{comp['val_bytes_per_token']:.2f} bytes/token, {comp['val_chars_per_token']:.2f} chars/token",
+    )
+    unk = sum(info["unk_tokens"] for info in report["splits"].values())
+    if unk:
+        table.add_row("unknown tokens", f"{unk:,} (characters unseen in train)")
+    table.add_row("time", f"{sum(report['timings_s'].values()):.1f} s")
+    console.print(table)
+    console.print(f"manifest  {out / 'manifest.json'}\nreport    {out / 'report.json'}")
+    console.print(f"tokenizer {out / tok['path']}")

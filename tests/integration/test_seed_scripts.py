@@ -1,0 +1,60 @@
+"""The seed documents' entry points accept their flags verbatim."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from llmtrain.monitor.metrics import read_metrics
+
+from .conftest import tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_model_script_maps_seed_flags_and_warns_about_gpus(char_data, tmp_path, capsys):
+    script = load_script("train_model")
+    model_cfg = tmp_path / "model.json"
+    model_cfg.write_text(
+        json.dumps({"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}})
+    )
+    sets = [
+        s
+        for o in tiny_overrides(char_data, steps=3)
+        if not o.startswith(("model.", "train.batch", "train.micro"))
+        for s in ("--set", o)
+    ]
+    rc = script.main(
+        [
+            "--config",
+            str(ROOT / "configs" / "training_config.json"),
+            "--model_config",
+            str(model_cfg),
+            "--data_path",
+            str(char_data),
+            "--output_dir",
+            str(tmp_path / "ckpt"),
+            "--num_gpus",
+            "8",
+            "--gradient_accumulation_steps",
+            "2",
+            "--batch_size_per_gpu",
+            "1",
+            *sets,
+        ]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "--num_gpus 8" in err and "global batch of 16" in err
+    cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert cfg["train"]["batch_size"] == 16 and cfg["train"]["micro_batch_size"] == 1
+    assert cfg["model"]["n_layer"] == 1
+    assert len([r for r in read_metrics(tmp_path / "ckpt" / "metrics.jsonl") if "loss" in r]) == 3

@@ -1,0 +1,160 @@
+"""Meta-device build + init_weights covers every tensor; parameter counts, FLOPs and presets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from llmtrain.config.core import config_from_dict
+from llmtrain.errors import ConfigError
+from llmtrain.models import (
+    MODEL_PRESETS,
+    ModelConfig,
+    Transformer,
+    build_model,
+    flops_per_token,
+    forward_flops_per_token,
+    get_model_preset,
+    init_weights,
+    num_params,
+)
+
+SENTINEL = 12345.0
+STYLES = {
+    "gpt2": {},
+    "llama": {
+        "pos_embedding": "rope",
+        "norm": "rmsnorm",
+        "mlp": "swiglu",
+        "n_kv_head": 2,
+        "bias": False,
+        "tie_embeddings": False,
+    },
+}
+
+
+def cfg_of(**kw) -> ModelConfig:
+    base = {"vocab_size": 64, "block_size": 16, "n_layer": 2, "n_head": 4, "n_embd": 32}
+    return config_from_dict(ModelConfig, {**base, **kw})
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("scheme", ["normal", "gpt2"])
+def test_init_writes_every_parameter_and_buffer(style, scheme):
+    with torch.device("meta"):
+        model = Transformer(cfg_of(**STYLES[style]))
+    model.to_empty(device="cpu")
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    with torch.no_grad():
+        for t in tensors.values():
+            t.fill_(SENTINEL)
+    init_weights(model, scheme)
+    for name, t in tensors.items():
+        assert torch.isfinite(t).all(), name
+        assert (t != SENTINEL).all(), f"{name} was not initialised"
+
+
+def test_init_statistics_follow_the_scheme():
+    torch.manual_seed(0)
+    cfg = cfg_of(n_embd=64, n_layer=2)
+    model = build_model(cfg, init_scheme="gpt2")
+    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    resid = 0.02 / math.sqrt(2 * cfg.n_layer)
+    assert model.blocks[0].mlp.proj.weight.std().item() == pytest.approx(resid, rel=0.1)
+    assert torch.all(model.blocks[0].ln_1.weight == 1) and torch.all(model.blocks[0].ln_1.bias == 0)
+    assert torch.all(model.blocks[0].attn.qkv.bias == 0)
+    flat = build_model(cfg, init_scheme="normal")
+    assert flat.blocks[0].mlp.proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_unknown_init_scheme_is_a_config_error():
+    with pytest.raises(ConfigError, match="gpt2"):
+        build_model(cfg_of(), init_scheme="xavier")
+
+
+def test_build_is_reproducible_under_a_seed():
+    torch.manual_seed(3)
+    a = build_model(cfg_of())
+    torch.manual_seed(3)
+    b = build_model(cfg_of())
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_param_count_of_gpt2_tiny_matches_formula():
+    cfg = ModelConfig(**get_model_preset("gpt2-tiny"), vocab_size=256)
+    model = build_model(cfg)
+    v, c, t, L = 256, cfg.n_embd, cfg.block_size, cfg.n_layer
+    per_layer = (
+        2 * c  # ln_1 weight + bias
+        + c * 3 * c
+        + 3 * c  # qkv
+        + c * c
+        + c  # attention output projection
+        + 2 * c  # ln_2
+        + c * 4 * c
+        + 4 * c  # mlp fc
+        + 4 * c * c
+        + c  # mlp proj
+    )
+    total = v * c + t * c + L * per_layer + 2 * c  # wte (tied head) + wpe + blocks + ln_f
+    assert num_params(model, non_embedding=False) == total
+    assert num_params(model, non_embedding=True) == total - t * c
+
+
+def test_untied_head_counts_once_and_embedding_is_excluded():
+    cfg = cfg_of(**STYLES["llama"])
+    model = build_model(cfg)
+    every = sum(p.numel() for p in model.parameters())
+    assert num_params(model, non_embedding=False) == every
+    assert num_params(model, non_embedding=True) == every - cfg.vocab_size * cfg.n_embd
+
+
+def test_flops_per_token_gpt2_124m_known_value():
+    cfg = ModelConfig(**get_model_preset("gpt2-124m"))
+    c, L, v, t = 768, 12, 50304, 1024
+    n = L * (3 * c * c + c * c + 8 * c * c) + v * c  # qkv, proj, mlp (2 x 4c^2), lm head
+    assert n == 123_568_128
+    assert flops_per_token(cfg) == 6 * n + 12 * L * c * t == 854_654_976
+    assert flops_per_token(cfg, seq_len=256) == 6 * n + 12 * L * c * 256
+    assert forward_flops_per_token(cfg) == pytest.approx(flops_per_token(cfg) / 3)
+
+
+def test_flops_count_gqa_and_swiglu_matrices():
+    cfg = cfg_of(**STYLES["llama"])
+    c, hs, f = 32, 8, cfg.ffn_dim
+    n = 2 * (c * (4 + 2 * 2) * hs + c * c + 3 * c * f) + 64 * c
+    assert flops_per_token(cfg, seq_len=16) == 6 * n + 12 * 2 * c * 16
+
+
+@pytest.mark.parametrize("name", list(MODEL_PRESETS))
+def test_every_preset_is_a_valid_config(name):
+    fields = get_model_preset(name)
+    if not fields.get("vocab_size"):
+        fields["vocab_size"] = 128  # 0 = "from the tokenizer"
+    cfg = config_from_dict(ModelConfig, fields)
+    with torch.device("meta"):  # shapes only: llama-1b would need GBs of memory
+        model = Transformer(cfg)
+    assert num_params(model) > 0
+
+
+def test_preset_sizes_are_the_published_ones():
+    def count(name):
+        with torch.device("meta"):
+            return num_params(
+                Transformer(ModelConfig(**get_model_preset(name))), non_embedding=False
+            )
+
+    assert count("gpt2-124m") == pytest.approx(124.5e6, rel=0.01)
+    assert count("gpt2-350m") == pytest.approx(355e6, rel=0.01)
+    assert count("llama-1b") == pytest.approx(1.236e9, rel=0.01)
+
+
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(ConfigError, match="gpt2-tiny"):
+        get_model_preset("gpt5")
+    a = get_model_preset("gpt2-tiny")
+    a["n_layer"] = 99
+    assert get_model_preset("gpt2-tiny")["n_layer"] == 2  # callers get a copy
