@@ -103,6 +103,15 @@ def test_existing_manifest_refused_then_overwritten(tmp_path):
     assert m["tokenizer"]["type"] == "byte" and read_manifest(out)["tokenizer"]["vocab_size"] == 260
 
 
+def test_foreign_folders_in_out_dir_are_never_deleted(tmp_path):
+    raw, out = make_corpus(tmp_path), tmp_path / "project"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "trainer.py").write_text("# someone's code")
+    with pytest.raises(DataError, match="which llmtrain prepare did not write"):
+        prepare_corpus([raw], out, cfg(), quiet=True)
+    assert (out / "train" / "trainer.py").exists()
+
+
 def test_existing_tokenizer_is_reused(tmp_path):
     raw = make_corpus(tmp_path)
     first = prepare_corpus([raw], tmp_path / "a", cfg(), quiet=True)

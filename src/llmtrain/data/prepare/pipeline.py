@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import sys
 import time
@@ -43,12 +44,21 @@ from llmtrain.data.shards import (
     shard_dtype,
 )
 from llmtrain.errors import DataError
-from llmtrain.tokenizer import Tokenizer, load_tokenizer, tokenizer_sha256, train_tokenizer
+from llmtrain.tokenizer import (
+    META_FILE,
+    Tokenizer,
+    load_tokenizer,
+    tokenizer_sha256,
+    train_tokenizer,
+)
+from llmtrain.tokenizer.bpe import BACKEND_FILE
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
 SPOOL_FILE = ".prepare_spool.tmp"
 _OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE)
+_SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
+_TOKENIZER_FILES = {META_FILE, BACKEND_FILE}
 
 
 @dataclass
@@ -69,8 +79,21 @@ class SplitPlan:
     cut: int | None  # character index where val starts (contiguous method)
 
 
+def _written_by_prepare(path: Path) -> bool:
+    """Whether an existing output path holds only what `prepare` writes there."""
+    if path.name in SPLITS:
+        return path.is_dir() and all(_SHARD_NAME.fullmatch(p.name) for p in path.iterdir())
+    if path.name == TOKENIZER_DIR:
+        return path.is_dir() and all(p.name in _TOKENIZER_FILES for p in path.iterdir())
+    return path.is_file()  # report.json, the spool
+
+
 def prepare_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a complete DATA_DIR unless `overwrite`; remove stale outputs (manifest first)."""
+    """Refuse a complete DATA_DIR unless `overwrite`; remove stale outputs (manifest first).
+
+    Only paths that hold nothing but `prepare`'s own files are removed: `--out .` in a folder
+    with its own `train/` is refused rather than emptied.
+    """
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} exists and is not a directory; choose a directory path")
     manifest = out / MANIFEST_FILE
@@ -79,14 +102,20 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
             f"{out} already holds prepared data ({MANIFEST_FILE} exists); pass --overwrite to "
             "replace it, or choose another --out directory"
         )
+    stale = [out / name for name in _OUTPUTS if (out / name).exists()]
+    foreign = [str(p) for p in stale if not _written_by_prepare(p)]
+    if foreign:
+        raise DataError(
+            f"--out {out} holds {', '.join(foreign)}, which llmtrain prepare did not write; "
+            "choose an empty or new --out directory"
+        )
     out.mkdir(parents=True, exist_ok=True)
     manifest.unlink(missing_ok=True)  # from here on the directory no longer looks complete
-    for name in _OUTPUTS:
-        path = out / name
+    for path in stale:
         if path.is_dir():
             shutil.rmtree(path)
         else:
-            path.unlink(missing_ok=True)
+            path.unlink()
 
 
 def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult:

@@ -2,8 +2,9 @@
 
 `plan_inputs` expands the inputs (files; folders walked recursively in sorted order, hidden
 entries skipped; `builtin:python`) and `Reader` streams documents from them: a text file
-(.txt .md .rst ...) is one document, a JSON-lines file one document per line (`text_field`,
-dotted for nested fields). `.gz` variants are read transparently. Bad files and lines go to
+(.txt .md .rst ...) is one document, held in memory while it passes; a JSON-lines file is
+streamed, one document per line (`text_field`, dotted for nested fields); `.gz` is read
+transparently. Bad files and lines go to
 `Problems`, which stops the run with the fix or (with --skip-bad-files) records and skips.
 """
 
