@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text_field", default=PrepareConfig.text_field)
     p.add_argument("--skip_bad_files", action="store_true")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quality", choices=("off", "web"), default="off")
+    p.add_argument("--pii", action="store_true")
+    p.add_argument("--near_dedup", action="store_true")
     args = p.parse_args(argv)
     kind = args.tokenizer_type.lower()
     if kind in _MAPPED_TO_BPE:
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                 "text_field": args.text_field,
                 "skip_bad_files": args.skip_bad_files,
                 "overwrite": args.overwrite,
+                "quality": args.quality,
+                "pii": args.pii,
+                "near_dedup": args.near_dedup,
             },
         )
         prepare_corpus(args.input_dir, args.output_dir, cfg)

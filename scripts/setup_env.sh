@@ -9,6 +9,18 @@ VENV=${VENV:-.venv}
 TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
 stamp="$VENV/.llmtrain-setup"
 
+# Debian's chromium renders the HTML monitoring report in a test (tests/integration/
+# test_monitor_run.py); installed when we are root with apt (CI), else the test skips.
+if ! command -v chromium >/dev/null 2>&1 && [ "${LLMTRAIN_NO_APT:-0}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium (headless report test)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+      >/dev/null) || echo "setup: could not install chromium; the report browser test will skip"
+  else
+    echo "setup: no chromium (needs root + apt: apt-get install chromium); the report browser test will skip"
+  fi
+fi
+
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
   exit 0
 fi

@@ -23,6 +23,12 @@ _FIELDS = (
     "min_chars",
     "skip_bad_files",
     "overwrite",
+    "quality",
+    "quality_set",
+    "languages",
+    "detect_language",
+    "pii",
+    "near_dedup",
 )
 
 
@@ -31,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare",
         help="clean, deduplicate, split and tokenize a corpus into DATA_DIR",
         description=(
-            "Read text files, folders (recursively) or JSONL, clean and deduplicate them, split "
+            "Read text, JSONL (.gz/.bz2/.zst), CSV, Parquet, HTML and WARC files or folders "
+            "(recursively), clean and deduplicate them, split "
             "train/val, train a tokenizer on train and write token shards + manifest.json to "
             "DATA_DIR. Use builtin:python for a demo corpus (the Python standard library's "
             "sources and help topics) that needs no download."
@@ -56,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, help="threads for BPE training/encoding (default: all cores)"
     )
     p.add_argument(
-        "--text-field", help="JSONL field with the text, dotted when nested (default text)"
+        "--text-field",
+        help="JSONL field (dotted when nested) or CSV/Parquet column with the text (default text)",
     )
     p.add_argument(
         "--seed", type=int, help=f"seed of the document split (default {_DEFAULTS.seed})"
@@ -68,6 +76,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="skip undecodable/binary files and malformed JSONL lines, listing them in report.json",
+    )
+    p.add_argument(
+        "--quality",
+        choices=("off", "web"),
+        help="web: Gopher quality + repetition, C4 and FineWeb line rules for crawled text; "
+        "off (default) leaves curated text (books, code) untouched",
+    )
+    p.add_argument(
+        "--quality-set",
+        action="append",
+        metavar="FILTER[.SCRIPT].FIELD=VALUE",
+        help="change one quality threshold, e.g. gopher_quality.min_words=30 or "
+        "c4.cjk.min_sentences=2 (repeatable; SCRIPT is latin (default) or cjk)",
+    )
+    p.add_argument(
+        "--languages",
+        type=lambda s: [c.strip() for c in s.split(",") if c.strip()],
+        metavar="CODES",
+        help="keep only these languages, ISO 639-1 comma-separated (e.g. en,zh)",
+    )
+    p.add_argument(
+        "--detect-language",
+        action="store_true",
+        default=None,
+        help="tag every document's language (the report's language mix) without filtering",
+    )
+    p.add_argument(
+        "--pii",
+        action="store_true",
+        default=None,
+        help="replace e-mails, phone numbers, IP addresses, card and Chinese ID numbers "
+        "with <EMAIL>, <PHONE>, ... (counts per type in report.json)",
+    )
+    p.add_argument(
+        "--near-dedup",
+        action="store_true",
+        default=None,
+        help="drop near-duplicate documents (MinHash LSH, 14 bands x 8 rows)",
     )
     p.add_argument(
         "--overwrite",

@@ -1,8 +1,8 @@
 """Built-in demo corpus that every Python installation carries, so a demo needs no download.
 
 `builtin:python` is the standard library's own `.py` sources (tests, idlelib, turtledemo,
-site-packages and bundled wheels skipped) plus the `pydoc` help topics: ~11.5 MB of English
-prose and code. `builtin_corpus_documents("python")` streams them as `Document`s.
+site-packages, bundled wheels and generated codec tables skipped) plus the `pydoc` help
+topics: ~10 MB of English prose and code. `builtin_corpus_documents("python")` streams them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from llmtrain.data.prepare.documents import Document
 _SKIP_DIRS = {
     "test", "tests", "idle_test", "idlelib", "turtledemo", "site-packages", "dist-packages",
     "lib2to3", "__pycache__", "_bundled", "ensurepip", "venv", "pydoc_data",
+    # ~1.3 MB of generated charmap tables ("0x00a4: 0x20ac, # EURO SIGN"): a small model
+    # trained on them babbles hex codes.
+    "encodings",
 }  # fmt: skip
 
 

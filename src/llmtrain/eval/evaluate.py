@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from llmtrain.data.loader import TokenWindows, eval_windows
+from llmtrain.objectives.base import Objective
 from llmtrain.objectives.clm import clm_loss
 
 
@@ -26,13 +27,22 @@ def mean_loss(
     micro_batch_size: int,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    objective: Objective | None = None,
 ) -> tuple[float, int]:
-    """Mean CLM loss (nats/token) over the given windows, and the token count."""
+    """Mean loss (nats/target) over the given windows, and the target count: CLM, or the
+    training objective's loss on batches it builds with fixed masks (step -1)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(indices), micro_batch_size):
         x, y = windows.batch(indices[i : i + micro_batch_size])
+        if objective is not None:
+            batch = objective.make_batch(x, y, step=-1, micro=i).to(device)
+            with autocast():
+                out = objective.forward(model, batch)
+            total += float(objective.loss(out, batch)[0])
+            count += batch.n_targets
+            continue
         x, y = x.to(device), y.to(device)
         with autocast():
             logits = model(x)
@@ -58,10 +68,11 @@ def evaluate_split(
     micro_batch_size: int,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    objective: Objective | None = None,
 ) -> dict[str, float]:
     """loss, ppl and bpb on up to `max_tokens` of a split (`split_info` from the manifest)."""
     idx = eval_windows(windows, max_tokens)
-    loss, n = mean_loss(model, windows, idx, micro_batch_size, device, autocast)
+    loss, n = mean_loss(model, windows, idx, micro_batch_size, device, autocast, objective)
     return {
         "loss": loss,
         "ppl": math.exp(min(loss, 50.0)),

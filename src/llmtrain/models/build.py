@@ -9,6 +9,7 @@ from torch import nn
 
 from llmtrain.models.config import ModelConfig
 from llmtrain.models.decoder import Transformer
+from llmtrain.models.encoder_decoder import EncoderDecoder
 from llmtrain.models.init import init_weights
 
 
@@ -16,14 +17,16 @@ def build_model(
     cfg: ModelConfig,
     device: torch.device | str | None = None,
     init_scheme: str | None = None,
-) -> Transformer:
-    """A freshly initialised `Transformer` on `device` (default CPU).
+) -> Transformer | EncoderDecoder:
+    """A freshly initialised model on `device` (default CPU): a `Transformer` (decoder or
+    encoder) or an `EncoderDecoder`, by `cfg.architecture`.
 
     Initialisation draws from torch's global RNG: seed it (`torch.manual_seed`) for a
     reproducible model. `init_scheme` overrides `cfg.init_scheme`.
     """
     with torch.device("meta"):
-        model = Transformer(cfg)  # validates cfg; shapes only, no memory
+        cls = EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer
+        model = cls(cfg)  # validates cfg; shapes only, no memory
     model.to_empty(device=device if device is not None else "cpu")
     init_weights(model, init_scheme or cfg.init_scheme)
     return model

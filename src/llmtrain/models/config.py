@@ -1,6 +1,9 @@
-"""`ModelConfig`: the typed description of a decoder-only Transformer. Every option is
-orthogonal (positions, norm, MLP, KV heads, tying, dropout); presets in `presets.py` are
-plain dicts of these fields."""
+"""`ModelConfig`: the typed description of every model family (decoder, encoder, encoder-decoder).
+
+Every option is orthogonal and validated here (architecture, positions, norm and its place,
+activation, KV heads, QK-norm, tying, heads, dropouts, init, MoE); presets in `presets.py`
+are plain dicts of these fields. `validate()` names the key, the value and a valid choice.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +12,60 @@ from typing import Literal
 
 from llmtrain.errors import ConfigError
 
+GATED_MLPS = ("swiglu", "geglu", "geglu_tanh")
+
 
 @dataclass
 class ModelConfig:
-    vocab_size: int = 0  # 0 = take it from the prepared data's tokenizer
+    # decoder: causal LM (GPT-2, Llama, Mixtral); encoder: bidirectional (BERT, RoBERTa,
+    # ELECTRA); encoder_decoder: T5 (the decoder cross-attends to the encoder's output).
+    architecture: Literal["decoder", "encoder", "encoder_decoder"] = "decoder"
+    vocab_size: int = 0  # 0 = take it from the prepared data's tokenizer (+ objective ids)
     block_size: int = 256  # maximum sequence length (context window)
-    n_layer: int = 4
+    n_layer: int = 4  # decoder depth, or encoder depth of an encoder_decoder
+    n_decoder_layer: int | None = None  # encoder_decoder only: None = n_layer
     n_head: int = 4
     n_kv_head: int | None = None  # None = n_head (MHA); 1 = MQA; between = GQA
     n_embd: int = 256
-    intermediate_size: int | None = None  # None = 4*n_embd (gelu) or ~8/3*n_embd (swiglu)
-    pos_embedding: Literal["learned", "rope"] = "learned"
+    head_dim_override: int | None = None  # None = n_embd / n_head (T5 may differ)
+    intermediate_size: int | None = None  # None = 4*n_embd, or ~8/3*n_embd when gated
+    # learned (GPT-2, BERT), sinusoidal (Vaswani et al.), rope (Su et al.), alibi (Press et
+    # al., a per-head linear distance bias), relative (T5's bucketed learned bias).
+    pos_embedding: Literal["learned", "sinusoidal", "rope", "alibi", "relative"] = "learned"
     rope_theta: float = 10000.0
+    rel_buckets: int = 32  # T5 relative attention: buckets and the distance they saturate at
+    rel_max_distance: int = 128
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     norm_eps: float = 1e-5
-    mlp: Literal["gelu", "swiglu"] = "gelu"
+    norm_position: Literal["pre", "post"] = "pre"  # post = original Transformer / BERT
+    embedding_norm: bool = False  # a norm right after the embeddings (BERT)
+    qk_norm: bool = False  # RMSNorm of each head's queries and keys (OLMo-2, Qwen3)
+    attn_scale: float | None = None  # None = 1/sqrt(head_dim); T5 uses 1.0
+    # gelu: exact erf GELU (4x cheaper than tanh on CPU); gelu_tanh: GPT-2's `gelu_new`;
+    # relu2: squared ReLU (So et al. 2021); swiglu/geglu: gated (Shazeer 2020).
+    mlp: Literal["relu", "relu2", "gelu", "gelu_tanh", "swiglu", "geglu", "geglu_tanh"] = "gelu"
     bias: bool = True
     tie_embeddings: bool = True
-    dropout: float = 0.0
+    type_vocab_size: int = 0  # segment embeddings (BERT: 2); 0 = none
+    # BERT/ELECTRA-style LM head: dense + activation + norm before the projection, plus a bias.
+    head_transform: bool = False
+    head_bias: bool = False
+    sentence_head: bool = False  # pooler + 2-way classifier on position 0 (SOP / NSP)
+    dropout: float = 0.0  # default of the three below
+    embd_dropout: float | None = None
+    attn_dropout: float | None = None
+    resid_dropout: float | None = None
     init_std: float = 0.02
-    init_scheme: Literal["normal", "gpt2"] = "gpt2"  # see llmtrain.models.init
+    init_scheme: Literal["normal", "gpt2", "small"] = "gpt2"  # see llmtrain.models.init
+    # Mixture of experts (0 = dense MLP). capacity_factor 0 = dropless.
+    n_experts: int = 0
+    moe_top_k: int = 2
+    moe_capacity_factor: float = 0.0
+    moe_renormalize: bool = True  # renormalise the top-k gates to sum to 1 (Mixtral)
+    moe_balance_coef: float = 0.01  # Switch load-balancing loss (Fedus et al. 2021, eq. 4)
+    moe_z_coef: float = 0.001  # router z-loss (Zoph et al. 2022, ST-MoE eq. 5)
+    moe_importance_coef: float = 0.0  # CV^2 of gate mass per expert (Shazeer et al. 2017)
+    moe_load_coef: float = 0.0  # CV^2 of the soft token load per expert (Shazeer et al. 2017)
 
     def validate(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
@@ -36,7 +73,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
         if self.vocab_size < 0:
             raise ConfigError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
-        if self.n_embd % self.n_head != 0:
+        if self.head_dim_override is None and self.n_embd % self.n_head != 0:
             raise ConfigError(
                 f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head}); "
                 f"e.g. set model.n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}"
@@ -51,8 +88,44 @@ class ModelConfig:
                 f"RoPE needs an even head size; n_embd/n_head = {self.head_dim}. "
                 "Change model.n_embd or model.n_head."
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.pos_embedding == "sinusoidal" and self.n_embd % 2 != 0:
+            raise ConfigError(f"sinusoidal positions need an even model.n_embd, got {self.n_embd}")
+        for name in ("dropout", "embd_dropout", "attn_dropout", "resid_dropout"):
+            p = getattr(self, name)
+            if p is not None and not 0.0 <= p < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {p}")
+        if self.n_decoder_layer is not None and self.architecture != "encoder_decoder":
+            raise ConfigError(
+                "model.n_decoder_layer only applies to model.architecture='encoder_decoder'"
+            )
+        if self.sentence_head and self.architecture != "encoder":
+            raise ConfigError(
+                "model.sentence_head (SOP/NSP) needs model.architecture='encoder': "
+                "it classifies position 0, which only a bidirectional model sees whole"
+            )
+        self._validate_moe()
+
+    def _validate_moe(self) -> None:
+        if self.n_experts < 0:
+            raise ConfigError(f"model.n_experts must be >= 0, got {self.n_experts}")
+        if self.n_experts and not 1 <= self.moe_top_k <= self.n_experts:
+            raise ConfigError(
+                f"model.moe_top_k ({self.moe_top_k}) must be in [1, n_experts={self.n_experts}]"
+            )
+        if self.moe_capacity_factor < 0:
+            raise ConfigError(
+                f"model.moe_capacity_factor must be >= 0 (0 = dropless), "
+                f"got {self.moe_capacity_factor}"
+            )
+
+    @property
+    def causal(self) -> bool:
+        """Whether the (main) stack masks future positions."""
+        return self.architecture == "decoder"
+
+    @property
+    def decoder_layers(self) -> int:
+        return self.n_layer if self.n_decoder_layer is None else self.n_decoder_layer
 
     @property
     def kv_heads(self) -> int:
@@ -60,13 +133,22 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        return self.head_dim_override or self.n_embd // self.n_head
+
+    @property
+    def gated(self) -> bool:
+        return self.mlp in GATED_MLPS
+
+    def drop(self, kind: str) -> float:
+        """Dropout probability of `kind` ('embd', 'attn' or 'resid'); falls back to `dropout`."""
+        p = getattr(self, f"{kind}_dropout")
+        return self.dropout if p is None else p
 
     @property
     def ffn_dim(self) -> int:
         if self.intermediate_size is not None:
             return self.intermediate_size
-        if self.mlp == "swiglu":
+        if self.gated:
             # LLaMA: 2/3 of 4d, rounded up to a multiple of 64 for efficient matmuls.
             hidden = int(8 * self.n_embd / 3)
             return 64 * ((hidden + 63) // 64)

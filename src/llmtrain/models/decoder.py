@@ -1,8 +1,10 @@
-"""`Transformer`: the decoder-only language model, GPT-2 or LLaMA style by `ModelConfig` options.
+"""`Transformer`: one stack of Blocks — a causal decoder (GPT-2, Llama, Mixtral) or a
+bidirectional encoder (BERT, RoBERTa, ELECTRA) — chosen by `ModelConfig.architecture`.
 
-`forward(idx, kv_cache)` returns logits only; losses live in `llmtrain.objectives`.
+`forward(idx, ...)` returns logits only; losses live in `llmtrain.objectives`.
 `forward_hidden` + `logits` split the same computation so callers that need the final hidden
 states (or only the last position's logits, as generation does) pay for nothing more.
+`sentence_logits(hidden)` is the optional SOP/NSP head on position 0.
 Construct through `llmtrain.models.build_model`, which also initialises every tensor.
 """
 
@@ -15,11 +17,24 @@ from torch import nn
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
 from llmtrain.models.kv_cache import KVCache
-from llmtrain.models.layers import Block, RotaryEmbedding, make_norm
+from llmtrain.models.layers import Block, activation, make_norm
+from llmtrain.models.positions import (
+    ALiBi,
+    RelativePositionBias,
+    RotaryEmbedding,
+    SinusoidalPositions,
+)
+
+
+def mask_to_bias(allowed: torch.Tensor) -> torch.Tensor:
+    """Bool (…, T, S) 'may attend' -> additive float bias (0 or -inf)."""
+    zero = torch.zeros((), device=allowed.device)
+    return torch.where(allowed, zero, torch.tensor(float("-inf"), device=allowed.device))
 
 
 class Transformer(nn.Module):
-    """Token embedding (+ learned positions) -> n_layer Blocks -> final norm -> LM head.
+    """Token (+ segment, + learned/sinusoidal position) embedding -> optional embedding norm
+    -> n_layer Blocks -> final norm (pre-LN only) -> optional head transform -> LM head.
 
     With `tie_embeddings` the head reuses `wte.weight` directly (no `lm_head` module), so
     there is one tensor, one state-dict key and nothing to re-tie after moving devices.
@@ -33,27 +48,71 @@ class Transformer(nn.Module):
                 "model.vocab_size is 0; set it from the tokenizer (tokenizer.vocab_size) "
                 "before building the model"
             )
+        if cfg.architecture == "encoder_decoder":
+            raise ConfigError("use EncoderDecoder (build_model does) for an encoder_decoder")
         self.cfg = cfg
+        pos = cfg.pos_embedding
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = (
-            nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos_embedding == "learned" else None
-        )
-        self.rope = RotaryEmbedding(cfg) if cfg.pos_embedding == "rope" else None
-        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
-        self.ln_f = make_norm(cfg)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if pos == "learned" else None
+        self.wtt = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size else None
+        self.sinusoid = SinusoidalPositions(cfg) if pos == "sinusoidal" else None
+        self.rope = RotaryEmbedding(cfg) if pos == "rope" else None
+        self.alibi = ALiBi(cfg, cfg.causal) if pos == "alibi" else None
+        self.rel_bias = RelativePositionBias(cfg, not cfg.causal) if pos == "relative" else None
+        self.emb_norm = make_norm(cfg) if cfg.embedding_norm else None
+        self.blocks = nn.ModuleList(Block(cfg, i, cfg.causal) for i in range(cfg.n_layer))
+        self.ln_f = make_norm(cfg) if cfg.norm_position == "pre" else None
+        self.head_dense = nn.Linear(cfg.n_embd, cfg.n_embd) if cfg.head_transform else None
+        self.head_norm = make_norm(cfg) if cfg.head_transform else None
+        self.head_bias = nn.Parameter(torch.empty(cfg.vocab_size)) if cfg.head_bias else None
         self.lm_head = (
             None if cfg.tie_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         )
+        self.pooler = nn.Linear(cfg.n_embd, cfg.n_embd) if cfg.sentence_head else None
+        self.sentence_cls = nn.Linear(cfg.n_embd, 2) if cfg.sentence_head else None
 
     @property
     def head_weight(self) -> torch.Tensor:
         """The (vocab, C) output projection: `wte.weight` when tied."""
         return self.wte.weight if self.lm_head is None else self.lm_head.weight
 
-    def forward_hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
-        """Final-norm hidden states (B, T, C) of token ids `idx` (B, T).
+    def attention_bias(
+        self, T: int, start: int = 0, prefix_len: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """One additive bias (B|1, nh|1, T, S) for every layer, or None for the fast path
+        (plain causal or plain bidirectional attention handled inside SDPA)."""
+        pos_bias = None
+        S = start + T
+        if self.alibi is not None:
+            pos_bias = self.alibi(start, T, S)  # (nh, T, S)
+        elif self.rel_bias is not None:
+            pos_bias = self.rel_bias(start, T, S)  # (nh, T, S)
+        if pos_bias is None and prefix_len is None:
+            return None
+        dev = self.wte.weight.device
+        if not self.cfg.causal:
+            allowed = None
+        else:
+            q = torch.arange(start, S, device=dev)[:, None]  # (T, 1)
+            k = torch.arange(S, device=dev)[None, :]  # (1, S)
+            allowed = k <= q  # (T, S)
+            if prefix_len is not None:  # prefix LM: the prefix is seen whole from anywhere
+                allowed = allowed | (k < prefix_len.to(dev)[:, None, None])  # (B, T, S)
+            allowed = allowed.unsqueeze(-3)  # (B|1, 1, T, S)
+        bias = pos_bias if pos_bias is not None else torch.zeros((), device=dev)
+        return bias if allowed is None else bias + mask_to_bias(allowed)
+
+    def forward_hidden(
+        self,
+        idx: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        token_type: torch.Tensor | None = None,
+        prefix_len: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states (B, T, C) of token ids `idx` (B, T), after the last norm.
 
         With a cache, `idx` continues the cached sequence: positions start at `kv_cache.pos`.
+        `prefix_len` (B,) makes the first prefix_len[b] positions bidirectional (prefix LM).
         """
         B, T = idx.shape  # (B, T)
         start = 0 if kv_cache is None else kv_cache.pos
@@ -66,23 +125,46 @@ class Transformer(nn.Module):
         rope = None
         if self.wpe is not None:
             x = x + self.wpe.weight[start : start + T]  # (B, T, C) + (T, C)
-        else:
+        elif self.sinusoid is not None:
+            x = x + self.sinusoid(start, T).to(x.dtype)  # (B, T, C) + (T, C)
+        elif self.rope is not None:
             rope = self.rope(start, T)  # cos, sin: (T, hs/2) each
-        if self.training and self.cfg.dropout > 0:
-            x = F.dropout(x, self.cfg.dropout, training=True)  # embedding dropout
+        if self.wtt is not None:
+            tt = torch.zeros_like(idx) if token_type is None else token_type
+            x = x + self.wtt(tt)  # (B, T, C)
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        p = self.cfg.drop("embd")
+        if self.training and p > 0:
+            x = F.dropout(x, p, training=True)  # embedding dropout
+        bias = self.attention_bias(T, start, prefix_len)
         for block in self.blocks:
-            x = block(x, rope, kv_cache)  # (B, T, C)
+            x = block(x, rope, kv_cache, bias)  # (B, T, C)
         if kv_cache is not None:
             kv_cache.advance(T)  # after all layers, so each wrote at the same offset
-        return self.ln_f(x)  # (B, T, C)
+        return x if self.ln_f is None else self.ln_f(x)  # (B, T, C)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Project hidden states (..., C) to vocabulary logits (..., vocab).
 
         Under bf16 autocast the logits are bf16; the loss should upcast them.
         """
-        return F.linear(hidden, self.head_weight)  # (..., vocab)
+        if self.head_dense is not None:  # BERT's "prediction head transform"
+            hidden = self.head_norm(activation("gelu", self.head_dense(hidden)))
+        return F.linear(hidden, self.head_weight, self.head_bias)  # (..., vocab)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def sentence_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """SOP/NSP logits (B, 2) from position 0 through a tanh pooler (BERT)."""
+        if self.pooler is None:
+            raise ConfigError("this model has no sentence head; set model.sentence_head=true")
+        return self.sentence_cls(torch.tanh(self.pooler(hidden[:, 0])))  # (B, 2)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        token_type: torch.Tensor | None = None,
+        prefix_len: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids `idx` (B, T)."""
-        return self.logits(self.forward_hidden(idx, kv_cache))  # (B, T, vocab)
+        return self.logits(self.forward_hidden(idx, kv_cache, token_type, prefix_len))

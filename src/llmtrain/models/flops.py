@@ -19,12 +19,20 @@ from llmtrain.models.config import ModelConfig
 
 
 def matmul_params(cfg: ModelConfig) -> int:
-    """Weights that take part in a matmul per token (the N of 6N)."""
+    """Weights that take part in a matmul per token (the N of 6N). For MoE, the *active*
+    weights: the router plus top_k experts' MLPs. An encoder-decoder counts both stacks and
+    the decoder's cross-attention (each token once per stack, a simplification)."""
     c, hs = cfg.n_embd, cfg.head_dim
-    attn = c * (cfg.n_head + 2 * cfg.kv_heads) * hs + c * c  # fused qkv + output projection
-    mlp_mats = 3 if cfg.mlp == "swiglu" else 2  # SwiGLU has gate, up and down matrices
+    inner = cfg.n_head * hs
+    attn = c * (cfg.n_head + 2 * cfg.kv_heads) * hs + inner * c  # fused qkv + output proj
+    mlp_mats = 3 if cfg.gated else 2  # gated MLPs have gate, up and down matrices
     mlp = mlp_mats * c * cfg.ffn_dim
-    return cfg.n_layer * (attn + mlp) + cfg.vocab_size * c  # + LM head
+    if cfg.n_experts:
+        mlp = cfg.moe_top_k * mlp + c * cfg.n_experts
+    layers = cfg.n_layer * (attn + mlp)
+    if cfg.architecture == "encoder_decoder":
+        layers += cfg.decoder_layers * (2 * attn + mlp)  # self + cross attention
+    return layers + cfg.vocab_size * c  # + LM head
 
 
 def _attention_flops(cfg: ModelConfig, seq_len: int | None) -> int:

@@ -35,12 +35,15 @@ _TOP_TABLE = (
 )
 
 
+# our MLP option -> GPT2Config.activation_function
+HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+
+
 def _check_gpt2_compatible(model: nn.Module) -> None:
     cfg = model.cfg
     wanted = {
         "pos_embedding": "learned",
         "norm": "layernorm",
-        "mlp": "gelu",
         "bias": True,
         "kv_heads": cfg.n_head,
     }
@@ -49,6 +52,8 @@ def _check_gpt2_compatible(model: nn.Module) -> None:
         for k, v in wanted.items()
         if getattr(cfg, k) != v
     ]
+    if cfg.mlp not in HF_ACTIVATION:
+        bad.append(f"mlp={cfg.mlp!r} (GPT-2 needs 'gelu' or 'gelu_tanh')")
     if cfg.intermediate_size not in (None, 4 * cfg.n_embd):
         bad.append(f"intermediate_size={cfg.intermediate_size} (GPT-2 needs 4*n_embd)")
     if bad:

@@ -12,6 +12,8 @@ from typing import Any
 from llmtrain.errors import ConfigError
 
 _GPT2 = {"pos_embedding": "learned", "norm": "layernorm", "mlp": "gelu", "bias": True}
+# The published GPT-2 shapes keep GPT-2's own tanh-approximated GELU (`gelu_new`).
+_GPT2_ORIGINAL = {**_GPT2, "mlp": "gelu_tanh"}
 _LLAMA = {
     "pos_embedding": "rope",
     "norm": "rmsnorm",
@@ -23,16 +25,15 @@ _LLAMA = {
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # Test size: a forward + backward step takes milliseconds.
     "gpt2-tiny": {**_GPT2, "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
-    # CPU demo: ~0.8M non-embedding parameters; on 2 cores it reaches a char-level
-    # Shakespeare loss near 1.7 in a few minutes.
+    # CPU demo size: ~0.8M non-embedding parameters.
     "gpt2-mini": {**_GPT2, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 256},
     # GPT-2 small / medium (Radford et al. 2019); vocab 50257 padded to 50304 = 64 * 786.
     "gpt2-124m": {
-        **_GPT2,
+        **_GPT2_ORIGINAL,
         **{"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "vocab_size": 50304},
     },
     "gpt2-350m": {
-        **_GPT2,
+        **_GPT2_ORIGINAL,
         **{"n_layer": 24, "n_head": 16, "n_embd": 1024, "block_size": 1024, "vocab_size": 50304},
     },
     "llama-tiny": {

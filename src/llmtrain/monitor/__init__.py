@@ -1,1 +1,2 @@
-"""Monitoring: the always-on JSONL metrics log, the console progress line, throughput/MFU."""
+"""Monitoring: `RunMonitor` (metrics.jsonl + TensorBoard/W&B/MLflow + in-loop probes), the
+console progress line, and what reads a run directory: dashboard, HTML report, diagnosis."""

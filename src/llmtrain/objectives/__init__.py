@@ -1,5 +1,27 @@
-"""Training objectives, separate from models: each builds its batch and computes its loss."""
+"""Training objectives, separate from models: each builds its batch from token windows and
+computes its loss (a sum + a target count). `build_objective(name, ...)` picks one of
+`OBJECTIVES` (clm, prefix_lm, mlm, sop, nsp, span); `check_objective` rejects one the
+architecture cannot train."""
 
-from llmtrain.objectives.clm import IGNORE_INDEX, clm_loss
+from llmtrain.objectives.base import IGNORE_INDEX, Batch, Objective, token_loss
+from llmtrain.objectives.clm import clm_loss
+from llmtrain.objectives.config import (
+    OBJECTIVES,
+    ObjectiveConfig,
+    build_objective,
+    check_objective,
+    metrics_of,
+)
 
-__all__ = ["IGNORE_INDEX", "clm_loss"]
+__all__ = [
+    "IGNORE_INDEX",
+    "OBJECTIVES",
+    "Batch",
+    "Objective",
+    "ObjectiveConfig",
+    "build_objective",
+    "check_objective",
+    "clm_loss",
+    "metrics_of",
+    "token_loss",
+]

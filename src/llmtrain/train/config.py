@@ -18,6 +18,8 @@ from llmtrain.config import (
 from llmtrain.distributed.config import DistributedConfig
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
+from llmtrain.monitor.config import MonitorConfig
+from llmtrain.objectives.config import ObjectiveConfig, check_objective
 from llmtrain.optim.config import OptimConfig
 
 
@@ -42,7 +44,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # CPU threads for torch; None = all cores
-    objective: Literal["clm"] = "clm"
+    # clm | prefix_lm (decoder); mlm | sop | nsp (encoder); span (encoder_decoder)
+    objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span"] = "clm"
     sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
 
     def validate(self) -> None:
@@ -103,8 +106,11 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # objective options
 
     def validate(self) -> None:
+        check_objective(self.train.objective, self.model)  # e.g. mlm needs an encoder
         lr_decay = self.train.lr_decay_steps
         if lr_decay is not None and lr_decay < self.train.warmup_steps:
             raise ConfigError(

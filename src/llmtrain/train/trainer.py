@@ -23,8 +23,8 @@ from llmtrain.eval.evaluate import evaluate_split
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.monitor.console import TrainConsole
-from llmtrain.monitor.metrics import MetricsLogger
-from llmtrain.objectives.clm import clm_loss
+from llmtrain.monitor.run_monitor import RunMonitor
+from llmtrain.objectives import build_objective
 from llmtrain.optim import build_optimizer, lr_at
 from llmtrain.train.config import RunConfig
 from llmtrain.train.precision import resolve_precision
@@ -43,6 +43,15 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.prec = resolve_precision(t.precision, t.device, t.compile)
         self.manifest = read_manifest(cfg.data.path)
+        tok = self.manifest["tokenizer"]
+        self.objective = build_objective(  # batches + loss; may append ids (MASK, sentinels)
+            t.objective,
+            cfg.objective,
+            int(tok["vocab_size"]),
+            cfg.model.block_size,
+            t.seed,
+            Path(cfg.data.path) / tok.get("path", "tokenizer"),
+        )
         self._set_vocab_size()
         seq = cfg.model.block_size
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
@@ -58,7 +67,7 @@ class Trainer:
         self._prepare_run_dir(resume)
 
     def _set_vocab_size(self) -> None:
-        vocab = int(self.manifest["tokenizer"]["vocab_size"])
+        vocab = int(self.manifest["tokenizer"]["vocab_size"]) + self.objective.extra_vocab
         m = self.cfg.model
         if m.vocab_size == 0:
             m.vocab_size = vocab
@@ -85,23 +94,34 @@ class Trainer:
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
         atomic_write_json(self.run_dir / "config.json", config_to_dict(self.cfg))
         resumed = self.step if (resume and latest is not None) else None
-        self.logger = MetricsLogger(self.run_dir / "metrics.jsonl", resume_step=resumed)
+        self.logger = RunMonitor(  # metrics.jsonl + trackers + in-loop probes (monitor/)
+            self.cfg.monitor, self.run_dir, config_to_dict(self.cfg), resumed, self.prec.device
+        )
+        self.logger.watch(self.model, self.optimizer)
+        self.batches = self.logger.timed(self.batches)  # time in the loader = data wait
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         t, dev = self.cfg.train, self.prec.device
         micro = [
-            self.batches.micro_batch(self.step, m, batch_size=t.batch_size, micro_size=t.micro)
+            self.objective.make_batch(
+                *self.batches.micro_batch(
+                    self.step, m, batch_size=t.batch_size, micro_size=t.micro
+                ),
+                step=self.step,
+                micro=m,
+            )
             for m in range(self.accum)
         ]
-        n_tokens = sum(int(y.numel()) for _, y in micro)
+        n_tokens = sum(b.n_tokens for b in micro)
+        n_targets = sum(b.n_targets for b in micro)  # the step's loss normaliser
         loss_total = torch.zeros((), device=dev)
-        for x, y in micro:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        for batch in micro:
+            batch = batch.to(dev)
             with self.prec.autocast():
-                logits = self.step_fn(x)  # (B, T, V)
-            loss_sum, _ = clm_loss(logits, y)
-            loss = loss_sum / n_tokens
+                out = self.objective.forward(self.step_fn, batch)  # logits etc.
+            loss_sum, _ = self.objective.loss(out, batch)
+            loss = loss_sum / n_targets
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_total += loss.detach()
         if self.scaler:
@@ -124,7 +144,8 @@ class Trainer:
             window_start, window_tokens = time.perf_counter(), 0
             while self.step < t.max_steps:
                 self._set_lr(lr := self._lr(self.step))
-                out = self.train_step()
+                with self.logger.step(self.step):
+                    out = self.train_step()
                 self.step += 1
                 self.tokens += out["tokens"]
                 window_tokens += out["tokens"]
@@ -178,8 +199,7 @@ class Trainer:
             "elapsed_sec": self.elapsed,
             "flops_per_sec": tok_s * self.flops_per_token,
         }
-        if self.prec.device.type == "cuda":
-            rec["max_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
     def _check_finite(self, loss: float) -> None:
@@ -201,6 +221,7 @@ class Trainer:
             micro_batch_size=t.micro,
             device=self.prec.device,
             autocast=self.prec.autocast,
+            objective=None if t.objective == "clm" else self.objective,  # CLM: bpb as before
         )
         rec = {
             "step": self.step,
@@ -222,7 +243,8 @@ class Trainer:
             "data": str(self.cfg.data.path),
             "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
         }
-        return save_checkpoint(
+        t0 = time.perf_counter()
+        path = save_checkpoint(
             self.ckpt_root,
             self.step,
             self.model,
@@ -231,3 +253,7 @@ class Trainer:
             config_to_dict(self.cfg),
             keep_last=self.cfg.train.keep_last,
         )
+        self.logger.event(
+            "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0
+        )
+        return path

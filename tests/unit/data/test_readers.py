@@ -65,9 +65,9 @@ def test_json_array_and_gzip(tmp_path):
 def test_missing_input_and_unsupported_file(tmp_path):
     with pytest.raises(DataError, match=r"input path not found: .*nope\.txt"):
         plan_inputs([tmp_path / "nope.txt"])
-    (tmp_path / "x.csv").write_text("a,b")
-    with pytest.raises(DataError, match=r"unsupported type '\.csv'"):
-        plan_inputs([tmp_path / "x.csv"])
+    (tmp_path / "x.docx").write_text("a,b")
+    with pytest.raises(DataError, match=r"unsupported type '\.docx'"):
+        plan_inputs([tmp_path / "x.docx"])
     with pytest.raises(DataError, match="unknown built-in corpus 'builtin:perl'"):
         plan_inputs(["builtin:perl"])
 

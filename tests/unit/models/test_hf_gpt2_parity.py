@@ -8,7 +8,7 @@ import torch
 from llmtrain.config.core import config_from_dict
 from llmtrain.errors import ExportError
 from llmtrain.models import ModelConfig, build_model
-from llmtrain.models.hf_gpt2 import to_hf_gpt2_state_dict
+from llmtrain.models.hf_gpt2 import HF_ACTIVATION, to_hf_gpt2_state_dict
 
 transformers = pytest.importorskip("transformers")
 
@@ -20,7 +20,7 @@ def hf_model_for(cfg: ModelConfig):
         n_embd=cfg.n_embd,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
-        activation_function="gelu_new",
+        activation_function=HF_ACTIVATION[cfg.mlp],
         layer_norm_epsilon=cfg.norm_eps,
         resid_pdrop=0.0,
         embd_pdrop=0.0,
@@ -32,8 +32,8 @@ def hf_model_for(cfg: ModelConfig):
     return transformers.GPT2LMHeadModel(hf_cfg).eval()
 
 
-@pytest.mark.parametrize("tie", [True, False])
-def test_logits_match_hf_gpt2(tie):
+@pytest.mark.parametrize("tie, mlp", [(True, "gelu"), (False, "gelu"), (True, "gelu_tanh")])
+def test_logits_match_hf_gpt2(tie, mlp):
     torch.manual_seed(0)
     cfg = config_from_dict(
         ModelConfig,
@@ -44,6 +44,7 @@ def test_logits_match_hf_gpt2(tie):
             "n_head": 2,
             "n_embd": 64,
             "tie_embeddings": tie,
+            "mlp": mlp,
         },
     )
     ours = build_model(cfg).eval()

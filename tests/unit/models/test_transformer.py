@@ -21,7 +21,7 @@ def tiny(**kw) -> ModelConfig:
 
 OPTION_GRID = list(
     itertools.product(
-        ["learned", "rope"], ["layernorm", "rmsnorm"], ["gelu", "swiglu"], [None, 2, 1]
+        ["learned", "rope"], ["layernorm", "rmsnorm"], ["gelu", "gelu_tanh", "swiglu"], [None, 2, 1]
     )
 )
 

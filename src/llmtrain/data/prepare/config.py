@@ -1,7 +1,8 @@
 """`PrepareConfig`: every knob of `llmtrain prepare`, validated with errors that name the fix.
 
 `tokenizer` is "bpe" | "char" | "byte" (trained on the train split) or the path of a saved
-tokenizer directory / Hugging Face tokenizer.json (used as is).
+tokenizer directory / Hugging Face tokenizer.json (used as is). The cleaning steps beyond
+normalise + exact dedup (quality, language, PII, near-dedup) are off unless switched on.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmtrain.data.prepare.quality import QUALITY_PRESETS, quality_steps
 from llmtrain.errors import ConfigError
 from llmtrain.tokenizer.bpe import check_bpe_vocab_size
 from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS
@@ -32,6 +34,12 @@ class PrepareConfig:
     skip_bad_files: bool = False  # skip (and report) undecodable files and bad JSONL lines
     overwrite: bool = False  # replace a complete DATA_DIR
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
+    quality: str = "off"  # off | web (Gopher quality + repetition, C4, FineWeb line rules)
+    quality_set: list[str] = field(default_factory=list)  # "filter[.script].field=value"
+    languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
+    detect_language: bool = False  # tag languages (report's language mix) without filtering
+    pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
+    near_dedup: bool = False  # MinHash LSH near-duplicate removal
 
     @property
     def trains_tokenizer(self) -> bool:
@@ -54,6 +62,15 @@ class PrepareConfig:
         self._check_positive("shard_tokens", self.shard_tokens, "e.g. 100000000")
         self._check_positive("min_chars", self.min_chars, "1 keeps every non-empty document")
         self._check_positive("tokenizer_train_bytes", self.tokenizer_train_bytes, "e.g. 268435456")
+        if self.quality not in QUALITY_PRESETS:
+            raise ConfigError(
+                f"quality = {self.quality!r} is not a preset; choose one of "
+                f"{', '.join(QUALITY_PRESETS)} ('web' for crawled pages, 'off' for curated text)"
+            )
+        quality_steps(self.quality, self.quality_set)  # names the bad setting
+        for code in self.languages:
+            if not (code.isalpha() and 2 <= len(code) <= 3):
+                raise ConfigError(f"languages: {code!r} is not an ISO 639-1 code; give e.g. en,zh")
         if not self.text_field or any(not p for p in self.text_field.split(".")):
             raise ConfigError(
                 f"text_field = {self.text_field!r} is empty or malformed (e.g. 'text')"

@@ -25,6 +25,8 @@ class Document:
     id: str
     source: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # derived values steps share (e.g. word tokens), valid while `text` is the same object
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class Step:

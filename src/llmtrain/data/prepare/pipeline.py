@@ -1,7 +1,8 @@
 """`prepare_corpus(inputs, out_dir, cfg)`: raw text → tokenizer + token shards + manifest.
 
-Pass 1 streams read → normalise → min_length → exact_dedup into a temporary spool; the split
-is decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
+Pass 1 streams read → normalise → [language] → [quality filters] → [pii] → min_length →
+exact_dedup → [near_dedup index] into a temporary spool (bracketed steps are opt-in); near
+duplicates are then dropped from the spool; the split is decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
 packs the spool into shards. `report.json` and then `manifest.json` are written last, so a
 crash never leaves a directory that looks complete.
 """
@@ -27,8 +28,12 @@ from llmtrain import __version__
 from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.dedup import ExactDedup
 from llmtrain.data.prepare.documents import Problems, Step
+from llmtrain.data.prepare.language import LanguageFilter
+from llmtrain.data.prepare.minhash import NearDedup
 from llmtrain.data.prepare.normalise import MinLength, Normalise
 from llmtrain.data.prepare.pack import Packer, encoding_pieces
+from llmtrain.data.prepare.pii import RedactPII
+from llmtrain.data.prepare.quality import QUALITY_STEPS, quality_steps
 from llmtrain.data.prepare.readers import InputPlan, Reader, plan_inputs
 from llmtrain.data.prepare.split import assign_val, contiguous_cut, split_score
 from llmtrain.data.prepare.spool import SpoolWriter, read_spool
@@ -56,7 +61,8 @@ from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
 SPOOL_FILE = ".prepare_spool.tmp"
-_OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE)
+NEAR_DEDUP_DIR = ".prepare_near_dedup.tmp"
+_OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE, NEAR_DEDUP_DIR)
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
 _TOKENIZER_FILES = {META_FILE, BACKEND_FILE}
 
@@ -85,6 +91,8 @@ def _written_by_prepare(path: Path) -> bool:
         return path.is_dir() and all(_SHARD_NAME.fullmatch(p.name) for p in path.iterdir())
     if path.name == TOKENIZER_DIR:
         return path.is_dir() and all(p.name in _TOKENIZER_FILES for p in path.iterdir())
+    if path.name == NEAR_DEDUP_DIR:
+        return path.is_dir() and all(p.name.startswith("band_") for p in path.iterdir())
     return path.is_file()  # report.json, the spool
 
 
@@ -118,13 +126,47 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
             path.unlink()
 
 
+def clean_steps(cfg: PrepareConfig, work_dir: Path) -> list[Step]:
+    """The pass-1 steps `cfg` asks for, in order (near_dedup, when on, comes last)."""
+    steps: list[Step] = [Normalise()]
+    if cfg.languages or cfg.detect_language:
+        steps.append(LanguageFilter(cfg.languages))
+    steps += quality_steps(cfg.quality, cfg.quality_set)
+    if cfg.pii:
+        steps.append(RedactPII())
+    steps += [MinLength(cfg.min_chars), ExactDedup()]
+    if cfg.near_dedup:
+        steps.append(NearDedup(work_dir / NEAR_DEDUP_DIR))
+    return steps
+
+
+def _drop_near_duplicates(steps: list[Step], spool: Path, scores: array) -> array:
+    """Rewrite the spool without the documents `NearDedup` marked; the kept scores."""
+    near = steps[-1]
+    if not isinstance(near, NearDedup):
+        return scores
+    mask = near.finish()
+    shutil.rmtree(near.band_files[0].parent, ignore_errors=True)
+    if not mask.any():
+        return scores
+    kept = array("Q")
+    tmp = spool.with_suffix(".near.tmp")
+    with SpoolWriter(tmp) as writer:
+        for dup, (score, text) in zip(mask, read_spool(spool)):
+            if not dup:
+                writer.write(score, text)
+                kept.append(score)
+    tmp.replace(spool)
+    return kept
+
+
 def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult:
-    """Pass 1: read → normalise → min_length → exact_dedup, spooling the survivors."""
+    """Pass 1: read → the clean steps, spooling the survivors; then drop near duplicates."""
     problems = Problems(cfg.skip_bad_files)
     scores = array("Q")
     with progress(total=plan.total_bytes, desc="read + clean", unit="B") as bar:
         reader = Reader(plan, cfg.text_field, problems, on_bytes=bar.advance)
-        steps: list[Step] = [Normalise(), MinLength(cfg.min_chars), ExactDedup()]
+        steps = clean_steps(cfg, spool.parent)
         docs: Iterator = iter(reader)
         for step in steps:
             docs = step(docs)
@@ -133,6 +175,7 @@ def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult
                 score = split_score(doc.text, cfg.seed)
                 writer.write(score, doc.text)
                 scores.append(score)
+    scores = _drop_near_duplicates(steps, spool, scores)
     result = CleanResult(
         spool, np.frombuffer(scores, dtype=np.uint64), [reader, *steps], problems, plan
     )
@@ -278,6 +321,16 @@ def _flat_stats(report: dict[str, Any]) -> dict[str, Any]:
         "empty_removed": steps["min_length"].get("removed_empty", 0),
         "too_short_removed": steps["min_length"].get("removed_too_short", 0),
         "exact_duplicates_removed": steps["exact_dedup"].get("removed_exact_duplicate", 0),
+        "near_duplicates_removed": steps.get("near_dedup", {}).get("removed_near_duplicate", 0),
+        "quality_removed": sum(
+            n
+            for name in QUALITY_STEPS
+            for key, n in steps.get(name, {}).items()
+            if key.startswith("removed_")
+        ),
+        "pii_replaced": sum(
+            n for key, n in steps.get("pii", {}).items() if key.startswith("replaced_")
+        ),
         "documents_kept": report["documents_kept"],
         "val_bytes_per_token": report["compression"]["val_bytes_per_token"],
     }
@@ -345,6 +398,7 @@ def prepare_corpus(
         timings["tokenize_pack"] = time.perf_counter() - t0 - sum(timings.values())
     finally:
         (out / SPOOL_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out / NEAR_DEDUP_DIR, ignore_errors=True)
     report = _build_report(inputs, cfg, clean, split, tok, splits, timings)
     atomic_write_json(out / REPORT_FILE, report)
     manifest = _build_manifest(cfg, tok, out, splits, report)

@@ -3,14 +3,15 @@
 `plan_inputs` expands the inputs (files; folders walked recursively in sorted order, hidden
 entries skipped; `builtin:python`) and `Reader` streams documents from them: a text file
 (.txt .md .rst ...) is one document, held in memory while it passes; a JSON-lines file is
-streamed, one document per line (`text_field`, dotted for nested fields); `.gz` is read
-transparently. Bad files and lines go to
-`Problems`, which stops the run with the fix or (with --skip-bad-files) records and skips.
+streamed, one document per line (`text_field`, dotted for nested fields); CSV rows, Parquet /
+Arrow rows (`text_field` names the column), HTML pages and WARC responses (text extracted,
+boilerplate removed) come from `formats`; `.gz`, `.bz2` and `.zst` are read transparently.
+Bad files and lines go to `Problems`, which stops the run with the fix or (with
+--skip-bad-files) records and skips; a file cut short keeps the documents read before the cut.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections import Counter
@@ -21,11 +22,17 @@ from typing import IO, Any
 
 # a module import (not `from ... import`): builtin.py imports Document from this package
 import llmtrain.data.builtin as builtin
+from llmtrain.data.prepare import formats
 from llmtrain.data.prepare.documents import Document, Problems
+from llmtrain.data.prepare.formats import FormatError
 from llmtrain.errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst", ".tex", ".org")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+RECORD_SUFFIXES = (
+    formats.CSV_SUFFIXES + formats.TABLE_SUFFIXES + formats.HTML_SUFFIXES + formats.WARC_SUFFIXES
+)
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + RECORD_SUFFIXES
 BUILTIN_PREFIX = "builtin:"
 _BINARY_SAMPLE = 1 << 16
 _UTF8_FIX = "Convert the file to UTF-8 (e.g. `iconv -f GB18030 -t UTF-8 in.txt > out.txt`)"
@@ -43,15 +50,15 @@ class InputPlan:
 
 
 def _base_suffix(path: Path) -> str:
-    """ ".txt" for both a.txt and a.txt.gz."""
+    """ ".txt" for a.txt, a.txt.gz, a.txt.bz2 and a.txt.zst."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
+    if suffixes and suffixes[-1] in formats.COMPRESSIONS:
         suffixes = suffixes[:-1]
     return suffixes[-1] if suffixes else ""
 
 
 def _supported(path: Path) -> bool:
-    return _base_suffix(path) in TEXT_SUFFIXES + JSONL_SUFFIXES
+    return _base_suffix(path) in SUPPORTED_SUFFIXES
 
 
 def _walk(folder: Path, exclude: Path | None, plan: InputPlan) -> list[Path]:
@@ -61,9 +68,10 @@ def _walk(folder: Path, exclude: Path | None, plan: InputPlan) -> list[Path]:
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and (exclude is None or here / d != exclude)
         )
+        hf_dataset = any(name.endswith(".arrow") for name in files)
         for name in sorted(files):
             path = here / name
-            if name.startswith("."):
+            if name.startswith(".") or (hf_dataset and name in formats.HF_METADATA_FILES):
                 continue
             if _supported(path):
                 found.append(path)
@@ -105,7 +113,8 @@ def plan_inputs(inputs: list[str | Path], exclude: Path | None = None) -> InputP
         else:
             raise DataError(
                 f"input file {path} has an unsupported type {_base_suffix(path) or '(none)'!r}; "
-                f"supported: {' '.join(TEXT_SUFFIXES + JSONL_SUFFIXES)} (optionally .gz)"
+                f"supported: {' '.join(SUPPORTED_SUFFIXES)} (optionally "
+                f"{' '.join(formats.COMPRESSIONS)})"
             )
         for p in paths:
             if p not in seen:
@@ -116,7 +125,7 @@ def plan_inputs(inputs: list[str | Path], exclude: Path | None = None) -> InputP
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115
+    return formats.open_binary(path)
 
 
 def _binary_reason(sample: bytes) -> str | None:
@@ -174,13 +183,43 @@ class Reader:
                 yield doc
             self.stats["builtin_corpora_read"] += 1
         for path in self.plan.files:
-            if _base_suffix(path) in TEXT_SUFFIXES:
+            suffix = _base_suffix(path)
+            if suffix in TEXT_SUFFIXES:
                 docs = self._read_text(path)
-            else:
+            elif suffix in JSONL_SUFFIXES:
                 docs = self._read_json(path)
-            for doc in docs:
-                self.stats["documents_read"] += 1
-                yield doc
+            else:
+                docs = self._read_records(path, suffix)
+            try:
+                for doc in docs:
+                    self.stats["documents_read"] += 1
+                    yield doc
+            except formats.STREAM_ERRORS as e:  # a corrupt or truncated compressed file
+                detail = f"unreadable ({type(e).__name__}: {e}); documents before it were kept"
+                fix = "Re-download or re-compress the file"
+                self.problems.bad(str(path), "corrupt_file", detail, fix)
+
+    def _read_records(self, path: Path, suffix: str) -> Iterator[Document]:
+        """CSV / Parquet / Arrow rows, an HTML page or WARC records (see `formats`)."""
+        size = path.stat().st_size
+        self.on_bytes(size)
+        self.stats["bytes_read"] += size
+        if suffix in formats.CSV_SUFFIXES or suffix in formats.TABLE_SUFFIXES:
+            is_csv = suffix in formats.CSV_SUFFIXES
+            records = (formats.iter_csv if is_csv else formats.iter_table)(path, self.text_field)
+        elif suffix in formats.HTML_SUFFIXES:
+            records = formats.iter_html(path)
+        else:
+            records = formats.iter_warc(path)
+        try:
+            for where, text, doc_id in records:
+                yield Document(
+                    text=text, id=doc_id or where, source=str(path), metadata={"at": where}
+                )
+        except FormatError as e:
+            self.problems.bad(str(path), "unreadable_file", str(e), "Fix or remove the file")
+            return
+        self.stats["files_read"] += 1
 
     def _read_text(self, path: Path) -> Iterator[Document]:
         with _open_binary(path) as f:

@@ -21,6 +21,20 @@ def _removed_rows(report: dict[str, Any]) -> list[tuple[str, int]]:
     return rows
 
 
+def _annotation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """PII replacements per type and the language mix, when those steps ran."""
+    steps = {step["name"]: step for step in report["steps"]}
+    rows = []
+    pii = {k.removeprefix("replaced_"): n for k, n in steps.get("pii", {}).items() if k.startswith("replaced_")}  # fmt: skip
+    if pii:
+        rows.append(("  PII replaced", ", ".join(f"{k} {n:,}" for k, n in sorted(pii.items()))))
+    langs = {k.removeprefix("language_"): n for k, n in steps.get("language", {}).items() if k.startswith("language_")}  # fmt: skip
+    if langs:
+        top = sorted(langs.items(), key=lambda kv: -kv[1])[:6]
+        rows.append(("  languages", ", ".join(f"{k} {n:,}" for k, n in top)))
+    return rows
+
+
 def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -> None:
     """Print what `prepare` did, for a person reading the terminal."""
     console = Console()
@@ -36,6 +50,8 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
     table.add_row("documents read", f"{stats['documents_read']:,}")
     for label, n in _removed_rows(report):
         table.add_row(f"  removed: {label}", f"{n:,}")
+    for label, value in _annotation_rows(report):
+        table.add_row(label, value)
     table.add_row("documents kept", f"{stats['documents_kept']:,}")
     split = manifest["split"]
     table.add_row("split", f"{split['method']}, val_fraction {split['val_fraction']}")

@@ -1,0 +1,94 @@
+"""Script-aware text units shared by the quality filters, MinHash and decontamination.
+
+`words(text)`: whitespace-separated tokens for spaced scripts, and one token per character
+for unsegmented ones (Han, kana, Thai...), because `str.split()` sees a whole Chinese
+paragraph as one word. `script_of(text)` names the dominant script: "cjk" when at least
+30 % of the letters are CJK characters, else "latin" (every spaced script).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmtrain.data.prepare.documents import Document
+
+# Han (+ extension A, compatibility), kana, Hangul syllables, Thai, Lao, Khmer, Myanmar:
+# scripts written without spaces between words (Hangul is spaced, but its syllable blocks
+# are closer to CJK characters in length than to words).
+CJK_CLASS = (
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+)
+_WORD = re.compile(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")
+_CJK = re.compile(rf"[{CJK_CLASS}]")
+_LETTER = re.compile(r"[^\W\d_]")
+CJK_SHARE = 0.3
+_SAMPLE_CHARS = 4096
+
+
+def words(text: str) -> list[str]:
+    """Word tokens: runs of non-space characters, with every CJK character its own token."""
+    return _WORD.findall(text)
+
+
+def script_of(text: str) -> str:
+    """ "cjk" or "latin", from the share of CJK characters among the letters of a sample."""
+    sample = text[:_SAMPLE_CHARS]
+    cjk = len(_CJK.findall(sample))
+    letters = len(_LETTER.findall(sample))
+    return "cjk" if letters and cjk / letters >= CJK_SHARE else "latin"
+
+
+def ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
+    """One uint64 key per n-gram of consecutive ids (`len(ids) - n + 1` keys).
+
+    A polynomial hash with odd 64-bit multipliers (wrapping arithmetic): two different
+    n-grams of the same document collide with probability ~2**-64.
+    """
+    ids = ids.astype(np.uint64, copy=False)
+    count = len(ids) - n + 1
+    if count <= 0:
+        return np.empty(0, dtype=np.uint64)
+    keys = ids[:count].copy()
+    for k in range(1, n):
+        keys *= np.uint64(0x9E3779B97F4A7C15)
+        keys += ids[k : k + count]
+    return keys
+
+
+@dataclass
+class TokenTable:
+    """A document's word tokens as ids into its own small vocabulary (`uniq`)."""
+
+    text: str  # the text it was built from (the cache is stale once doc.text changes)
+    uniq: list[str]  # distinct tokens in first-seen order
+    ids: np.ndarray  # (n_tokens,) int64 index into uniq
+    counts: np.ndarray  # (len(uniq),) occurrences of each distinct token
+    uniq_lengths: np.ndarray  # (len(uniq),) characters of each distinct token
+    lengths: np.ndarray  # (n_tokens,) characters of each token
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+def token_table(text: str) -> TokenTable:
+    """Tokenize `text` (see `words`) into a `TokenTable`; the per-token work is C-level."""
+    tokens = words(text)
+    index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
+    ids = np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
+    uniq = list(index)
+    uniq_lengths = np.fromiter(map(len, uniq), np.int64, len(uniq))
+    counts = np.bincount(ids, minlength=len(uniq))
+    return TokenTable(text, uniq, ids, counts, uniq_lengths, uniq_lengths[ids])
+
+
+def doc_tokens(doc: Document) -> TokenTable:
+    """`token_table(doc.text)`, cached on the document while its text is unchanged."""
+    table = doc.cache.get("tokens")
+    if table is None or table.text is not doc.text:
+        table = doc.cache["tokens"] = token_table(doc.text)
+    return table

@@ -1,0 +1,119 @@
+"""Mixture of Experts: a drop-in for the MLP of any block (`model.n_experts > 0`).
+
+Top-k softmax routing (Shazeer et al. 2017; Mixtral renormalises the k gates), dropless or
+with a capacity of ceil(capacity_factor · N · k / E) tokens per expert (first choices first,
+GShard/Switch priority). After each forward the layer holds `aux_loss` (the weighted sum of
+the Switch load-balancing loss, the router z-loss and the importance/load CV² losses) and
+`tokens_per_expert` (for metrics); `moe_aux_loss(model)` sums the former over layers.
+Expert weights are stacked 3-D tensors, the layout of HF Mixtral (`gate_up_proj`, `down_proj`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmtrain.models.config import ModelConfig
+from llmtrain.models.layers import GATE_ACT, activation
+
+
+def _cv2(x: torch.Tensor) -> torch.Tensor:
+    """Squared coefficient of variation, var / mean² (Shazeer et al. 2017, eq. 6)."""
+    return x.float().var(correction=0) / (x.float().mean() ** 2 + 1e-10)
+
+
+class MoE(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_experts, self.top_k = cfg.n_experts, cfg.moe_top_k
+        self.gate_act = GATE_ACT.get(cfg.mlp)
+        f_in = 2 * cfg.ffn_dim if self.gate_act else cfg.ffn_dim
+        self.router = nn.Linear(cfg.n_embd, cfg.n_experts, bias=False)
+        self.w_in = nn.Parameter(torch.empty(cfg.n_experts, f_in, cfg.n_embd))  # (E, F|2F, C)
+        self.w_out = nn.Parameter(torch.empty(cfg.n_experts, cfg.n_embd, cfg.ffn_dim))  # (E, C, F)
+        self.dropout = cfg.drop("resid")
+        self.aux_loss: torch.Tensor | None = None
+        self.tokens_per_expert: torch.Tensor | None = None  # (E,) assignments in the last call
+
+    def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        h = F.linear(x, self.w_in[e])  # (n, F) or (n, 2F)
+        if self.gate_act is not None:
+            gate, up = h.chunk(2, dim=-1)
+            h = (F.silu(gate) if self.gate_act == "silu" else activation(self.gate_act, gate)) * up
+        else:
+            h = activation(self.cfg.mlp, h)
+        return F.linear(h, self.w_out[e])  # (n, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        xf = x.reshape(-1, C)  # (N, C)
+        n, E, k = xf.size(0), self.n_experts, self.top_k
+        logits = self.router(xf).float()  # (N, E); routing in fp32
+        probs = logits.softmax(dim=-1)  # (N, E)
+        gates, chosen = probs.topk(k, dim=-1)  # (N, k) each
+        if self.cfg.moe_renormalize:
+            gates = gates / gates.sum(dim=-1, keepdim=True)
+        cap = (
+            math.ceil(self.cfg.moe_capacity_factor * n * k / E)
+            if self.cfg.moe_capacity_factor
+            else 0
+        )
+        out = torch.zeros_like(xf)
+        counts = torch.zeros(E, dtype=torch.long, device=x.device)
+        for e in range(E):
+            tok, slot = torch.where(chosen == e)  # tokens routed to e, and at which rank
+            counts[e] = tok.numel()
+            if cap and tok.numel() > cap:  # over capacity: keep first choices, then order
+                keep = (slot * n + tok).argsort()[:cap]
+                tok, slot = tok[keep], slot[keep]
+            if tok.numel() == 0:
+                continue
+            y = self._expert(e, xf[tok]) * gates[tok, slot, None].to(xf.dtype)  # (n_e, C)
+            out.index_add_(0, tok, y.to(out.dtype))
+        self.tokens_per_expert = counts.detach()
+        self.aux_loss = self._aux(logits, probs, gates, chosen, counts)
+        y = out.view(B, T, C)
+        if self.training and self.dropout > 0:
+            y = F.dropout(y, self.dropout, training=True)
+        return y
+
+    def _aux(self, logits, probs, gates, chosen, counts) -> torch.Tensor:
+        c, E = self.cfg, self.n_experts
+        loss = logits.new_zeros(())
+        if c.moe_balance_coef:  # E · Σ_e f_e · P_e, f = share of assignments, P = mean prob
+            f = counts.float() / counts.sum().clamp(min=1)
+            loss = loss + c.moe_balance_coef * E * (f * probs.mean(0)).sum()
+        if c.moe_z_coef:  # mean (log Σ exp logits)²: keeps router logits small
+            loss = loss + c.moe_z_coef * torch.logsumexp(logits, dim=-1).square().mean()
+        if c.moe_importance_coef:  # gate mass per expert
+            imp = torch.zeros(E, device=gates.device).index_add(
+                0, chosen.flatten(), gates.flatten()
+            )
+            loss = loss + c.moe_importance_coef * _cv2(imp)
+        if c.moe_load_coef:  # soft (differentiable) token load per expert
+            loss = loss + c.moe_load_coef * _cv2(probs.sum(0))
+        return loss
+
+
+def moe_layers(model: nn.Module) -> list[MoE]:
+    return [m for m in model.modules() if isinstance(m, MoE)]
+
+
+def moe_aux_loss(model: nn.Module) -> torch.Tensor | None:
+    """Sum of the MoE layers' auxiliary losses from the last forward (None for a dense model)."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and not cfg.n_experts:
+        return None  # dense: no module walk on the hot path
+    losses = [m.aux_loss for m in moe_layers(model) if m.aux_loss is not None]
+    return torch.stack(losses).sum() if losses else None
+
+
+def tokens_per_expert(model: nn.Module) -> list[list[int]]:
+    """Per layer, per expert: the token assignments of the last forward (for metrics)."""
+    return [
+        m.tokens_per_expert.tolist() for m in moe_layers(model) if m.tokens_per_expert is not None
+    ]

@@ -1,0 +1,116 @@
+"""`ObjectiveConfig` (the `objective` section of a run config), the objective table, and
+`check_objective`, which rejects an objective the model architecture cannot train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmtrain.errors import ConfigError
+from llmtrain.models.config import ModelConfig
+from llmtrain.objectives.base import Objective
+from llmtrain.objectives.clm import CLM, PrefixLM
+from llmtrain.objectives.mlm import MLM, NextSentence, SentenceOrder
+from llmtrain.objectives.span import SpanCorruption
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    "clm": CLM,
+    "prefix_lm": PrefixLM,
+    "mlm": MLM,
+    "sop": SentenceOrder,
+    "nsp": NextSentence,
+    "span": SpanCorruption,
+}
+
+
+@dataclass
+class ObjectiveConfig:
+    mask_prob: float = 0.15  # MLM: share of tokens selected
+    mask_token_frac: float = 0.8  # of the selected: replaced by MASK
+    random_token_frac: float = 0.1  # of the selected: replaced by a random token
+    whole_word: bool = False  # MLM: select whole words (tokenizer word boundaries)
+    noise_density: float = 0.15  # span: share of tokens corrupted
+    mean_span: float = 3.0  # span: mean noise-span length
+    sentence_weight: float = 1.0  # SOP/NSP loss weight relative to the MLM mean
+    label_smoothing: float = 0.0
+    z_loss: float = 0.0  # coefficient of (log Z)² per target token
+
+    def validate(self) -> None:
+        for name in ("mask_prob", "noise_density"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"objective.{name} must be in (0, 1), got {getattr(self, name)}")
+        if (
+            self.mask_token_frac + self.random_token_frac > 1.0
+            or min(self.mask_token_frac, self.random_token_frac) < 0
+        ):
+            raise ConfigError(
+                "objective.mask_token_frac + objective.random_token_frac must be in [0, 1]; "
+                f"got {self.mask_token_frac} + {self.random_token_frac}"
+            )
+        if self.mean_span < 1:
+            raise ConfigError(f"objective.mean_span must be >= 1, got {self.mean_span}")
+        if not 0.0 <= self.label_smoothing < 1.0 or self.z_loss < 0:
+            raise ConfigError("objective.label_smoothing must be in [0, 1) and z_loss >= 0")
+
+
+def check_objective(name: str, model: ModelConfig) -> None:
+    """Raise ConfigError when `model` cannot be trained with objective `name`, saying why."""
+    if name not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    if model.architecture not in cls.architectures:
+        why = {
+            "decoder": "it predicts the next token, which a bidirectional model can see",
+            "encoder": "it predicts masked tokens from both sides, which needs bidirectional "
+            "attention (a causal decoder sees only the left)",
+            "encoder_decoder": "its corrupted input and span targets need an encoder and a decoder",
+        }[cls.architectures[0]]
+        raise ConfigError(
+            f"train.objective={name!r} needs model.architecture="
+            f"{' or '.join(repr(a) for a in cls.architectures)} (got {model.architecture!r}): "
+            f"{why}"
+        )
+    if cls.needs_sentence_head and not model.sentence_head:
+        raise ConfigError(
+            f"train.objective={name!r} classifies sentence pairs: set model.sentence_head=true"
+        )
+    if cls.needs_sentence_head and model.type_vocab_size not in (0, 2):
+        raise ConfigError("SOP/NSP use two segment types: set model.type_vocab_size to 0 or 2")
+
+
+def build_objective(
+    name: str,
+    cfg: ObjectiveConfig,
+    vocab_size: int,
+    block_size: int,
+    seed: int,
+    tokenizer_dir: str | Path | None = None,
+) -> Objective:
+    """The objective `name` for a tokenizer of `vocab_size` ids. The tokenizer (a directory)
+    is read only for whole-word masking (its word boundaries)."""
+    options: dict[str, Any] = {
+        k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "whole_word"
+    }
+    options["block_size"] = block_size
+    if cfg.whole_word:
+        if tokenizer_dir is None or not Path(tokenizer_dir).is_dir():
+            raise ConfigError("objective.whole_word=true needs the data's tokenizer directory")
+        from llmtrain.objectives.mlm import word_starts_of
+        from llmtrain.tokenizer import load_tokenizer
+
+        options["word_start"] = word_starts_of(load_tokenizer(tokenizer_dir))
+    obj = OBJECTIVES[name](vocab_size, seed, **options)
+    return obj
+
+
+def metrics_of(totals: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Accuracies from summed correct/count metrics."""
+    out = {}
+    if "count" in totals and int(totals["count"]):
+        out["token_acc"] = float(totals["correct"]) / int(totals["count"])
+    if "sentence_count" in totals and int(totals["sentence_count"]):
+        out["sentence_acc"] = float(totals["sentence_correct"]) / int(totals["sentence_count"])
+    return out

@@ -1,0 +1,98 @@
+"""T5 span corruption (Raffel et al. 2020 §3.1.4) for the encoder-decoder.
+
+Of a window of L tokens, round(L · noise_density) noise tokens form
+n = round(noise / mean_span) spans at random positions; the input keeps the other tokens with
+each span replaced by one sentinel and ends with EOS, the target lists sentinel + span tokens
+for each span and ends with EOS. Both lengths are fixed functions of L (`span_lengths`), so
+packed windows need no padding: input L - noise + n + 1, target noise + n + 1.
+Sentinel i has id V_tok + 1 + i (after MASK = V_tok); the decoder starts from PAD (id 0), as T5.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from llmtrain.models.moe import moe_aux_loss
+from llmtrain.objectives.base import (
+    Batch,
+    Objective,
+    accuracy_counts,
+    seeded_generator,
+)
+
+EOS_ID, DECODER_START_ID = 3, 0
+
+
+def span_lengths(length: int, density: float, mean_span: float) -> tuple[int, int, int, int]:
+    """(noise tokens, spans, input length, target length) for a window of `length` tokens
+    (the T5 reference's `random_spans_noise_mask` counts, EOS included)."""
+    noise = min(max(round(length * density), 1), length - 1)
+    spans = max(round(noise / mean_span), 1)
+    return noise, spans, length - noise + spans + 1, noise + spans + 1
+
+
+def _segments(total: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """Random split of `total` items into `n` non-empty segments (lengths)."""
+    cuts = (torch.randperm(total - 1, generator=g)[: n - 1] + 1).sort().values
+    edges = torch.cat([torch.tensor([0]), cuts, torch.tensor([total])])
+    return edges.diff()
+
+
+def noise_mask(length: int, density: float, mean_span: float, g: torch.Generator) -> torch.Tensor:
+    noise, spans, _, _ = span_lengths(length, density, mean_span)
+    noise_len = _segments(noise, spans, g)
+    keep_len = _segments(length - noise, spans, g)
+    flags = torch.stack([torch.zeros(spans), torch.ones(spans)], 1).flatten().bool()
+    lens = torch.stack([keep_len, noise_len], 1).flatten()
+    return flags.repeat_interleave(lens)  # (length,) keep span, noise span, keep, noise, ...
+
+
+class SpanCorruption(Objective):
+    name = "span"
+    architectures = ("encoder_decoder",)
+
+    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
+        super().__init__(vocab_size, seed, **options)
+        self.density = float(options.get("noise_density", 0.15))
+        self.mean_span = float(options.get("mean_span", 3.0))
+        block = int(options.get("block_size", 512))
+        self.extra_vocab = 1 + span_lengths(block, self.density, self.mean_span)[1]
+
+    def sentinel(self, i: int) -> int:
+        return self.tok_vocab + 1 + i
+
+    def corrupt(self, row: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = noise_mask(row.numel(), self.density, self.mean_span, g)
+        starts = noise & ~torch.cat([torch.tensor([False]), noise[:-1]])  # first of each span
+        span_id = starts.long().cumsum(0) - 1  # (L,) index of the span a token is in
+        sent = self.tok_vocab + 1 + span_id
+        eos = torch.tensor([EOS_ID])
+        # input: non-noise tokens, and each span's first position becomes its sentinel
+        inp = torch.where(starts, sent, row)[~noise | starts]
+        # target: each span's sentinel followed by the span's tokens
+        tgt = torch.stack([sent, row], 1)  # (L, 2): candidate sentinel then token
+        pick = torch.stack([starts, noise], 1)  # sentinel only at span starts
+        tgt = tgt[pick]
+        return torch.cat([inp, eos]), torch.cat([tgt, eos])
+
+    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+        g = seeded_generator(self.seed, step, micro)
+        pairs = [self.corrupt(row, g) for row in x]
+        src = torch.stack([p[0] for p in pairs])  # (B, S)
+        tgt = torch.stack([p[1] for p in pairs])  # (B, U)
+        dec_in = torch.cat([torch.full((x.size(0), 1), DECODER_START_ID), tgt[:, :-1]], 1)
+        t = {"src": src, "dec_in": dec_in, "targets": tgt}
+        return Batch(t, n_targets=int(tgt.numel()), n_tokens=int(x.numel()))
+
+    def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
+        t = batch.tensors
+        return {"logits": model(t["src"], t["dec_in"]), "aux": moe_aux_loss(model)}
+
+    def loss(self, out: dict[str, Any], batch: Batch):
+        targets = batch.tensors["targets"]
+        loss_sum = self._ce(out["logits"], targets)
+        if out["aux"] is not None:
+            loss_sum = loss_sum + out["aux"] * batch.n_targets
+        return loss_sum, accuracy_counts(out["logits"], targets)

@@ -1,0 +1,214 @@
+"""Orthogonal model options: every family builds, initialises every tensor, trains (gradients
+reach every parameter) and honours its attention pattern; bad combinations are config errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmtrain.config.core import config_from_dict
+from llmtrain.errors import ConfigError
+from llmtrain.models import ModelConfig, build_model, init_weights
+from llmtrain.models.build import build_model as build
+from llmtrain.models.encoder_decoder import EncoderDecoder
+from llmtrain.models.decoder import Transformer
+from llmtrain.models.moe import moe_aux_loss, tokens_per_expert
+from llmtrain.models.positions import alibi_slopes, t5_bucket
+
+V, T = 97, 16
+SENTINEL = 12345.0
+
+FAMILIES = {
+    "gpt2": {},
+    "llama_qknorm": {
+        **{"pos_embedding": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
+        **{"n_kv_head": 1, "qk_norm": True, "tie_embeddings": False},
+    },
+    "alibi_relu2": {"pos_embedding": "alibi", "mlp": "relu2"},
+    "sinusoidal_relu_post": {"pos_embedding": "sinusoidal", "mlp": "relu", "norm_position": "post"},
+    "bert": {
+        **{"architecture": "encoder", "norm_position": "post", "embedding_norm": True},
+        **{"type_vocab_size": 2, "head_transform": True, "head_bias": True, "sentence_head": True},
+    },
+    "encoder_relative_geglu": {
+        **{"architecture": "encoder", "pos_embedding": "relative", "mlp": "geglu"},
+    },
+    "mixtral": {
+        **{"pos_embedding": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
+        **{"n_experts": 4, "moe_top_k": 2, "moe_importance_coef": 0.1, "moe_load_coef": 0.1},
+    },
+    "t5": {
+        **{"architecture": "encoder_decoder", "pos_embedding": "relative", "norm": "rmsnorm"},
+        **{"bias": False, "mlp": "geglu_tanh", "attn_scale": 1.0, "n_decoder_layer": 1},
+    },
+}
+
+
+def tiny(**kw) -> ModelConfig:
+    base = {"vocab_size": V, "block_size": 32, "n_layer": 2, "n_head": 4, "n_embd": 32}
+    return config_from_dict(ModelConfig, {**base, **kw})
+
+
+def run(model, idx):
+    if isinstance(model, EncoderDecoder):
+        return model(idx, idx[:, : T // 2])
+    return model(idx)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("scheme", ["normal", "gpt2", "small"])
+def test_init_writes_every_tensor_of_every_family(family, scheme):
+    cfg = tiny(**FAMILIES[family])
+    with torch.device("meta"):
+        model = (EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer)(cfg)
+    model.to_empty(device="cpu")
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    with torch.no_grad():
+        for t in tensors.values():
+            t.fill_(SENTINEL)
+    init_weights(model, scheme)
+    for name, t in tensors.items():
+        assert torch.isfinite(t).all(), name
+        assert (t != SENTINEL).all(), f"{name} was not initialised"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_forwards_and_every_parameter_gets_a_gradient(family):
+    torch.manual_seed(0)
+    model = build_model(tiny(**FAMILIES[family]))
+    idx = torch.randint(0, V, (3, T))
+    logits = run(model, idx)
+    assert logits.shape[0] == 3 and logits.shape[-1] == V and torch.isfinite(logits).all()
+    loss = logits.float().pow(2).mean()
+    if getattr(model, "pooler", None) is not None:
+        loss = loss + model.sentence_logits(model.forward_hidden(idx)).sum()
+    if (aux := moe_aux_loss(model)) is not None:
+        loss = loss + aux
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def _changes_past(model) -> bool:
+    idx = torch.randint(0, V, (2, T))
+    changed = idx.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % V
+    a, b = model(idx), model(changed)
+    return bool((a[:, :10] - b[:, :10]).abs().max() > 1e-5)
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "alibi", "relative"])
+def test_decoder_is_causal_and_encoder_is_bidirectional(pos):
+    torch.manual_seed(0)
+    assert not _changes_past(build_model(tiny(pos_embedding=pos)).eval())
+    enc = build_model(tiny(pos_embedding=pos, architecture="encoder")).eval()
+    assert _changes_past(enc)
+
+
+def test_prefix_lm_sees_the_whole_prefix_and_nothing_after_it():
+    torch.manual_seed(0)
+    model = build_model(tiny()).eval()
+    idx = torch.randint(0, V, (2, T))
+    prefix = torch.tensor([6, 6])
+    changed = idx.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % V  # inside the prefix: every position may see it
+    a, b = model(idx, prefix_len=prefix), model(changed, prefix_len=prefix)
+    assert (a[:, 0] - b[:, 0]).abs().max() > 1e-5
+    later = idx.clone()
+    later[:, 10:] = (later[:, 10:] + 1) % V  # after the prefix: still causal
+    c = model(later, prefix_len=prefix)
+    torch.testing.assert_close(a[:, :10], c[:, :10], rtol=0, atol=1e-6)
+    # a zero-length prefix is the plain causal model
+    torch.testing.assert_close(model(idx, prefix_len=torch.tensor([0, 0])), model(idx))
+
+
+def test_alibi_slopes_are_the_published_ones():
+    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0**-i for i in range(1, 9)]))
+    six = alibi_slopes(6)  # 4 base slopes + the odd slopes of 8 heads
+    torch.testing.assert_close(six[:4], torch.tensor([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8]))
+    torch.testing.assert_close(six[4:], torch.tensor([2.0**-1, 2.0**-3]))
+
+
+def test_t5_buckets_match_the_reference_values():
+    rel = torch.tensor([-200, -20, -3, 0, 3, 20, 200])
+    # from HF T5Attention._relative_position_bucket(bidirectional, 32 buckets, 128)
+    assert t5_bucket(rel, True, 32, 128).tolist() == [15, 10, 3, 0, 19, 26, 31]
+    assert t5_bucket(rel, False, 32, 128).tolist() == [31, 17, 3, 0, 0, 0, 0]
+
+
+def test_moe_dropless_equals_the_dense_mixture_and_counts_tokens():
+    torch.manual_seed(0)
+    cfg = tiny(n_experts=4, moe_top_k=2, mlp="gelu")
+    model = build_model(cfg)
+    moe = model.blocks[0].mlp
+    x = torch.randn(2, 8, cfg.n_embd)
+    y = moe(x)
+    probs = moe.router(x.reshape(-1, cfg.n_embd)).softmax(-1)
+    gates, chosen = probs.topk(2, dim=-1)
+    gates = gates / gates.sum(-1, keepdim=True)
+    ref = torch.zeros(16, cfg.n_embd)
+    for n in range(16):
+        for j in range(2):
+            e = int(chosen[n, j])
+            h = torch.nn.functional.gelu(x.reshape(-1, cfg.n_embd)[n] @ moe.w_in[e].T)
+            ref[n] += gates[n, j] * (h @ moe.w_out[e].T)
+    torch.testing.assert_close(y.reshape(-1, cfg.n_embd), ref, rtol=1e-5, atol=1e-5)
+    assert int(moe.tokens_per_expert.sum()) == 16 * 2
+    model(torch.randint(0, V, (2, 8)))
+    counts = tokens_per_expert(model)
+    assert len(counts) == 2 and all(sum(c) == 16 * 2 for c in counts)
+
+
+def test_moe_capacity_drops_overflow_tokens():
+    torch.manual_seed(0)
+    cfg = tiny(n_experts=4, moe_top_k=1, moe_capacity_factor=0.5)
+    moe = build_model(cfg).blocks[0].mlp
+    with torch.no_grad():
+        moe.router.weight.zero_()
+        moe.router.weight[0] = 1.0  # push every token to expert 0
+    x = torch.rand(1, 16, cfg.n_embd) + 0.1
+    y = moe(x)[0]
+    cap = 2  # ceil(0.5 * 16 * 1 / 4)
+    assert (y.abs().sum(-1) > 0).sum() == cap  # the rest pass through the residual only
+    assert int(moe.tokens_per_expert[0]) == 16
+
+
+def test_moe_aux_loss_is_lowest_when_balanced():
+    cfg = tiny(n_experts=4, moe_top_k=1, moe_z_coef=0.0)
+    moe = build_model(cfg).blocks[0].mlp
+    x = torch.randn(1, 64, cfg.n_embd)
+    with torch.no_grad():
+        moe.router.weight.zero_()
+    moe(x)
+    balanced = float(moe.aux_loss)  # uniform probs: E * sum(f * 1/E) = 1 * coef
+    with torch.no_grad():
+        moe.router.weight[0] = 5.0 * x.mean((0, 1)).sign()
+    moe(x)
+    assert balanced == pytest.approx(0.01, rel=1e-4) and float(moe.aux_loss) > balanced
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"n_experts": 2, "moe_top_k": 3}, "moe_top_k"),
+        ({"attn_dropout": 1.5}, "attn_dropout"),
+        ({"sentence_head": True}, "encoder"),
+        ({"n_decoder_layer": 2}, "encoder_decoder"),
+        ({"mlp": "tanh"}, "relu2"),
+        ({"pos_embedding": "alibi", "architecture": "encoder_decoder"}, "relative"),
+    ],
+)
+def test_bad_options_are_config_errors(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        build(tiny(**kw))
+
+
+def test_separate_dropouts_fall_back_to_dropout():
+    cfg = tiny(dropout=0.1, attn_dropout=0.0)
+    assert (cfg.drop("attn"), cfg.drop("resid"), cfg.drop("embd")) == (0.0, 0.1, 0.1)
+    model = build_model(cfg).train()
+    torch.manual_seed(0)
+    idx = torch.randint(0, V, (2, T))
+    assert not torch.equal(model(idx), model(idx))  # dropout is active in training
+    model.eval()
+    assert torch.equal(model(idx), model(idx))

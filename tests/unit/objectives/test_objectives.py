@@ -1,0 +1,179 @@
+"""Objectives: batch construction (masking rates, spans, sentence pairs), exact loss sums,
+loss options, determinism of dynamic masks, and architecture checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llmtrain.config.core import config_from_dict
+from llmtrain.errors import ConfigError
+from llmtrain.models import ModelConfig, build_model
+from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, build_objective, token_loss
+from llmtrain.objectives.clm import clm_loss
+from llmtrain.objectives.config import check_objective
+from llmtrain.objectives.span import span_lengths
+
+V = 300
+
+
+def obj(name, **kw):
+    return build_objective(name, ObjectiveConfig(**kw), V, 64, seed=1)
+
+
+def windows(B=8, T=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(4, V, (B, T + 1), generator=g)
+    return x[:, :-1], x[:, 1:]
+
+
+def test_mlm_masks_15_percent_with_80_10_10_and_never_specials():
+    x, y = windows(B=64)
+    x[:, ::16] = 3  # EOS separators must never be selected
+    o = obj("mlm")
+    b = o.make_batch(x, y, step=0, micro=0)
+    inp, tgt = b.tensors["x"], b.tensors["targets"]
+    sel = tgt != IGNORE_INDEX
+    assert not sel[x == 3].any()
+    rate = sel.float().sum() / (x >= 4).sum()
+    assert 0.13 < rate < 0.17
+    masked = (inp[sel] == o.mask_id).float().mean()
+    kept = (inp[sel] == x[sel]).float().mean()
+    assert 0.76 < masked < 0.84 and 0.07 < kept < 0.13
+    assert torch.equal(inp[~sel], x[~sel]) and torch.equal(tgt[sel], x[sel])
+    assert b.n_targets == int(sel.sum())
+
+
+def test_dynamic_masking_is_fresh_per_step_and_reproducible():
+    x, y = windows()
+    o = obj("mlm")
+    a, b = o.make_batch(x, y, 0, 0), o.make_batch(x, y, 1, 0)
+    assert not torch.equal(a.tensors["targets"], b.tensors["targets"])
+    assert torch.equal(a.tensors["targets"], o.make_batch(x, y, 0, 0).tensors["targets"])
+
+
+def test_whole_word_masking_selects_whole_words():
+    x, y = windows(B=16)
+    word_start = torch.zeros(V, dtype=torch.bool)
+    word_start[::3] = True  # a word = a start token followed by non-start tokens
+    word_start[:4] = True
+    o = obj("mlm")
+    o.word_start = word_start
+    tgt = o.make_batch(x, y, 0, 0).tensors["targets"]
+    sel = tgt != IGNORE_INDEX
+    for b in range(x.size(0)):
+        for t in range(1, x.size(1)):
+            if not word_start[x[b, t]]:  # continuation: selected iff its word start is
+                assert sel[b, t] == sel[b, t - 1]
+
+
+def test_span_corruption_lengths_sentinels_and_reconstruction():
+    x, y = windows(B=4)
+    o = obj("span")
+    noise, spans, n_in, n_tgt = span_lengths(64, 0.15, 3.0)
+    assert (noise, spans) == (10, 3)
+    b = o.make_batch(x, y, 0, 0)
+    src, tgt = b.tensors["src"], b.tensors["targets"]
+    assert src.shape == (4, n_in) and tgt.shape == (4, n_tgt)
+    assert torch.equal(b.tensors["dec_in"][:, 1:], tgt[:, :-1])
+    for row in range(4):  # fill the sentinels back in: the original window comes back
+        s, t = src[row, :-1].tolist(), tgt[row, :-1].tolist()
+        spans_of, cur = {}, None
+        for tok in t:
+            if tok > V:
+                cur = tok
+                spans_of[cur] = []
+            else:
+                spans_of[cur].append(tok)
+        rebuilt = [tok for u in s for tok in (spans_of[u] if u > V else [u])]
+        assert rebuilt == x[row].tolist()
+        assert sorted(spans_of) == [o.sentinel(i) for i in range(spans)]
+    assert o.extra_vocab == 1 + spans
+
+
+@pytest.mark.parametrize("name", ["sop", "nsp"])
+def test_sentence_pairs_and_labels(name):
+    x, y = windows(B=32)
+    b = obj(name).make_batch(x, y, 0, 0)
+    label, tt = b.tensors["label"], b.tensors["token_type"]
+    assert 8 < int(label.sum()) < 24  # about half positive
+    assert tt[:, 0].eq(0).all() and tt[:, -1].eq(1).all()
+    if name == "sop":  # same multiset of tokens, order of the two segments swapped or kept
+        t, inp = b.tensors["targets"], b.tensors["x"]
+        unmasked = torch.where(t >= 0, t, inp)  # the pair before masking
+        for i in range(32):
+            assert torch.equal(x[i].sort().values, unmasked[i].sort().values)
+            assert torch.equal(x[i], unmasked[i]) != bool(label[i])  # label 1 = swapped
+
+
+def test_prefix_lm_ignores_prefix_targets():
+    x, y = windows(B=4)
+    b = obj("prefix_lm").make_batch(x, y, 0, 0)
+    p, tgt = b.tensors["prefix_len"], b.tensors["y"]
+    for i in range(4):
+        assert (tgt[i, : p[i] - 1] == IGNORE_INDEX).all()
+        assert torch.equal(tgt[i, p[i] - 1 :], y[i, p[i] - 1 :])
+
+
+def test_token_loss_options():
+    torch.manual_seed(0)
+    logits, tgt = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
+    tgt[0, 0] = IGNORE_INDEX
+    ref, n = clm_loss(logits, tgt)
+    torch.testing.assert_close(token_loss(logits, tgt), ref)
+    ls = token_loss(logits, tgt, label_smoothing=0.1)
+    keep = tgt != IGNORE_INDEX
+    man = F.cross_entropy(logits[keep], tgt[keep], label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(ls, man)
+    z = token_loss(logits, tgt, z_loss=1e-2) - ref
+    torch.testing.assert_close(z, 1e-2 * torch.logsumexp(logits[keep], -1).square().sum())
+    w = torch.zeros(2, 5)
+    w[1] = 2.0
+    ce = F.cross_entropy(logits[1], tgt[1], reduction="sum")
+    torch.testing.assert_close(token_loss(logits, tgt, weights=w), 2 * ce)
+
+
+@pytest.mark.parametrize(
+    ("name", "arch", "match"),
+    [
+        ("mlm", "decoder", "bidirectional"),
+        ("clm", "encoder", "next token"),
+        ("span", "decoder", "encoder_decoder"),
+        ("sop", "encoder", "sentence_head"),
+    ],
+)
+def test_objective_must_fit_the_architecture(name, arch, match):
+    cfg = ModelConfig(architecture=arch)
+    with pytest.raises(ConfigError, match=match):
+        check_objective(name, cfg)
+
+
+@pytest.mark.parametrize(
+    ("name", "model_kw"),
+    [
+        ("clm", {"n_experts": 2, "moe_top_k": 1}),
+        ("prefix_lm", {}),
+        ("mlm", {"architecture": "encoder"}),
+        ("sop", {"architecture": "encoder", "sentence_head": True, "type_vocab_size": 2}),
+        ("nsp", {"architecture": "encoder", "sentence_head": True}),
+        ("span", {"architecture": "encoder_decoder", "pos_embedding": "relative"}),
+    ],
+)
+def test_loss_sum_is_exact_under_any_micro_batch_split(name, model_kw):
+    o = obj(name)
+    base = {"vocab_size": V + o.extra_vocab, "block_size": 64, "n_layer": 1, "n_head": 2}
+    torch.manual_seed(0)
+    model = build_model(config_from_dict(ModelConfig, {**base, "n_embd": 32, **model_kw}))
+    x, y = windows(B=4)
+    whole = o.make_batch(x, y, 0, 0)
+    loss_sum, _ = o.loss(o.forward(model, whole), whole)
+    mean = loss_sum / whole.n_targets
+    assert 0 < float(mean.detach()) < 20
+    # the same batch in two halves: sums add up to the whole
+    halves = 0.0
+    for sl in (slice(0, 2), slice(2, 4)):
+        part = type(whole)({k: v[sl] for k, v in whole.tensors.items()}, 0, 0)
+        halves += float(o.loss(o.forward(model, part), part)[0])
+    if name not in ("clm",):  # MoE aux is per micro-batch, the others are exact sums
+        assert halves == pytest.approx(float(loss_sum), rel=1e-5)
