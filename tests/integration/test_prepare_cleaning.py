@@ -72,7 +72,9 @@ def test_curated_text_untouched_when_quality_off(tmp_path):
     raw.mkdir()
     (raw / "code.py.txt").write_text(CODE)
     (raw / "short.txt").write_text("To be, or not to be.")
-    m = prepare_corpus([raw], tmp_path / "d", PrepareConfig(tokenizer="char", workers=1), quiet=True)
+    m = prepare_corpus(
+        [raw], tmp_path / "d", PrepareConfig(tokenizer="char", workers=1), quiet=True
+    )
     assert m["stats"]["documents_kept"] == 2 and m["stats"]["quality_removed"] == 0
     chars = sum(m["splits"][s]["bytes"] for s in ("train", "val"))
     assert chars == len(CODE.encode()) + len(b"To be, or not to be.")

@@ -121,7 +121,7 @@ def test_golden_loss(char_data, tmp_path):
     assert losses[19] == pytest.approx(GOLDEN[2], abs=2e-4)
 
 
-GOLDEN = (4.044835, 3.324961, 3.239381)
+GOLDEN = (4.043769, 3.377514, 3.236588)
 
 
 def test_existing_run_without_resume_is_refused(char_data, tmp_path, capsys):

@@ -1,20 +1,27 @@
 """Checkpoints: atomic save (temp dir + rename), retention of the last K, exact-resume state,
-and safe loading (safetensors for weights, `weights_only=True` for the optimizer)."""
+and safe loading (safetensors for weights, `weights_only=True` for the optimizer),
+checksums, sharded DCP checkpoints under FSDP, and a run-directory lock."""
 
 from llmtrain.checkpoint.io import (
+    best_checkpoint,
     find_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     load_model_weights,
     save_checkpoint,
+    verify_checksums,
 )
+from llmtrain.checkpoint.lock import RunDirLock
 
 __all__ = [
+    "RunDirLock",
+    "best_checkpoint",
     "find_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_model_weights",
     "save_checkpoint",
+    "verify_checksums",
 ]

@@ -4,16 +4,22 @@
         model.safetensors   weights of the unwrapped model (ties kept via save_model)
         optimizer.pt        optimizer state_dict: tensors and plain numbers only
         rng.pt              torch CPU (and CUDA) RNG states as uint8 tensors
-        state.json          step, tokens, loader position, elapsed time, config digest
+        state.json          step, tokens, loader position, elapsed time, val loss, guards
         config.json         the resolved run config
+        checksums.json      sha256 of every file above, verified at load
+        dcp/                (FSDP only) sharded model + optimizer, torch.distributed.checkpoint;
+                            optimizer.pt is then absent and model.safetensors is gathered
 
+Retention keeps the last K checkpoints plus the best by val loss.
 It is written into `.tmp-step_000100` and renamed, so a crash never leaves a directory that
 looks complete. Loading never unpickles arbitrary objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,12 +27,14 @@ from typing import Any
 import safetensors
 import safetensors.torch
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from llmtrain.errors import CheckpointError
 
 PREFIX = "step_"
 FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json", "config.json")
+CHECKSUMS = "checksums.json"
 
 
 def _step_dir(ckpt_root: Path, step: int) -> Path:
@@ -52,7 +60,7 @@ def find_checkpoint(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint or run directory not found: {p}")
-    if (p / "model.safetensors").is_file():
+    if (p / "model.safetensors").is_file() or (p / "dcp").is_dir():
         return p
     for root in (p / "checkpoints", p):
         latest = latest_checkpoint(root)
@@ -73,31 +81,169 @@ def save_checkpoint(
     state: dict[str, Any],
     config: dict[str, Any],
     keep_last: int = 0,
+    *,
+    sharded: bool = False,
+    full_weights: bool = True,
 ) -> Path:
-    """Write checkpoint `step` atomically and prune old ones; returns its directory."""
+    """Write checkpoint `step` atomically and prune old ones; returns its directory.
+
+    Under torch.distributed every rank calls it: rank 0 writes the files, and with `sharded`
+    (FSDP) every rank writes its shards into `dcp/` (plus, with `full_weights`, a gathered
+    model.safetensors for eval/generate). A failure (a full disk, say) removes the partial
+    temp directory and raises CheckpointError; earlier checkpoints are untouched."""
     root = Path(ckpt_root)
-    root.mkdir(parents=True, exist_ok=True)
     final = _step_dir(root, step)
     tmp = root / f".tmp-{final.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
-    if optimizer is not None:
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    rank0 = _rank() == 0
+    err: OSError | None = None
+    if rank0:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    _barrier()
+    try:
+        _write_files(tmp, model, optimizer, state, config, sharded, full_weights, rank0)
+    except OSError as e:
+        err = e
+    if not _all_ok(err is None):
+        if rank0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write checkpoint {final.name} ({err or 'another rank failed'}); "
+            "earlier checkpoints are intact (is the disk full?)"
+        )
+    if rank0:
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        _fsync_dir(root)
+        prune(root, keep_last)
+    _barrier()
+    return final
+
+
+def _write_files(
+    tmp: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+    config: dict[str, Any],
+    sharded: bool,
+    full_weights: bool,
+    rank0: bool,
+) -> None:
+    if sharded:
+        from llmtrain.checkpoint.sharded import full_model_state, save_sharded
+
+        save_sharded(tmp, model, optimizer)
+        weights = full_model_state(model) if full_weights else None  # collective
+        if rank0 and weights is not None:
+            safetensors.torch.save_file(weights, str(tmp / "model.safetensors"))
+    elif rank0:
+        safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    _barrier()
+    if not rank0:
+        return
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     torch.save(rng, tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    if keep_last > 0:
-        for old in list_checkpoints(root)[:-keep_last]:
+    write_checksums(tmp)
+
+
+def prune(root: Path, keep_last: int) -> None:
+    """Keep the last `keep_last` checkpoints plus the one with the lowest `val_loss` in its
+    state.json (the best so far); 0 keeps all."""
+    found = list_checkpoints(root)
+    if keep_last <= 0 or len(found) <= keep_last:
+        return
+    best = _best_by_val_loss(found)
+    for old in found[:-keep_last]:
+        if old != best:
             shutil.rmtree(old, ignore_errors=True)
-    return final
+
+
+def _best_by_val_loss(found: list[Path]) -> Path | None:
+    scored = []
+    for p in found:
+        try:
+            v = json.loads((p / "state.json").read_text()).get("val_loss")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(v, (int, float)) and v == v:  # not NaN
+            scored.append((v, -int(p.name[len(PREFIX) :]), p))
+    return min(scored)[2] if scored else None
+
+
+def best_checkpoint(ckpt_root: str | Path) -> Path | None:
+    """The kept checkpoint with the lowest val loss (None when none recorded one)."""
+    return _best_by_val_loss(list_checkpoints(ckpt_root))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_checksums(ckpt_dir: Path) -> None:
+    """sha256 of every file in the checkpoint (dcp/ shards included) → checksums.json."""
+    files = sorted(p for p in ckpt_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    sums = {p.relative_to(ckpt_dir).as_posix(): _sha256(p) for p in files}
+    (ckpt_dir / CHECKSUMS).write_text(json.dumps(sums, indent=1))
+
+
+def verify_checksums(ckpt_dir: str | Path) -> None:
+    """Raise CheckpointError naming the first file whose sha256 differs from checksums.json
+    (checkpoints written before checksums existed are accepted as they are)."""
+    d = Path(ckpt_dir)
+    if not (d / CHECKSUMS).is_file():
+        return
+    sums = read_json(d / CHECKSUMS)
+    for rel, digest in sums.items():
+        p = d / rel
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint {d} is corrupt: {rel} is missing")
+        if _sha256(p) != digest:
+            raise CheckpointError(
+                f"checkpoint {d} is corrupt: {rel} fails its sha256 check (the file changed "
+                "after it was written); use an earlier checkpoint"
+            )
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _all_ok(ok: bool) -> bool:
+    if not (dist.is_available() and dist.is_initialized()):
+        return ok
+    t = torch.tensor(0.0 if ok else 1.0)
+    dist.all_reduce(t)
+    return t.item() == 0
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_model_weights(model: nn.Module, ckpt_dir: str | Path) -> None:
@@ -131,14 +277,23 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer and RNG state; return the loop state (state.json)."""
+    """Restore model, optimizer and RNG state; return the loop state (state.json).
+
+    Checksums are verified first. A checkpoint with `dcp/` (written under FSDP) loads into
+    any world size, sharded or not; under torch.distributed every rank calls this."""
     d = Path(ckpt_dir)
+    verify_checksums(d)
     state = read_json(d / "state.json")
-    load_model_weights(model, d)
     try:
-        if optimizer is not None:
-            opt_state = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(opt_state)
+        if (d / "dcp").is_dir():
+            from llmtrain.checkpoint.sharded import load_sharded
+
+            load_sharded(d, model, optimizer)
+        else:
+            load_model_weights(model, d)
+            if optimizer is not None:
+                opt_state = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True)
+                optimizer.load_state_dict(opt_state)
         rng = torch.load(d / "rng.pt", map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
         raise CheckpointError(f"checkpoint {d} is corrupt ({type(e).__name__}: {e})") from None

@@ -36,7 +36,7 @@ _TOP_TABLE = (
 
 
 # our MLP option -> GPT2Config.activation_function
-HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "relu2": "relu2"}
 
 
 def _check_gpt2_compatible(model: nn.Module) -> None:
@@ -53,7 +53,7 @@ def _check_gpt2_compatible(model: nn.Module) -> None:
         if getattr(cfg, k) != v
     ]
     if cfg.mlp not in HF_ACTIVATION:
-        bad.append(f"mlp={cfg.mlp!r} (GPT-2 needs 'gelu' or 'gelu_tanh')")
+        bad.append(f"mlp={cfg.mlp!r} (GPT-2 needs one of {', '.join(HF_ACTIVATION)})")
     if cfg.intermediate_size not in (None, 4 * cfg.n_embd):
         bad.append(f"intermediate_size={cfg.intermediate_size} (GPT-2 needs 4*n_embd)")
     if bad:

@@ -22,6 +22,21 @@ _LLAMA = {
     "tie_embeddings": False,
 }
 
+# BERT (Devlin et al. 2019): post-LN, embedding LayerNorm, segment embeddings, MLM head
+# transform, pooler + NSP/SOP head, eps 1e-12, exact GELU.
+_BERT = {
+    **{"architecture": "encoder", "norm_position": "post", "embedding_norm": True},
+    **{"type_vocab_size": 2, "head_transform": True, "head_bias": True, "sentence_head": True},
+    **{"norm_eps": 1e-12, "mlp": "gelu", "pos_embedding": "learned"},
+}
+# T5.1.1 (Raffel et al. 2020; v1.1 release notes): relative bias, RMSNorm, no biases, GeGLU
+# (HF "gated-gelu" = tanh GELU), untied head, unscaled attention.
+_T5 = {
+    **{"architecture": "encoder_decoder", "pos_embedding": "relative", "norm": "rmsnorm"},
+    **{"norm_eps": 1e-6, "bias": False, "mlp": "geglu_tanh", "tie_embeddings": False},
+    **{"attn_scale": 1.0, "init_scheme": "normal"},
+}
+
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # Test size: a forward + backward step takes milliseconds.
     "gpt2-tiny": {**_GPT2, "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
@@ -51,7 +66,32 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         **{"intermediate_size": 8192, "rope_theta": 500000.0, "tie_embeddings": True},
         **{"block_size": 2048, "vocab_size": 128256},
     },
+    "mixtral-tiny": {
+        **_LLAMA,
+        **{"n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 64, "block_size": 64},
+        **{"n_experts": 4, "moe_top_k": 2, "intermediate_size": 128},
+    },
+    "bert-tiny": {**_BERT, "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
+    # BERT-base: 110M parameters with its 30522-token WordPiece vocabulary.
+    "bert-base": {
+        **_BERT,
+        **{"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 512, "vocab_size": 30522},
+    },
+    "t5-tiny": {**_T5, "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
+    # T5.1.1-small's shape (77M): d_model 512, 6 heads of 64, d_ff 1024, 8+8 layers, 32128 vocab.
+    "t5-small": {
+        **_T5,
+        **{"n_layer": 8, "n_head": 6, "n_embd": 512, "head_dim_override": 64},
+        **{"intermediate_size": 1024, "block_size": 512, "vocab_size": 32128},
+    },
 }
+
+# The objective each preset trains with by default (`train.objective`).
+DEFAULT_OBJECTIVE = {"bert": "sop", "t5": "span"}
+
+
+def default_objective(name: str) -> str:
+    return DEFAULT_OBJECTIVE.get(name.split("-")[0], "clm")
 
 
 def get_model_preset(name: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from llmtrain.models.config import ModelConfig
 from llmtrain.monitor.config import MonitorConfig
 from llmtrain.objectives.config import ObjectiveConfig, check_objective
 from llmtrain.optim.config import OptimConfig
+from llmtrain.train.faults import StabilityConfig
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TrainConfig:
     # clm | prefix_lm (decoder); mlm | sop | nsp (encoder); span (encoder_decoder)
     objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span"] = "clm"
     sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
+    max_time_sec: float | None = None  # training-time budget: checkpoint and stop (--max-time)
 
     def validate(self) -> None:
         positive = ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every")
@@ -108,6 +110,7 @@ class RunConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # objective options
+    stability: StabilityConfig = field(default_factory=StabilityConfig)  # NaN/spike guards
 
     def validate(self) -> None:
         check_objective(self.train.objective, self.model)  # e.g. mlm needs an encoder

@@ -7,6 +7,7 @@ matrix units (AVX512_BF16 / AMX), fp32 otherwise. fp16 uses dynamic loss scaling
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ConfigError("train.device='cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
-        return torch.device("cuda")
+        # under torchrun each process owns GPU LOCAL_RANK
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmtrain.models.presets import MODEL_PRESETS, get_model_preset
+from llmtrain.models.presets import MODEL_PRESETS, default_objective, get_model_preset
 
 # Training defaults by model scale. Tiny/mini models tolerate (and want) higher LRs; the
 # GPT-2/LLaMA sizes use the published values (GPT-3 paper table 2.1 for 125M: 6e-4).
@@ -27,7 +27,8 @@ def _scale(name: str) -> str:
 def get_run_preset(name: str) -> dict[str, Any]:
     """Partial RunConfig dict for preset `name` (raises ConfigError listing valid names)."""
     model = get_model_preset(name)
-    return {"model": dict(model), "train": dict(_TRAIN_BY_SCALE[_scale(name)])}
+    train = {**_TRAIN_BY_SCALE[_scale(name)], "objective": default_objective(name)}
+    return {"model": dict(model), "train": train}
 
 
 def preset_names() -> list[str]:

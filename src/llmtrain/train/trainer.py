@@ -14,10 +14,12 @@ from typing import Any
 
 import torch
 
-from llmtrain.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from llmtrain.checkpoint import RunDirLock, latest_checkpoint, load_checkpoint, save_checkpoint
 from llmtrain.config import config_to_dict
 from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
+from llmtrain.distributed import all_sum, grad_sync, init_distributed, parallelize
+from llmtrain.distributed.parallelize import full_norm
 from llmtrain.errors import ConfigError
 from llmtrain.eval.evaluate import evaluate_split
 from llmtrain.models import build_model
@@ -27,7 +29,9 @@ from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective
 from llmtrain.optim import build_optimizer, lr_at
 from llmtrain.train.config import RunConfig
+from llmtrain.train.faults import StepGuard
 from llmtrain.train.precision import resolve_precision
+from llmtrain.train.signals import StopRequest
 from llmtrain.utils.io import atomic_write_json
 
 
@@ -42,6 +46,7 @@ class Trainer:
             torch.set_num_threads(t.threads)
         torch.manual_seed(t.seed)
         self.prec = resolve_precision(t.precision, t.device, t.compile)
+        self.dist = init_distributed(cfg.distributed, self.prec.device.type)  # torchrun env
         self.manifest = read_manifest(cfg.data.path)
         tok = self.manifest["tokenizer"]
         self.objective = build_objective(  # batches + loss; may append ids (MASK, sentinels)
@@ -57,11 +62,17 @@ class Trainer:
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
         self.batches = TrainBatches(self.train_windows, t.seed)
-        self.accum = t.grad_accum(world_size=1)
+        self.accum = t.grad_accum(world_size=self.dist.world_size)
         self.model = build_model(cfg.model, device=self.prec.device)
-        self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)
+        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
+            self.model, cfg.distributed, self.dist, device=self.prec.device,
+            compile=self.prec.compile,
+            activation_checkpointing=cfg.distributed.activation_checkpointing,
+        )  # fmt: skip
+        self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
-        self.step_fn = torch.compile(self.model) if self.prec.compile else self.model
+        self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf and loss spikes
+        self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.flops_per_token = flops_per_token(cfg.model, seq)
         self._prepare_run_dir(resume)
@@ -78,6 +89,7 @@ class Trainer:
             )
 
     def _prepare_run_dir(self, resume: bool) -> None:
+        self.lock = RunDirLock(self.run_dir).acquire() if self.dist.is_rank0 else None
         latest = latest_checkpoint(self.ckpt_root)
         if latest is not None and not resume:
             raise ConfigError(
@@ -89,6 +101,7 @@ class Trainer:
             state = load_checkpoint(latest, self.model, self.optimizer)
             self.step, self.tokens = state["step"], state["tokens"]
             self.elapsed = state["elapsed_sec"]
+            self.guard.load_state_dict(state.get("guard", {}))
         tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
         if tok_src.is_dir():
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
@@ -106,40 +119,50 @@ class Trainer:
         micro = [
             self.objective.make_batch(
                 *self.batches.micro_batch(
-                    self.step, m, batch_size=t.batch_size, micro_size=t.micro
-                ),
+                    self.step, m, batch_size=t.batch_size, micro_size=t.micro,
+                    rank=self.dist.rank, world_size=self.dist.world_size,
+                ),  # fmt: skip
                 step=self.step,
                 micro=m,
             )
             for m in range(self.accum)
         ]
         n_tokens = sum(b.n_tokens for b in micro)
-        n_targets = sum(b.n_targets for b in micro)  # the step's loss normaliser
+        # the step's loss normaliser: targets over all ranks, / world since DDP/FSDP average
+        n_targets = all_sum(sum(b.n_targets for b in micro)) / self.dist.world_size
         loss_total = torch.zeros((), device=dev)
-        for batch in micro:
+        for m, batch in enumerate(micro):
             batch = batch.to(dev)
-            with self.prec.autocast():
-                out = self.objective.forward(self.step_fn, batch)  # logits etc.
-            loss_sum, _ = self.objective.loss(out, batch)
-            loss = loss_sum / n_targets
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            with grad_sync(self.step_fn, enabled=m == len(micro) - 1):  # sync on the last
+                with self.prec.autocast():
+                    out = self.objective.forward(self.step_fn, batch)  # logits etc.
+                loss_sum, _ = self.objective.loss(out, batch)
+                loss = loss_sum / n_targets
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         clip = t.grad_clip if t.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = float(full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)))
+        loss_value = float(all_sum(loss_total)) / self.dist.world_size
+        # NaN/Inf or spike: no update (fp16 overflow is the scaler's to handle, not a fault)
+        skip = self.guard.check(loss_value, 0.0 if self.scaler else grad_norm, self.step)
         if self.scaler:
-            self.scaler.step(self.optimizer)
+            if skip is None:
+                self.scaler.step(self.optimizer)
             self.scaler.update()
-        else:
+        elif skip is None:
             self.optimizer.step()
+        else:
+            self.logger.event("skipped_step", self.step + 1, reason=skip, loss=loss_value)
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": float(loss_total), "grad_norm": float(grad_norm), "tokens": n_tokens}
+        return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
 
     def fit(self) -> dict[str, Any]:
         t = self.cfg.train
         last_eval: dict[str, float] = {}
         start, elapsed0 = time.perf_counter(), self.elapsed
+        self.stop.install()  # SIGTERM/SIGUSR1 → finish the step, checkpoint, exit
         with TrainConsole(t.max_steps, self.step, enabled=self.show_progress) as console:
             window_start, window_tokens = time.perf_counter(), 0
             while self.step < t.max_steps:
@@ -147,7 +170,7 @@ class Trainer:
                 with self.logger.step(self.step):
                     out = self.train_step()
                 self.step += 1
-                self.tokens += out["tokens"]
+                self.tokens += out["tokens"] * self.dist.world_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
                 done = self.step == t.max_steps
@@ -156,7 +179,6 @@ class Trainer:
                     rec = self._train_record(out, lr, tok_s)
                     self.logger.log(rec)
                     console.update(self.step, rec)
-                    self._check_finite(out["loss"])
                     window_start, window_tokens = time.perf_counter(), 0
                 paused = time.perf_counter()
                 if self.step % t.eval_every == 0 or done:
@@ -165,11 +187,18 @@ class Trainer:
                         f"step {self.step}: val loss {last_eval['val_loss']:.4f}, "
                         f"ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
                     )
-                if self.step % t.checkpoint_every == 0 or done:
+                stop = self.stop.reason(self.elapsed)  # signal or deadline
+                if self.step % t.checkpoint_every == 0 or done or stop:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
                 window_start += time.perf_counter() - paused  # eval/checkpoint is not train time
+                if stop:
+                    console.print(f"step {self.step}: stopped ({stop}); --resume continues")
+                    break
+        self.stop.restore()
         self.logger.close()
+        if self.lock:
+            self.lock.release()
         return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **last_eval}
 
     def _lr(self, step: int) -> float:
@@ -202,15 +231,6 @@ class Trainer:
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
-    def _check_finite(self, loss: float) -> None:
-        if not math.isfinite(loss):
-            from llmtrain.errors import LLMTrainError
-
-            raise LLMTrainError(
-                f"training loss became {loss} at step {self.step}; lower train.lr (now "
-                f"{self.cfg.train.lr}), keep train.grad_clip > 0, or use train.precision=fp32"
-            )
-
     def evaluate(self) -> dict[str, float]:
         t = self.cfg.train
         res = evaluate_split(
@@ -232,6 +252,7 @@ class Trainer:
             "elapsed_sec": self.elapsed,
         }
         self.logger.log(rec)
+        self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
         return rec
 
     def save(self) -> Path:
@@ -242,6 +263,9 @@ class Trainer:
             "loader_sample": self.step * self.cfg.train.batch_size,
             "data": str(self.cfg.data.path),
             "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
+            "val_loss": getattr(self, "last_val_loss", None),
+            "guard": self.guard.state_dict(),
+            "world_size": self.dist.world_size,
         }
         t0 = time.perf_counter()
         path = save_checkpoint(
@@ -252,6 +276,7 @@ class Trainer:
             state,
             config_to_dict(self.cfg),
             keep_last=self.cfg.train.keep_last,
+            sharded=self.cfg.distributed.strategy == "fsdp",  # DCP: loads on any world size
         )
         self.logger.event(
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0

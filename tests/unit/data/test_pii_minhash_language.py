@@ -38,7 +38,9 @@ def test_pii_checksums_and_lookalikes_left_alone():
 
 def test_pii_step_counts_per_type():
     step = RedactPII()
-    docs = [Document(text=t, id=str(i), source="t") for i, t in enumerate(["a@b.io x@y.org", "none"])]
+    docs = [
+        Document(text=t, id=str(i), source="t") for i, t in enumerate(["a@b.io x@y.org", "none"])
+    ]
     out = list(step(docs))
     assert [d.text for d in out] == ["<EMAIL> <EMAIL>", "none"]
     assert step.stats["replaced_email"] == 2 and step.stats["documents_changed"] == 1
@@ -95,7 +97,10 @@ def test_near_dedup_chinese_characters(tmp_path):
 
 def test_language_tags_and_keeps():
     step = LanguageFilter(["zh"])
-    texts = ["这是一个用来测试语言识别的中文句子，内容很普通。", "This is an ordinary English sentence about rivers."]
+    texts = [
+        "这是一个用来测试语言识别的中文句子，内容很普通。",
+        "This is an ordinary English sentence about rivers.",
+    ]
     out = list(step(Document(text=t, id=str(i), source="t") for i, t in enumerate(texts)))
     assert [d.metadata["language"] for d in out] == ["zh"]
     assert step.stats["language_en"] == 1 and step.stats["removed_language_not_kept"] == 1

@@ -61,8 +61,16 @@ def test_clean_prose_passes_every_filter_in_both_scripts():
     [
         (GopherQuality(), "too short to be a page.", "too_few_words"),
         (GopherQuality(), " ".join(["#tag"] * 80), "too_many_hashes"),
-        (GopherQuality(), "\n".join(f"- item {i} of the list and more" for i in range(60)), "too_many_bullet_lines"),  # fmt: skip
-        (GopherQuality(), " ".join(["12345 67890 !!!"] * 40) + " the and", "too_few_alphabetic_words"),  # fmt: skip
+        (
+            GopherQuality(),
+            "\n".join(f"- item {i} of the list and more" for i in range(60)),
+            "too_many_bullet_lines",
+        ),  # fmt: skip
+        (
+            GopherQuality(),
+            " ".join(["12345 67890 !!!"] * 40) + " the and",
+            "too_few_alphabetic_words",
+        ),  # fmt: skip
         (GopherQuality(), " ".join(["antidisestablishmentarianism"] * 60), "long_mean_word_length"),
         (GopherQuality(), " ".join(["river mill stone water wheel"] * 20), "too_few_stop_words"),
         (GopherRepetition(), "\n".join(["Buy now and save big!"] * 10 + [PROSE]), "dup_line_frac"),
@@ -70,7 +78,11 @@ def test_clean_prose_passes_every_filter_in_both_scripts():
         (C4Filter(), PROSE + "\nLorem ipsum dolor sit amet.", "lorem_ipsum"),
         (C4Filter(), PROSE + "\nfunction f() { return 1; }", "curly_bracket"),
         (C4Filter(), "One line only. Two.", "too_few_sentences"),
-        (FineWebFilter(), "\n".join(["Home", "About us", "Contact", "Login"] * 5), "line_punct_ratio"),  # fmt: skip
+        (
+            FineWebFilter(),
+            "\n".join(["Home", "About us", "Contact", "Login"] * 5),
+            "line_punct_ratio",
+        ),  # fmt: skip
     ],
 )
 def test_each_rule_fires(step, text, reason):
@@ -151,7 +163,9 @@ def test_spam_keyword_lists_and_boilerplate_from_en_web_removed():
     real = [json.loads(line)["text"] for p in sorted((SHARED_DATA / "en_web").glob("*.jsonl")) for line in p.open(encoding="utf-8")]  # fmt: skip
     vocab = sorted({w.strip(".,;:!?\"'()").lower() for t in real for w in t.split() if w.isalpha() and len(w) > 3})  # fmt: skip
     keyword_lists = [", ".join(rng.sample(vocab, 120)) for _ in range(20)]
-    keyword_lines = ["\n".join(" ".join(rng.sample(vocab, 3)) for _ in range(60)) for _ in range(20)]
+    keyword_lines = [
+        "\n".join(" ".join(rng.sample(vocab, 3)) for _ in range(60)) for _ in range(20)
+    ]
     spam = [" ".join([f"Best {w} deals online, buy cheap {w} now!" for w in rng.sample(vocab, 4)] * 15) for _ in range(20)]  # fmt: skip
     boilerplate = _page_texts_without_extraction()
     assert len(boilerplate) >= 30

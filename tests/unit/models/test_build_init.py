@@ -20,6 +20,7 @@ from llmtrain.models import (
     init_weights,
     num_params,
 )
+from llmtrain.models.encoder_decoder import EncoderDecoder
 
 SENTINEL = 12345.0
 STYLES = {
@@ -136,7 +137,7 @@ def test_every_preset_is_a_valid_config(name):
         fields["vocab_size"] = 128  # 0 = "from the tokenizer"
     cfg = config_from_dict(ModelConfig, fields)
     with torch.device("meta"):  # shapes only: llama-1b would need GBs of memory
-        model = Transformer(cfg)
+        model = (EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer)(cfg)
     assert num_params(model) > 0
 
 

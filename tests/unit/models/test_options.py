@@ -10,8 +10,8 @@ from llmtrain.config.core import config_from_dict
 from llmtrain.errors import ConfigError
 from llmtrain.models import ModelConfig, build_model, init_weights
 from llmtrain.models.build import build_model as build
-from llmtrain.models.encoder_decoder import EncoderDecoder
 from llmtrain.models.decoder import Transformer
+from llmtrain.models.encoder_decoder import EncoderDecoder
 from llmtrain.models.moe import moe_aux_loss, tokens_per_expert
 from llmtrain.models.positions import alibi_slopes, t5_bucket
 

@@ -1,0 +1,29 @@
+"""`llmtrain export CHECKPOINT --format hf --out DIR [--target gpt2|llama|mixtral]`:
+write a run (or one checkpoint) as a Hugging Face directory and verify its logits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained model (Hugging Face)", description=__doc__)
+    p.add_argument("checkpoint", help="RUN_DIR (latest checkpoint) or a checkpoint directory")
+    p.add_argument("--format", choices=["hf"], default="hf")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--target", default=None, help="HF architecture (default: from the config)")
+    p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llmtrain.checkpoint.inference import load_trained
+    from llmtrain.export import export_hf
+
+    loaded = load_trained(args.checkpoint)
+    tok = None if args.no_tokenizer else loaded.tokenizer
+    res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
+    print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
+    print(json.dumps({"out": args.out, **res}))
+    return 0

@@ -1,0 +1,119 @@
+"""`parallelize(model, ...)`: the transforms that turn a built model into the module the loop
+calls, applied in ONE order (torchtitan's, minus tensor parallelism):
+
+    1. activation checkpointing   each block recomputes its activations in backward
+    2. torch.compile              each block compiled in place (`Module.compile()`, so the
+                                  state dict keeps its names: no `_orig_mod.` prefix)
+    3. data parallel              `ddp`: DistributedDataParallel around the model (returned
+                                  as the forward callable; the model itself stays unwrapped)
+                                  `fsdp`: FSDP2 `fully_shard` on each block, then the root
+                                  (in place: parameters become DTensor shards)
+
+The order matters: checkpointing wraps the block's forward that compile then traces, and
+FSDP's all-gather hooks go outside the compiled region. Build the optimizer AFTER this call
+(under FSDP it must see the sharded parameters). The model files know nothing of any of it.
+`grad_sync(module, enabled)` turns gradient synchronisation off for the micro-batches of an
+accumulation that are not the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from llmtrain.distributed.config import DistributedConfig
+from llmtrain.distributed.process_group import DistInfo
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated layers: every `blocks` ModuleList (decoder, encoder, decoder of an
+    encoder-decoder); the whole model when there is none."""
+    found = [m for name, m in model.named_modules() if name.endswith("blocks")]
+    blocks = [b for lst in found if isinstance(lst, nn.ModuleList) for b in lst]
+    return blocks or [model]
+
+
+def apply_activation_checkpointing(model: nn.Module) -> None:
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        apply_activation_checkpointing as _apply,
+    )
+
+    ids = {id(b) for b in _blocks(model)}
+    _apply(model, check_fn=lambda m: id(m) in ids)
+
+
+def apply_compile(model: nn.Module) -> None:
+    for block in _blocks(model):
+        block.compile()
+
+
+def apply_fsdp(model: nn.Module, device: torch.device, reshard_after_forward: bool) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    for block in _blocks(model):
+        if block is not model:
+            fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
+    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
+
+
+def parallelize(
+    model: nn.Module,
+    cfg: DistributedConfig,
+    info: DistInfo,
+    *,
+    device: torch.device,
+    compile: bool = False,
+    activation_checkpointing: bool = False,
+) -> nn.Module:
+    """Apply checkpointing → compile → DDP/FSDP2; return the module to call in the loop."""
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    if compile:
+        apply_compile(model)
+    if not info.is_distributed:
+        return model
+    if cfg.strategy == "fsdp":
+        apply_fsdp(model, device, cfg.reshard_after_forward)
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+@contextlib.contextmanager
+def grad_sync(module: nn.Module, enabled: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce/reduce-scatter of this backward when not `enabled`."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if enabled:
+        yield
+    elif isinstance(module, DDP):
+        with module.no_sync():
+            yield
+    elif hasattr(module, "set_requires_gradient_sync"):  # FSDP2
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """True when parameters are FSDP2 DTensor shards."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def full_norm(norm: torch.Tensor) -> torch.Tensor:
+    """A grad norm as a plain tensor (clip_grad_norm_ returns a DTensor under FSDP2)."""
+    from torch.distributed.tensor import DTensor
+
+    return norm.full_tensor() if isinstance(norm, DTensor) else norm

@@ -1,0 +1,62 @@
+"""Graceful stops: `StopRequest` turns SIGTERM / SIGUSR1 (preemption notices from SLURM,
+Kubernetes, spot instances) and a `train.max_time_sec` deadline into a flag the loop reads
+after each optimizer step. The step in flight finishes, a checkpoint is written, and the
+process exits with a documented code; `llmtrain train --resume` continues exactly there.
+
+    exit 0    finished (max_steps, or the time budget is spent: a deadline is a normal end)
+    exit 75   stopped by a signal (EX_TEMPFAIL: "try again"; requeue and --resume)
+
+Under torch.distributed the ranks agree (a one-float all-reduce per step), so every rank
+stops after the same step even if only one received the signal.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import torch
+
+from llmtrain.distributed.process_group import any_rank
+
+EXIT_PREEMPTED = 75
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class StopRequest:
+    def __init__(self, max_time_sec: float | None = None, device: torch.device | None = None):
+        self.max_time_sec, self.device = max_time_sec, device
+        self.signal_name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+    def reason(self, elapsed_sec: float) -> str | None:
+        """Why to stop after this step: 'SIGTERM', 'SIGUSR1', 'deadline', or None."""
+        local = self.signal_name is not None
+        if any_rank(local, self.device) and not local:
+            self.signal_name = "signal on another rank"
+        if self.signal_name is not None:
+            return self.signal_name
+        if self.max_time_sec is not None and any_rank(
+            elapsed_sec >= self.max_time_sec, self.device
+        ):
+            return "deadline"
+        return None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PREEMPTED if self.signal_name is not None else 0

@@ -1,0 +1,61 @@
+"""DDP and FSDP2 on a 2-process gloo group train exactly like one process with the same
+global batch (one micro-batch per rank vs two accumulated micro-batches), and an FSDP
+sharded checkpoint resumes on another world size (2 → 1 → 2) bitwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from llmtrain.monitor.metrics import read_metrics
+
+from .conftest import run_distributed
+
+
+def overrides(data: Path, steps: int, **extra: object) -> list[str]:
+    from tests.integration.conftest import tiny_overrides
+
+    sets = {"train.eval_every": 1000, "train.checkpoint_every": 4, "train.keep_last": 0}
+    return tiny_overrides(data, steps=steps, **{**sets, **extra})
+
+
+def train(data: Path, run: Path, steps: int, resume: bool = False, **extra: object) -> None:
+    """One training run; in a forked worker it joins the process group from the env."""
+    from llmtrain.train.config import load_run_config
+    from llmtrain.train.trainer import Trainer
+
+    torch.set_num_threads(1)
+    cfg = load_run_config(overrides=overrides(data, steps, **extra))
+    Trainer(cfg, run, resume=resume, show_progress=False).fit()
+
+
+def losses(run: Path) -> list[float]:
+    return [r["loss"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
+
+
+def weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(run / "checkpoints" / f"step_{step:06d}" / "model.safetensors")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ddp_and_fsdp_equal_single_process(dist_data, tmp_path):
+    train(dist_data, tmp_path / "single", 4)  # micro 4 x accum 2 x 1 process
+    run_distributed(train, 2, dist_data, tmp_path / "ddp", 4)  # micro 4 x 1 x 2 ranks
+    run_distributed(_train_fsdp, 2, dist_data, tmp_path / "fsdp", 4)
+    ref = losses(tmp_path / "single")
+    assert len(ref) == 4
+    assert losses(tmp_path / "ddp") == ref
+    assert losses(tmp_path / "fsdp") == ref
+    assert_same_weights(weights(tmp_path / "ddp", 4), weights(tmp_path / "single", 4))
+    assert_same_weights(weights(tmp_path / "fsdp", 4), weights(tmp_path / "single", 4))
+
+
+def _train_fsdp(data: Path, run: Path, steps: int, resume: bool = False) -> None:
+    train(data, run, steps, resume, **{"distributed.strategy": "fsdp"})
