@@ -9,7 +9,8 @@ setup:
 demo: setup
 	$(VENV)/bin/llmtrain demo $(ARGS)
 
-test: setup
+test:
+	@bash scripts/setup_env.sh --with-test-tools
 	$(PY) -m pytest -q $(ARGS)
 
 lint: setup

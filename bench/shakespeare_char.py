@@ -25,6 +25,10 @@ from pathlib import Path
 
 import torch
 
+from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.train.config import load_run_config
+from llmtrain.train.trainer import Trainer
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -37,8 +41,14 @@ def parse() -> argparse.Namespace:
     p.add_argument("--round-steps", type=int, default=40, help="steps per throughput round")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra config overrides, e.g. --set train.seed=1")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config overrides, e.g. --set train.seed=1",
+    )
     return p.parse_args()
 
 
@@ -57,6 +67,7 @@ def hf_step_fn(cfg, micro: int, seq: int, autocast_bf16: bool = False):
         attn_pdrop=0.0,
         bos_token_id=0,
         eos_token_id=0,
+        tie_word_embeddings=cfg.model.tie_embeddings,
         attn_implementation="sdpa",
     )
     model = GPT2LMHeadModel(hf_cfg).train()
@@ -86,16 +97,22 @@ def timed(step, n: int) -> float:
 def main() -> int:
     args = parse()
     torch.set_num_threads(args.threads)
-    from llmtrain.data.prepare import PrepareConfig, prepare_corpus
-    from llmtrain.train.config import load_run_config
-    from llmtrain.train.trainer import Trainer
-
     if not args.text.is_file():
         print(
             f"error: {args.text} not found (pass --text PATH to Tiny Shakespeare)", file=sys.stderr
         )
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="llmtrain-bench-"))
+    with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp:
+        result = run(args, Path(tmp))
+    print(f"{'metric':<28}{'value':>14}")
+    for k, v in result.items():
+        print(f"{k:<28}{v!s:>14}")
+    print(json.dumps(result))
+    return 0
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict:
+    """Prepare the data, measure interleaved throughput, then train the full recipe."""
     data = tmp / "data"
     prepare_corpus([args.text], data, PrepareConfig(tokenizer="char"))
     overrides = [
@@ -139,12 +156,7 @@ def main() -> int:
                 "train_tokens_per_sec": round(out["tokens"] / out["elapsed_sec"]),
             }
         )
-
-    print(f"{'metric':<28}{'value':>14}")
-    for k, v in result.items():
-        print(f"{k:<28}{v!s:>14}")
-    print(json.dumps(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 # Creates .venv and installs llmtrain with its dependencies. Safe to run again (it is quick
 # when everything is there). On a machine without CUDA it installs the pinned CPU build of
 # torch first, so the loose `torch>=2.4` requirement never pulls a multi-GB CUDA build.
+# `--with-test-tools` (used by `make test`) also installs Debian's chromium for the browser test.
 set -euo pipefail
+WITH_TEST_TOOLS=0
+[ "${1:-}" = "--with-test-tools" ] && WITH_TEST_TOOLS=1
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
@@ -11,7 +14,8 @@ stamp="$VENV/.llmtrain-setup"
 
 # Debian's chromium renders the HTML monitoring report in a test (tests/integration/
 # test_monitor_run.py); installed when we are root with apt (CI), else the test skips.
-if ! command -v chromium >/dev/null 2>&1 && [ "${LLMTRAIN_NO_APT:-0}" != 1 ]; then
+if [ "$WITH_TEST_TOOLS" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
+  && [ "${LLMTRAIN_NO_APT:-0}" != 1 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium (headless report test)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
@@ -37,7 +41,9 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
       || pip install "torch==$TORCH_CPU_VERSION" --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-pip install -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-"$VENV/bin/python" -c "import llmtrain, torch, tokenizers, safetensors" 
+# (the grep only hides pip's notes about this machine's local package mirrors)
+pip install -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "setup: pip install failed" >&2; exit 1; }
+"$VENV/bin/python" -c "import llmtrain, torch, tokenizers, safetensors"
 touch "$stamp"
 echo "setup: environment ready in $VENV"

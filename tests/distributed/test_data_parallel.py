@@ -17,7 +17,9 @@ from .conftest import run_distributed
 def overrides(data: Path, steps: int, **extra: object) -> list[str]:
     from tests.integration.conftest import tiny_overrides
 
+    # lr_decay_steps fixed: the schedule must not depend on where a run segment stops
     sets = {"train.eval_every": 1000, "train.checkpoint_every": 4, "train.keep_last": 0}
+    sets["train.lr_decay_steps"] = 12
     return tiny_overrides(data, steps=steps, **{**sets, **extra})
 
 
@@ -54,8 +56,32 @@ def test_ddp_and_fsdp_equal_single_process(dist_data, tmp_path):
     assert losses(tmp_path / "ddp") == ref
     assert losses(tmp_path / "fsdp") == ref
     assert_same_weights(weights(tmp_path / "ddp", 4), weights(tmp_path / "single", 4))
-    assert_same_weights(weights(tmp_path / "fsdp", 4), weights(tmp_path / "single", 4))
+    # FSDP2 sums the grad norm over shards in another order: the clip coefficient (and so
+    # the weights) may differ in the last bit; the losses above are still bitwise equal.
+    sharded, single = weights(tmp_path / "fsdp", 4), weights(tmp_path / "single", 4)
+    for k in single:
+        torch.testing.assert_close(sharded[k], single[k], rtol=0, atol=1e-6)
 
 
 def _train_fsdp(data: Path, run: Path, steps: int, resume: bool = False) -> None:
     train(data, run, steps, resume, **{"distributed.strategy": "fsdp"})
+
+
+def test_sharded_checkpoint_resumes_on_another_world_size(dist_data, tmp_path):
+    """FSDP on 2 ranks saves a DCP checkpoint at step 4; one process resumes it to step 8;
+    2 ranks resume that to step 12. The curve equals an uninterrupted run's bitwise (no
+    clipping here: under FSDP the norm's summation order differs, see above)."""
+    opts = {"distributed.strategy": "fsdp", "train.grad_clip": 0}
+    train(dist_data, tmp_path / "ref", 12, **opts)
+    run = tmp_path / "resharded"
+    run_distributed(_train_fsdp_noclip, 2, dist_data, run, 4)
+    assert (run / "checkpoints" / "step_000004" / "dcp" / ".metadata").is_file()
+    assert not (run / "checkpoints" / "step_000004" / "optimizer.pt").exists()
+    train(dist_data, run, 8, resume=True, **opts)  # 1 process, no process group
+    run_distributed(_train_fsdp_noclip, 2, dist_data, run, 12, True)
+    assert losses(run) == losses(tmp_path / "ref")
+    assert_same_weights(weights(run, 12), weights(tmp_path / "ref", 12))
+
+
+def _train_fsdp_noclip(data: Path, run: Path, steps: int, resume: bool = False) -> None:
+    train(data, run, steps, resume, **{"distributed.strategy": "fsdp", "train.grad_clip": 0})

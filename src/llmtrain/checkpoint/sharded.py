@@ -9,6 +9,9 @@ by those names too, so it does not depend on parameter order or world size.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +33,20 @@ def _state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[st
     return state
 
 
+@contextlib.contextmanager
+def _quiet_single_process() -> Iterator[None]:
+    """DCP warns when no process group exists; one process reading/writing is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
 def save_sharded(ckpt_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
     """Collective: every rank calls it with the same directory."""
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(_state(model, optimizer), checkpoint_id=str(ckpt_dir / DCP_DIR))
+    with _quiet_single_process():
+        dcp.save(_state(model, optimizer), checkpoint_id=str(ckpt_dir / DCP_DIR))
 
 
 def load_sharded(ckpt_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
@@ -46,7 +58,8 @@ def load_sharded(ckpt_dir: Path, model: nn.Module, optimizer: torch.optim.Optimi
     )
 
     state = _state(model, optimizer)
-    dcp.load(state, checkpoint_id=str(ckpt_dir / DCP_DIR))
+    with _quiet_single_process():
+        dcp.load(state, checkpoint_id=str(ckpt_dir / DCP_DIR))
     set_model_state_dict(model, state["model"])
     if optimizer is not None:
         set_optimizer_state_dict(model, optimizer, state["optim"])

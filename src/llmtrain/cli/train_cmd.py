@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue from the latest checkpoint in --out (exactly where it stopped)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-time",
+        help="training-time budget (e.g. 3600, 90m, 2h): checkpoint and stop when spent "
+        "(sets train.max_time_sec); SIGTERM/SIGUSR1 also checkpoint and stop (exit 75)",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,26 +43,45 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.path={json.dumps(str(args.data))}")
+    if args.max_time:
+        overrides.append(f"train.max_time_sec={parse_duration(args.max_time)}")
     cfg = load_run_config(args.config, args.preset, overrides, base=base)
     if not cfg.data.path:
         raise ConfigError(
             "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"
         )
     trainer = Trainer(cfg, out, resume=args.resume, show_progress=not args.quiet)
-    t = cfg.train
-    print(
+    t, world = cfg.train, trainer.dist.world_size
+    say = print if trainer.dist.is_rank0 else (lambda *a, **k: None)
+    say(
         f"model: {cfg.model.n_layer} layers, {cfg.model.n_embd} dims, "
         f"{sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f}M parameters; "
         f"device {trainer.prec.device}, precision {trainer.prec.name}"
     )
-    print(
+    say(
         f"batch: {t.batch_size} sequences/step = {t.micro} micro-batch x {trainer.accum} "
-        f"accumulation x 1 process; {t.batch_size * cfg.model.block_size:,} tokens/step"
+        f"accumulation x {world} process{'es' if world > 1 else ''}"
+        f"{f' ({cfg.distributed.strategy})' if world > 1 else ''}; "
+        f"{t.batch_size * cfg.model.block_size:,} tokens/step"
     )
     result = trainer.fit()
-    print(json.dumps({"run_dir": str(out), **result}, indent=2))
-    print(
+    say(json.dumps({"run_dir": str(out), **result}, indent=2))
+    say(
         f"outputs: config {out / 'config.json'}, metrics {out / 'metrics.jsonl'}, "
         f"checkpoints {out / 'checkpoints'}"
     )
-    return 0
+    return trainer.stop.exit_code  # 0 done (or time budget spent), 75 stopped by a signal
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '3600', '90s', '90m', '2h' or '1.5h'."""
+    from llmtrain.errors import ConfigError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ConfigError(
+            f"--max-time {text!r}: expected seconds or a number with s/m/h/d"
+        ) from None

@@ -11,7 +11,9 @@ from llmtrain.errors import ConfigError
 
 @dataclass
 class OptimConfig:
-    name: Literal["adamw"] = "adamw"
+    # adamw | adafactor (factored second moments: less memory) | sgd (momentum, nesterov)
+    name: Literal["adamw", "adafactor", "sgd"] = "adamw"
+    momentum: float = 0.9  # sgd only
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -26,5 +28,7 @@ class OptimConfig:
                 raise ConfigError(f"optim.{name} must be in [0, 1), got {v}")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"optim.momentum must be in [0, 1), got {self.momentum}")
         if self.eps <= 0:
             raise ConfigError(f"optim.eps must be > 0, got {self.eps}")

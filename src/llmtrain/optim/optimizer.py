@@ -1,4 +1,4 @@
-"""AdamW with two parameter groups: weight decay on matrices of linear layers only; none on
+"""AdamW (or Adafactor, SGD) with two parameter groups: weight decay on matrices of linear layers only; none on
 norms, biases and embeddings (decaying embeddings or gains toward zero only hurts)."""
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    """AdamW over `param_groups`; picks the fused CUDA kernel when parameters live on CUDA."""
+    """`cfg.name` over `param_groups` (decay on Linear weights only). AdamW picks the fused
+    CUDA kernel when parameters live on CUDA, foreach elsewhere."""
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.name == "adafactor":
+        return torch.optim.Adafactor(groups, lr=lr, beta2_decay=-0.8, eps=(None, 1e-3))
     on_cuda = any(p.is_cuda for p in model.parameters())
     impl = cfg.implementation
     if impl == "auto":
@@ -42,10 +48,4 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.opti
         kwargs["foreach"] = True
     else:
         kwargs["foreach"] = False
-    return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay),
-        lr=lr,
-        betas=(cfg.beta1, cfg.beta2),
-        eps=cfg.eps,
-        **kwargs,
-    )
+    return torch.optim.AdamW(groups, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **kwargs)

@@ -65,10 +65,13 @@ class Trainer:
         self.accum = t.grad_accum(world_size=self.dist.world_size)
         self.model = build_model(cfg.model, device=self.prec.device)
         self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
-            self.model, cfg.distributed, self.dist, device=self.prec.device,
+            self.model,
+            cfg.distributed,
+            self.dist,
+            device=self.prec.device,
             compile=self.prec.compile,
             activation_checkpointing=cfg.distributed.activation_checkpointing,
-        )  # fmt: skip
+        )
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf and loss spikes
@@ -119,9 +122,13 @@ class Trainer:
         micro = [
             self.objective.make_batch(
                 *self.batches.micro_batch(
-                    self.step, m, batch_size=t.batch_size, micro_size=t.micro,
-                    rank=self.dist.rank, world_size=self.dist.world_size,
-                ),  # fmt: skip
+                    self.step,
+                    m,
+                    batch_size=t.batch_size,
+                    micro_size=t.micro,
+                    rank=self.dist.rank,
+                    world_size=self.dist.world_size,
+                ),
                 step=self.step,
                 micro=m,
             )
@@ -147,14 +154,14 @@ class Trainer:
         loss_value = float(all_sum(loss_total)) / self.dist.world_size
         # NaN/Inf or spike: no update (fp16 overflow is the scaler's to handle, not a fault)
         skip = self.guard.check(loss_value, 0.0 if self.scaler else grad_norm, self.step)
+        if skip is not None:
+            self.logger.event("skipped_step", self.step + 1, reason=skip, loss=loss_value)
         if self.scaler:
             if skip is None:
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         elif skip is None:
             self.optimizer.step()
-        else:
-            self.logger.event("skipped_step", self.step + 1, reason=skip, loss=loss_value)
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
 
