@@ -52,3 +52,9 @@ def test_dependencies_point_one_way():
             if dep in LAYER and LAYER[dep] > LAYER[top] and (rel.as_posix(), dep) not in ALLOWED:
                 bad.append(f"{rel} imports llmtrain.{dep}")
     assert not bad, "\n".join(bad)
+
+
+def test_every_package_has_a_layer():
+    tops = {p.name.removesuffix(".py") for p in PKG.iterdir() if not p.name.startswith(("_", "."))}
+    tops -= {"py.typed"}
+    assert tops <= set(LAYER), f"add these packages to LAYER: {sorted(tops - set(LAYER))}"

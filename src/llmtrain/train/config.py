@@ -32,7 +32,10 @@ class TrainConfig:
     lr: float = 6e-4
     min_lr: float = 6e-5
     warmup_steps: int = 100
-    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    # cosine | linear | constant | inverse_sqrt | exponential | step | wsd (optim/schedule.py)
+    lr_schedule: Literal[
+        "cosine", "linear", "constant", "inverse_sqrt", "exponential", "step", "wsd"
+    ] = "cosine"
     lr_decay_steps: int | None = None  # None = max_steps
     grad_clip: float = 1.0  # 0 disables clipping
     eval_every: int = 250
