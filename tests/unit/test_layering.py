@@ -22,6 +22,7 @@ LAYER = {
     "eval": 4,
     "train": 5,
     "generation": 6,
+    "export": 6,
     "cli": 7,
 }
 # checkpoint.inference rebuilds a model from a run config (train.config): a documented exception

@@ -32,12 +32,19 @@ _SPECIAL_NAMES = {
 
 
 class BPETokenizer:
-    """A `tokenizers.Tokenizer` behind the llmtrain `Tokenizer` protocol."""
+    """A `tokenizers.Tokenizer` behind the llmtrain `Tokenizer` protocol.
+
+    It wraps any `tokenizers` model: `kind` is "bpe", "unigram" or "wordpiece" (see
+    `hf_models` for the latter two), read from the model itself for a foreign file.
+    """
 
     kind = "bpe"
 
-    def __init__(self, backend: HFTokenizer, specials: dict[str, int]) -> None:
+    def __init__(
+        self, backend: HFTokenizer, specials: dict[str, int], kind: str | None = None
+    ) -> None:
         self.backend = backend
+        self.kind = kind or _model_kind(backend)
         self.vocab_size: int = backend.get_vocab_size(with_added_tokens=True)
         self.pad_id = specials["pad_id"]
         self.unk_id = specials["unk_id"]
@@ -87,6 +94,11 @@ class BPETokenizer:
         atomic_write_json(directory / META_FILE, meta)
 
 
+def _model_kind(backend: HFTokenizer) -> str:
+    """ "bpe" | "unigram" | "wordpiece" | "wordlevel" from the backend's model class."""
+    return type(backend.model).__name__.lower()
+
+
 def _find_token(backend: HFTokenizer, names: Sequence[str]) -> int | None:
     for name in names:
         i = backend.token_to_id(name)
@@ -95,11 +107,11 @@ def _find_token(backend: HFTokenizer, names: Sequence[str]) -> int | None:
     return None
 
 
-def check_bpe_vocab_size(vocab_size: int) -> None:
-    """ConfigError unless `MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB`."""
+def check_bpe_vocab_size(vocab_size: int, kind: str = "bpe") -> None:
+    """ConfigError unless `MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB` (any byte-level kind)."""
     if not MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB:
         raise ConfigError(
-            f"vocab_size = {vocab_size} is out of range for a byte-level BPE tokenizer: it needs "
+            f"vocab_size = {vocab_size} is out of range for a byte-level {kind} tokenizer: it needs "
             f"at least {MIN_BPE_VOCAB} (256 bytes + 4 special tokens) and at most {MAX_BPE_VOCAB}; "
             "typical values are 8192 for small corpora up to 50000-100000 for large ones "
             "(or use --tokenizer char / byte for a tiny vocabulary)"
@@ -124,4 +136,4 @@ def train_bpe(
     backend.train_from_iterator(iter(texts), trainer=trainer)
     ids = [backend.token_to_id(t) for t in SPECIAL_TOKENS]
     assert ids == [0, 1, 2, 3], f"special tokens landed at {ids}"
-    return BPETokenizer(backend, dict(zip(("pad_id", "unk_id", "bos_id", "eos_id"), ids)))
+    return BPETokenizer(backend, dict(zip(("pad_id", "unk_id", "bos_id", "eos_id"), ids)), "bpe")
