@@ -14,8 +14,7 @@ from llmtrain.config import config_from_dict
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 from llmtrain.errors import LLMTrainError
 
-# Tokenizer types the seed tutorial names whose dedicated backends are not built yet.
-_MAPPED_TO_BPE = ("sentencepiece", "unigram", "wordpiece")
+from llmtrain.tokenizer import TOKENIZER_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output_dir", required=True, help="DATA_DIR to write")
     p.add_argument("--vocab_size", type=int, default=PrepareConfig.vocab_size)
     p.add_argument(
-        "--tokenizer_type", default="bpe", help="bpe | char | byte | sentencepiece | ..."
+        "--tokenizer_type",
+        default="bpe",
+        help=f"{' | '.join(TOKENIZER_KINDS)} (sentencepiece = SentencePiece Unigram), "
+        "or a saved tokenizer directory / tokenizer.json / .model",
     )
     p.add_argument("--val_fraction", type=float, default=PrepareConfig.val_fraction)
     p.add_argument("--text_field", default=PrepareConfig.text_field)
@@ -34,10 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pii", action="store_true")
     p.add_argument("--near_dedup", action="store_true")
     args = p.parse_args(argv)
-    kind = args.tokenizer_type.lower()
-    if kind in _MAPPED_TO_BPE:
-        print(f"note: --tokenizer_type {kind} → byte-level BPE (dedicated backends come later)")
-        kind = "bpe"
+    kind = args.tokenizer_type
+    kind = kind.lower() if kind.lower() in TOKENIZER_KINDS else kind
     try:
         cfg = config_from_dict(
             PrepareConfig,

@@ -37,8 +37,9 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     pip install "torch>=2.4"
   else
     echo "setup: no CUDA GPU: installing the CPU build torch==$TORCH_CPU_VERSION"
-    pip install "torch==$TORCH_CPU_VERSION" \
-      || pip install "torch==$TORCH_CPU_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    { pip install "torch==$TORCH_CPU_VERSION" \
+        || pip install "torch==$TORCH_CPU_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    } 2>&1 | { grep -v "^WARNING: Location" || true; }
   fi
 fi
 # (the grep only hides pip's notes about this machine's local package mirrors)

@@ -23,6 +23,13 @@ FAMILIES = {
         "model.norm_position": '"post"',
         "model.embedding_norm": "true",
     },
+    "electra": {
+        "model.architecture": '"encoder"',
+        "model.generator_scale": 0.5,
+        "model.embedding_size": 16,
+        "model.norm_position": '"post"',
+        "model.embedding_norm": "true",
+    },
     "span": {
         "model.architecture": '"encoder_decoder"',
         "model.pos_embedding": '"relative"',

@@ -9,6 +9,7 @@ from torch import nn
 
 from llmtrain.models.config import ModelConfig
 from llmtrain.models.decoder import Transformer
+from llmtrain.models.electra import Electra
 from llmtrain.models.encoder_decoder import EncoderDecoder
 from llmtrain.models.init import init_weights
 
@@ -17,15 +18,17 @@ def build_model(
     cfg: ModelConfig,
     device: torch.device | str | None = None,
     init_scheme: str | None = None,
-) -> Transformer | EncoderDecoder:
+) -> Transformer | EncoderDecoder | Electra:
     """A freshly initialised model on `device` (default CPU): a `Transformer` (decoder or
-    encoder) or an `EncoderDecoder`, by `cfg.architecture`.
+    encoder), an `EncoderDecoder` by `cfg.architecture`, or an `Electra` generator +
+    discriminator when `cfg.generator_scale > 0`.
 
     Initialisation draws from torch's global RNG: seed it (`torch.manual_seed`) for a
     reproducible model. `init_scheme` overrides `cfg.init_scheme`.
     """
     with torch.device("meta"):
         cls = EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer
+        cls = Electra if cfg.generator_scale else cls
         model = cls(cfg)  # validates cfg; shapes only, no memory
     model.to_empty(device=device if device is not None else "cpu")
     init_weights(model, init_scheme or cfg.init_scheme)

@@ -27,6 +27,9 @@ class ModelConfig:
     n_head: int = 4
     n_kv_head: int | None = None  # None = n_head (MHA); 1 = MQA; between = GQA
     n_embd: int = 256
+    # Factorised embeddings (ALBERT, ELECTRA): token/position/segment tables of this width,
+    # projected to n_embd; the head transform maps back to it. None = n_embd.
+    embedding_size: int | None = None
     head_dim_override: int | None = None  # None = n_embd / n_head (T5 may differ)
     intermediate_size: int | None = None  # None = 4*n_embd, or ~8/3*n_embd when gated
     # learned (GPT-2, BERT), sinusoidal (Vaswani et al.), rope (Su et al.), alibi (Press et
@@ -51,6 +54,10 @@ class ModelConfig:
     head_transform: bool = False
     head_bias: bool = False
     sentence_head: bool = False  # pooler + 2-way classifier on position 0 (SOP / NSP)
+    # ELECTRA (Clark et al. 2020): > 0 adds a generator of this fraction of the width (heads
+    # and FFN scale with it, depth kept) that shares the embeddings; the model becomes
+    # `Electra` and the encoder is the replaced-token discriminator. Paper: 1/4 to 1/3.
+    generator_scale: float = 0.0
     dropout: float = 0.0  # default of the three below
     embd_dropout: float | None = None
     attn_dropout: float | None = None
@@ -103,7 +110,29 @@ class ModelConfig:
                 "model.sentence_head (SOP/NSP) needs model.architecture='encoder': "
                 "it classifies position 0, which only a bidirectional model sees whole"
             )
+        self._validate_electra()
         self._validate_moe()
+
+    def _validate_electra(self) -> None:
+        if self.embedding_size is not None:
+            if self.embedding_size <= 0:
+                raise ConfigError(f"model.embedding_size must be positive, got {self.embedding_size}")
+            if self.pos_embedding == "sinusoidal" or self.architecture == "encoder_decoder":
+                raise ConfigError(
+                    "model.embedding_size (factorised embeddings) needs a decoder or encoder "
+                    "with learned/rope/alibi positions"
+                )
+        if not 0.0 <= self.generator_scale <= 1.0:
+            raise ConfigError(f"model.generator_scale must be in [0, 1], got {self.generator_scale}")
+        if self.generator_scale:
+            bad = [k for k in ("head_transform", "head_bias", "sentence_head") if getattr(self, k)]
+            if self.architecture != "encoder":
+                bad.append("architecture (needs 'encoder')")
+            if bad:
+                raise ConfigError(
+                    "model.generator_scale > 0 (ELECTRA) needs an encoder whose own LM head is "
+                    f"unused; unset: {', '.join(bad)}"
+                )
 
     def _validate_moe(self) -> None:
         if self.n_experts < 0:
@@ -134,6 +163,11 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.head_dim_override or self.n_embd // self.n_head
+
+    @property
+    def emb_dim(self) -> int:
+        """Width of the embedding tables (n_embd unless factorised)."""
+        return self.embedding_size or self.n_embd
 
     @property
     def gated(self) -> bool:

@@ -51,22 +51,24 @@ class Transformer(nn.Module):
         if cfg.architecture == "encoder_decoder":
             raise ConfigError("use EncoderDecoder (build_model does) for an encoder_decoder")
         self.cfg = cfg
-        pos = cfg.pos_embedding
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if pos == "learned" else None
-        self.wtt = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size else None
+        pos, E = cfg.pos_embedding, cfg.emb_dim
+        self.wte = nn.Embedding(cfg.vocab_size, E)
+        self.wpe = nn.Embedding(cfg.block_size, E) if pos == "learned" else None
+        self.wtt = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
         self.sinusoid = SinusoidalPositions(cfg) if pos == "sinusoidal" else None
         self.rope = RotaryEmbedding(cfg) if pos == "rope" else None
         self.alibi = ALiBi(cfg, cfg.causal) if pos == "alibi" else None
         self.rel_bias = RelativePositionBias(cfg, not cfg.causal) if pos == "relative" else None
-        self.emb_norm = make_norm(cfg) if cfg.embedding_norm else None
+        self.emb_norm = make_norm(cfg, E) if cfg.embedding_norm else None
+        self.emb_proj = nn.Linear(E, cfg.n_embd) if E != cfg.n_embd else None  # factorised
         self.blocks = nn.ModuleList(Block(cfg, i, cfg.causal) for i in range(cfg.n_layer))
         self.ln_f = make_norm(cfg) if cfg.norm_position == "pre" else None
-        self.head_dense = nn.Linear(cfg.n_embd, cfg.n_embd) if cfg.head_transform else None
-        self.head_norm = make_norm(cfg) if cfg.head_transform else None
+        self.head_dense = nn.Linear(cfg.n_embd, E) if cfg.head_transform else None
+        self.head_norm = make_norm(cfg, E) if cfg.head_transform else None
         self.head_bias = nn.Parameter(torch.empty(cfg.vocab_size)) if cfg.head_bias else None
+        head_in = E if cfg.head_transform else cfg.n_embd
         self.lm_head = (
-            None if cfg.tie_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+            None if cfg.tie_embeddings else nn.Linear(head_in, cfg.vocab_size, bias=False)
         )
         self.pooler = nn.Linear(cfg.n_embd, cfg.n_embd) if cfg.sentence_head else None
         self.sentence_cls = nn.Linear(cfg.n_embd, 2) if cfg.sentence_head else None
@@ -137,6 +139,8 @@ class Transformer(nn.Module):
         p = self.cfg.drop("embd")
         if self.training and p > 0:
             x = F.dropout(x, p, training=True)  # embedding dropout
+        if self.emb_proj is not None:
+            x = self.emb_proj(x)  # (B, T, E) -> (B, T, C)
         bias = self.attention_bias(T, start, prefix_len)
         for block in self.blocks:
             x = block(x, rope, kv_cache, bias)  # (B, T, C)

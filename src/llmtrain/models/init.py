@@ -55,10 +55,11 @@ def _init(model: nn.Module, std: float, residual_std: float) -> None:
         elif isinstance(module, DERIVED):
             module.reset_parameters()
             done.update(id(b) for b in module.buffers(recurse=False))
-    head_bias = getattr(model, "head_bias", None)
-    if isinstance(head_bias, torch.Tensor):
-        head_bias.zero_()
-        done.add(id(head_bias))
+    for module in model.modules():  # LM-head biases (also an ELECTRA generator's)
+        head_bias = getattr(module, "head_bias", None)
+        if isinstance(head_bias, torch.Tensor):
+            head_bias.zero_()
+            done.add(id(head_bias))
     missed = [
         n for n, t in (*model.named_parameters(), *model.named_buffers()) if id(t) not in done
     ]

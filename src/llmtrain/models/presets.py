@@ -36,6 +36,12 @@ _T5 = {
     **{"norm_eps": 1e-6, "bias": False, "mlp": "geglu_tanh", "tie_embeddings": False},
     **{"attn_scale": 1.0, "init_scheme": "normal"},
 }
+# ELECTRA (Clark et al. 2020): a BERT-style discriminator (post-LN, embedding LayerNorm,
+# segments, no MLM head of its own) + a generator at generator_scale of its width.
+_ELECTRA = {
+    **{k: v for k, v in _BERT.items() if k not in ("head_transform", "head_bias")},
+    **{"sentence_head": False, "generator_scale": 0.25},
+}
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # Test size: a forward + backward step takes milliseconds.
@@ -77,6 +83,17 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         **_BERT,
         **{"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 512, "vocab_size": 30522},
     },
+    "electra-tiny": {
+        **_ELECTRA,
+        **{"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64, "embedding_size": 32},
+    },
+    # ELECTRA-Small (Clark et al. 2020, Table 6): 12 layers, hidden 256, 4 heads, FFN 1024,
+    # embeddings 128, generator 1/4 of the width; 14M parameters with the 30522 vocabulary.
+    "electra-small": {
+        **_ELECTRA,
+        **{"n_layer": 12, "n_head": 4, "n_embd": 256, "embedding_size": 128},
+        **{"intermediate_size": 1024, "block_size": 512, "vocab_size": 30522},
+    },
     "t5-tiny": {**_T5, "n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
     # T5.1.1-small's shape (77M): d_model 512, 6 heads of 64, d_ff 1024, 8+8 layers, 32128 vocab.
     "t5-small": {
@@ -87,7 +104,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # The objective each preset trains with by default (`train.objective`).
-DEFAULT_OBJECTIVE = {"bert": "sop", "t5": "span"}
+DEFAULT_OBJECTIVE = {"bert": "sop", "t5": "span", "electra": "electra"}
 
 
 def default_objective(name: str) -> str:

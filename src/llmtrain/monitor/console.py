@@ -18,9 +18,14 @@ from rich.progress import (
 
 
 class TrainConsole:
-    def __init__(self, total_steps: int, start_step: int = 0, enabled: bool = True):
+    def __init__(
+        self, total_steps: int, start_step: int = 0, enabled: bool = True, rank0: bool = True
+    ):
+        """`enabled=False` drops the bar but keeps eval/checkpoint lines; other ranks print
+        nothing at all (`rank0=False`), so torchrun logs show each line once."""
         self.console = Console(stderr=True, highlight=False)
-        self.enabled = enabled
+        self.rank0 = rank0
+        self.enabled = enabled and rank0
         self.progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -52,6 +57,8 @@ class TrainConsole:
             self.print(f"step {step}: {info} | lr {record['lr']:.2e}")
 
     def print(self, text: str) -> None:
+        if not self.rank0:
+            return
         if self.enabled:
             self.progress.console.print(text)
         else:

@@ -1,6 +1,6 @@
 """Training objectives, separate from models: each builds its batch from token windows and
 computes its loss (a sum + a target count). `build_objective(name, ...)` picks one of
-`OBJECTIVES` (clm, prefix_lm, mlm, sop, nsp, span); `check_objective` rejects one the
+`OBJECTIVES` (clm, prefix_lm, mlm, sop, nsp, span, electra); `check_objective` rejects one the
 architecture cannot train."""
 
 from llmtrain.objectives.base import IGNORE_INDEX, Batch, Objective, token_loss

@@ -13,6 +13,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
 from llmtrain.objectives.base import Objective
 from llmtrain.objectives.clm import CLM, PrefixLM
+from llmtrain.objectives.electra import DISC_WEIGHT, ReplacedTokenDetection
 from llmtrain.objectives.mlm import MLM, NextSentence, SentenceOrder
 from llmtrain.objectives.span import SpanCorruption
 
@@ -23,6 +24,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "sop": SentenceOrder,
     "nsp": NextSentence,
     "span": SpanCorruption,
+    "electra": ReplacedTokenDetection,
 }
 
 
@@ -35,6 +37,7 @@ class ObjectiveConfig:
     noise_density: float = 0.15  # span: share of tokens corrupted
     mean_span: float = 3.0  # span: mean noise-span length
     sentence_weight: float = 1.0  # SOP/NSP loss weight relative to the MLM mean
+    disc_weight: float = DISC_WEIGHT  # ELECTRA: discriminator loss weight λ (paper: 50)
     label_smoothing: float = 0.0
     z_loss: float = 0.0  # coefficient of (log Z)² per target token
 
@@ -52,6 +55,8 @@ class ObjectiveConfig:
             )
         if self.mean_span < 1:
             raise ConfigError(f"objective.mean_span must be >= 1, got {self.mean_span}")
+        if self.disc_weight < 0:
+            raise ConfigError(f"objective.disc_weight must be >= 0, got {self.disc_weight}")
         if not 0.0 <= self.label_smoothing < 1.0 or self.z_loss < 0:
             raise ConfigError("objective.label_smoothing must be in [0, 1) and z_loss >= 0")
 
@@ -72,6 +77,12 @@ def check_objective(name: str, model: ModelConfig) -> None:
             f"train.objective={name!r} needs model.architecture="
             f"{' or '.join(repr(a) for a in cls.architectures)} (got {model.architecture!r}): "
             f"{why}"
+        )
+    if getattr(cls, "needs_generator", False) != bool(model.generator_scale):
+        raise ConfigError(
+            f"train.objective={name!r} and model.generator_scale={model.generator_scale} do "
+            "not fit: ELECTRA (objective 'electra') trains a generator + discriminator, which "
+            "model.generator_scale > 0 builds (e.g. 0.25), and only ELECTRA trains one"
         )
     if cls.needs_sentence_head and not model.sentence_head:
         raise ConfigError(
@@ -113,4 +124,7 @@ def metrics_of(totals: dict[str, torch.Tensor]) -> dict[str, float]:
         out["token_acc"] = float(totals["correct"]) / int(totals["count"])
     if "sentence_count" in totals and int(totals["sentence_count"]):
         out["sentence_acc"] = float(totals["sentence_correct"]) / int(totals["sentence_count"])
+    if "rtd_count" in totals and int(totals["rtd_count"]):
+        out["rtd_acc"] = float(totals["rtd_correct"]) / int(totals["rtd_count"])
+        out["replaced_frac"] = float(totals["replaced"]) / int(totals["rtd_count"])
     return out

@@ -1,4 +1,5 @@
-"""Tokenizers: byte-level BPE (HF `tokenizers`), char and byte backends behind one protocol.
+"""Tokenizers behind one protocol: byte-level BPE, Unigram and WordPiece (HF `tokenizers`),
+SentencePiece BPE / Unigram, char and byte.
 
 Entry points: `train_tokenizer(kind, texts, vocab_size)`, `load_tokenizer(path)`,
 `tokenizer_sha256(directory)`. Special tokens PAD/UNK/BOS/EOS are ids 0..3 (see `base`).
@@ -21,6 +22,7 @@ from llmtrain.tokenizer.bpe import MIN_BPE_VOCAB, BPETokenizer
 from llmtrain.tokenizer.byte import ByteTokenizer
 from llmtrain.tokenizer.char import CharTokenizer
 from llmtrain.tokenizer.io import load_tokenizer, tokenizer_sha256
+from llmtrain.tokenizer.spm import SentencePieceTokenizer
 from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS, train_tokenizer
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
+    "SentencePieceTokenizer",
     "Tokenizer",
     "load_tokenizer",
     "tokenizer_sha256",

@@ -19,7 +19,7 @@ META_FILE = "llmtrain_tokenizer.json"
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    kind: str  # "bpe" | "char" | "byte"
+    kind: str  # "bpe" | "unigram" | "wordpiece" | "sentencepiece" | "char" | "byte"
     vocab_size: int
     pad_id: int
     unk_id: int

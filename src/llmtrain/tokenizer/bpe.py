@@ -107,12 +107,15 @@ def _find_token(backend: HFTokenizer, names: Sequence[str]) -> int | None:
     return None
 
 
-def check_bpe_vocab_size(vocab_size: int, kind: str = "bpe") -> None:
-    """ConfigError unless `MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB` (any byte-level kind)."""
-    if not MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB:
+def check_bpe_vocab_size(
+    vocab_size: int, kind: str = "bpe", minimum: int = MIN_BPE_VOCAB
+) -> None:
+    """ConfigError unless `minimum <= vocab_size <= MAX_BPE_VOCAB` (any byte-level kind)."""
+    if not minimum <= vocab_size <= MAX_BPE_VOCAB:
+        alphabet = "256 bytes" if minimum == MIN_BPE_VOCAB else "the byte alphabet"
         raise ConfigError(
-            f"vocab_size = {vocab_size} is out of range for a byte-level {kind} tokenizer: it needs "
-            f"at least {MIN_BPE_VOCAB} (256 bytes + 4 special tokens) and at most {MAX_BPE_VOCAB}; "
+            f"vocab_size = {vocab_size} is out of range for a byte-level {kind} tokenizer: it "
+            f"needs at least {minimum} ({alphabet} + 4 special tokens) and at most {MAX_BPE_VOCAB}; "
             "typical values are 8192 for small corpora up to 50000-100000 for large ones "
             "(or use --tokenizer char / byte for a tiny vocabulary)"
         )

@@ -1,7 +1,10 @@
-"""`train_tokenizer(kind, texts, vocab_size)`: one entry point over the three backends.
+"""`train_tokenizer(kind, texts, vocab_size)`: one entry point over every backend.
 
-Training streams `texts` and stops after `max_bytes` of UTF-8 (default 256 MiB): BPE merge
-statistics converge long before that, and the bound keeps memory flat on any corpus size.
+Kinds: byte-level "bpe", "unigram", "wordpiece" (HF `tokenizers`), "sentencepiece-bpe",
+"sentencepiece-unigram" ("sentencepiece" = its default, unigram), "char" and "byte".
+Training streams `texts` and stops after `max_bytes` of UTF-8 (default 256 MiB; 64 MiB for
+SentencePiece, which holds its sentences in RAM): statistics converge long before that, and
+the cap bounds memory whatever the corpus size (`train_memory_bound`).
 """
 
 from __future__ import annotations
@@ -10,12 +13,56 @@ from collections.abc import Iterable, Iterator
 
 from llmtrain.errors import ConfigError
 from llmtrain.tokenizer.base import Tokenizer
-from llmtrain.tokenizer.bpe import train_bpe
+from llmtrain.tokenizer.bpe import check_bpe_vocab_size, train_bpe
 from llmtrain.tokenizer.byte import ByteTokenizer
 from llmtrain.tokenizer.char import CharTokenizer
+from llmtrain.tokenizer.hf_models import (
+    MIN_UNIGRAM_VOCAB,
+    MIN_WORDPIECE_VOCAB,
+    train_unigram,
+    train_wordpiece,
+)
+from llmtrain.tokenizer.spm import MIN_SPM_VOCAB, SPM_TRAIN_BYTES, train_sentencepiece
 
-TOKENIZER_KINDS = ("bpe", "char", "byte")
+TOKENIZER_KINDS = (
+    "bpe",
+    "unigram",
+    "wordpiece",
+    "sentencepiece",
+    "sentencepiece-bpe",
+    "sentencepiece-unigram",
+    "char",
+    "byte",
+)
 DEFAULT_TRAIN_BYTES = 256 * 2**20
+_SPM_KINDS = {"sentencepiece": "unigram", "sentencepiece-unigram": "unigram", "sentencepiece-bpe": "bpe"}  # fmt: skip
+
+
+def is_sentencepiece(kind: str) -> bool:
+    return kind in _SPM_KINDS
+
+
+def check_vocab_size(kind: str, vocab_size: int) -> None:
+    """ConfigError when `vocab_size` cannot work for `kind` (char and byte ignore it)."""
+    if kind == "bpe":
+        check_bpe_vocab_size(vocab_size, kind)
+    elif kind == "unigram":
+        check_bpe_vocab_size(vocab_size, kind, MIN_UNIGRAM_VOCAB)
+    elif kind == "wordpiece":
+        check_bpe_vocab_size(vocab_size, kind, MIN_WORDPIECE_VOCAB)
+    elif is_sentencepiece(kind) and vocab_size < MIN_SPM_VOCAB:
+        raise ConfigError(
+            f"vocab_size = {vocab_size} is too small for a {kind} tokenizer: it needs at least "
+            f"{MIN_SPM_VOCAB} (4 specials + 256 byte-fallback pieces + characters); "
+            "typical values are 8000-64000"
+        )
+
+
+def train_bytes_for(kind: str, max_bytes: int | None) -> int | None:
+    """The text cap for training `kind`: SentencePiece gets at most `SPM_TRAIN_BYTES`."""
+    if is_sentencepiece(kind) and max_bytes == DEFAULT_TRAIN_BYTES:
+        return SPM_TRAIN_BYTES
+    return max_bytes
 
 
 def cap_bytes(texts: Iterable[str], max_bytes: int | None) -> Iterator[str]:
@@ -41,14 +88,24 @@ def train_tokenizer(
     *,
     max_bytes: int | None = DEFAULT_TRAIN_BYTES,
     show_progress: bool = False,
+    threads: int = 1,
 ) -> Tokenizer:
-    """Train a `kind` tokenizer ("bpe" | "char" | "byte") on at most `max_bytes` of `texts`.
+    """Train a `kind` tokenizer (one of `TOKENIZER_KINDS`) on at most `max_bytes` of `texts`.
 
-    `vocab_size` is the target for BPE; char and byte vocabularies follow from the data / the
-    256 bytes and ignore it. `show_progress` lets the BPE trainer draw its own bars.
+    `vocab_size` is the target for the subword kinds; char and byte vocabularies follow from
+    the data / the 256 bytes and ignore it. `show_progress` lets the HF trainers draw their
+    bars; `threads` sizes SentencePiece's trainer and encoder.
     """
+    check_vocab_size(kind, vocab_size)
+    capped = cap_bytes(texts, train_bytes_for(kind, max_bytes))
     if kind == "bpe":
-        return train_bpe(cap_bytes(texts, max_bytes), vocab_size, show_progress=show_progress)
+        return train_bpe(capped, vocab_size, show_progress=show_progress)
+    if kind == "unigram":
+        return train_unigram(capped, vocab_size, show_progress=show_progress)
+    if kind == "wordpiece":
+        return train_wordpiece(capped, vocab_size, show_progress=show_progress)
+    if is_sentencepiece(kind):
+        return train_sentencepiece(capped, vocab_size, _SPM_KINDS[kind], threads=threads)
     if kind == "char":
         return CharTokenizer.train(cap_bytes(texts, max_bytes))
     if kind == "byte":

@@ -48,8 +48,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # CPU threads for torch; None = all cores
-    # clm | prefix_lm (decoder); mlm | sop | nsp (encoder); span (encoder_decoder)
-    objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span"] = "clm"
+    # clm | prefix_lm (decoder); mlm | sop | nsp | electra (encoder); span (encoder_decoder)
+    objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "electra"] = "clm"
     sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
     max_time_sec: float | None = None  # training-time budget: checkpoint and stop (--max-time)
 

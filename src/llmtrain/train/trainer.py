@@ -166,11 +166,23 @@ class Trainer:
         return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
 
     def fit(self) -> dict[str, Any]:
+        """Train to `train.max_steps` (or a stop request); always releases what it holds."""
+        self.stop.install()  # SIGTERM/SIGUSR1 → finish the step, checkpoint, exit
+        try:
+            last_eval = self._loop()
+        finally:
+            self.stop.restore()
+            self.logger.close()
+            if self.lock:
+                self.lock.release()
+        return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **last_eval}
+
+    def _loop(self) -> dict[str, float]:
         t = self.cfg.train
         last_eval: dict[str, float] = {}
         start, elapsed0 = time.perf_counter(), self.elapsed
-        self.stop.install()  # SIGTERM/SIGUSR1 → finish the step, checkpoint, exit
-        with TrainConsole(t.max_steps, self.step, enabled=self.show_progress) as console:
+        console = TrainConsole(t.max_steps, self.step, self.show_progress, self.dist.is_rank0)
+        with console:
             window_start, window_tokens = time.perf_counter(), 0
             while self.step < t.max_steps:
                 self._set_lr(lr := self._lr(self.step))
@@ -202,11 +214,7 @@ class Trainer:
                 if stop:
                     console.print(f"step {self.step}: stopped ({stop}); --resume continues")
                     break
-        self.stop.restore()
-        self.logger.close()
-        if self.lock:
-            self.lock.release()
-        return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **last_eval}
+        return last_eval
 
     def _lr(self, step: int) -> float:
         t = self.cfg.train

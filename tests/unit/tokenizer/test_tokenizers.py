@@ -145,8 +145,8 @@ def test_bpe_vocab_size_validated():
 
 
 def test_unknown_kind_and_missing_path(tmp_path):
-    with pytest.raises(ConfigError, match="bpe, char, byte"):
-        train_tokenizer("wordpiece", CORPUS, 1000)
+    with pytest.raises(ConfigError, match="bpe, unigram, wordpiece"):
+        train_tokenizer("tiktoken", CORPUS, 1000)
     with pytest.raises(DataError, match="not found"):
         load_tokenizer(tmp_path / "nope")
     with pytest.raises(DataError, match="no tokenizer in"):

@@ -1,7 +1,7 @@
 """`PrepareConfig`: every knob of `llmtrain prepare`, validated with errors that name the fix.
 
-`tokenizer` is "bpe" | "char" | "byte" (trained on the train split) or the path of a saved
-tokenizer directory / Hugging Face tokenizer.json (used as is). The cleaning steps beyond
+`tokenizer` is a kind from `TOKENIZER_KINDS` (trained on the train split) or the path of a
+saved tokenizer directory / Hugging Face tokenizer.json / sentencepiece .model (used as is). The cleaning steps beyond
 normalise + exact dedup (quality, language, PII, near-dedup) are off unless switched on.
 """
 
@@ -13,8 +13,7 @@ from pathlib import Path
 
 from llmtrain.data.prepare.quality import QUALITY_PRESETS, quality_steps
 from llmtrain.errors import ConfigError
-from llmtrain.tokenizer.bpe import check_bpe_vocab_size
-from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS
+from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS, check_vocab_size
 
 
 def _cpu_count() -> int:
@@ -23,8 +22,8 @@ def _cpu_count() -> int:
 
 @dataclass
 class PrepareConfig:
-    tokenizer: str = "bpe"  # bpe | char | byte | path to a saved tokenizer
-    vocab_size: int = 8192  # BPE target; char/byte derive theirs
+    tokenizer: str = "bpe"  # a TOKENIZER_KINDS entry, or a saved tokenizer dir / .json / .model
+    vocab_size: int = 8192  # subword target; char/byte derive theirs
     val_fraction: float = 0.1  # nanoGPT's 90/10
     workers: int = field(default_factory=_cpu_count)  # threads for BPE encoding
     text_field: str = "text"  # JSONL field holding the text, dotted for nested ("a.b")
@@ -49,10 +48,10 @@ class PrepareConfig:
         if not self.trains_tokenizer and not Path(self.tokenizer).exists():
             raise ConfigError(
                 f"tokenizer = {self.tokenizer!r} is neither a kind ({', '.join(TOKENIZER_KINDS)}) "
-                "nor an existing tokenizer directory / tokenizer.json path"
+                "nor an existing tokenizer directory / tokenizer.json / .model path"
             )
-        if self.tokenizer == "bpe":
-            check_bpe_vocab_size(self.vocab_size)
+        if self.trains_tokenizer:
+            check_vocab_size(self.tokenizer, self.vocab_size)
         if not 0.0 < self.val_fraction <= 0.5:
             raise ConfigError(
                 f"val_fraction = {self.val_fraction} must be in (0, 0.5]; 0.1 keeps 10% for "

@@ -15,6 +15,8 @@ from typing import Any
 from llmtrain.errors import DataError
 
 MAX_RECORDED_PROBLEMS = 200
+EXAMPLES_PER_REASON = 3  # removed texts kept per reason for report.html / --dry-run
+EXAMPLE_CHARS = 300
 
 
 @dataclass
@@ -29,13 +31,25 @@ class Document:
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+def example_of(doc: Document) -> dict[str, str]:
+    """A short record of a removed document: its id and the start of its text."""
+    text = doc.text if len(doc.text) <= EXAMPLE_CHARS else doc.text[:EXAMPLE_CHARS] + "…"
+    return {"id": doc.id, "text": text}
+
+
 class Step:
-    """Base step: subclasses set `name` and implement `process` (return None to drop)."""
+    """Base step: subclasses set `name` and implement `process` (return None to drop).
+
+    Besides documents in/out it counts UTF-8 bytes in/out and keeps the first
+    `EXAMPLES_PER_REASON` removed documents of each reason (`examples`).
+    """
 
     name = "step"
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
+        self.examples: dict[str, list[dict[str, str]]] = {}
+        self._current: Document | None = None
 
     def process(self, doc: Document) -> Document | None:
         raise NotImplementedError
@@ -43,13 +57,27 @@ class Step:
     def drop(self, reason: str) -> None:
         """Count one removed document under `removed_<reason>`; `process` then returns None."""
         self.stats[f"removed_{reason}"] += 1
+        if self._current is not None:
+            self.add_example(reason, self._current)
+
+    def add_example(self, reason: str, doc: Document) -> None:
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(example_of(doc))
 
     def __call__(self, docs: Iterable[Document]) -> Iterator[Document]:
         for doc in docs:
+            text = doc.text
+            size = len(text.encode("utf-8"))
             self.stats["documents_in"] += 1
+            self.stats["bytes_in"] += size
+            self._current = doc
             out = self.process(doc)
+            self._current = None
             if out is not None:
                 self.stats["documents_out"] += 1
+                same = out.text is text
+                self.stats["bytes_out"] += size if same else len(out.text.encode("utf-8"))
                 yield out
 
     def report(self) -> dict[str, int]:

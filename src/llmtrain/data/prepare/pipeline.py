@@ -57,6 +57,7 @@ from llmtrain.tokenizer import (
     train_tokenizer,
 )
 from llmtrain.tokenizer.bpe import BACKEND_FILE
+from llmtrain.tokenizer.spm import MODEL_FILE
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
@@ -64,7 +65,7 @@ SPOOL_FILE = ".prepare_spool.tmp"
 NEAR_DEDUP_DIR = ".prepare_near_dedup.tmp"
 _OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE, NEAR_DEDUP_DIR)
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
-_TOKENIZER_FILES = {META_FILE, BACKEND_FILE}
+_TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
 
 
 @dataclass
@@ -249,6 +250,7 @@ def _get_tokenizer(
         cfg.vocab_size,
         max_bytes=cfg.tokenizer_train_bytes,
         show_progress=show_progress,
+        threads=cfg.workers,
     )
 
 
