@@ -176,5 +176,9 @@ def test_seed_script_verbatim_flags(tmp_path):
            "--tokenizer_type", "sentencepiece"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "byte-level BPE" in proc.stdout
-    assert read_manifest(tmp_path / "processed")["tokenizer"]["type"] == "bpe"
+    tok = read_manifest(tmp_path / "processed")["tokenizer"]
+    assert (tok["type"], tok["model_type"]) == ("sentencepiece", "unigram")  # a real SPM model
+    assert (tmp_path / "processed" / "tokenizer" / "sentencepiece.model").is_file()
+    assert load_tokenizer(tmp_path / "processed" / "tokenizer").decode(
+        load_tokenizer(tmp_path / "processed" / "tokenizer").encode(ZH + " " + EN)
+    ) == ZH + " " + EN

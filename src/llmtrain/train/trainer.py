@@ -26,7 +26,7 @@ from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective
+from llmtrain.objectives import build_objective, metrics_of
 from llmtrain.optim import build_optimizer, lr_at
 from llmtrain.train.config import RunConfig
 from llmtrain.train.faults import StepGuard
@@ -137,13 +137,14 @@ class Trainer:
         n_tokens = sum(b.n_tokens for b in micro)
         # the step's loss normaliser: targets over all ranks, / world since DDP/FSDP average
         n_targets = all_sum(sum(b.n_targets for b in micro)) / self.dist.world_size
-        loss_total = torch.zeros((), device=dev)
+        loss_total, totals = torch.zeros((), device=dev), {}  # totals: objective metrics
         for m, batch in enumerate(micro):
             batch = batch.to(dev)
             with grad_sync(self.step_fn, enabled=m == len(micro) - 1):  # sync on the last
                 with self.prec.autocast():
                     out = self.objective.forward(self.step_fn, batch)  # logits etc.
-                loss_sum, _ = self.objective.loss(out, batch)
+                loss_sum, metrics = self.objective.loss(out, batch)
+                totals = {k: totals.get(k, 0) + v for k, v in metrics.items()}
                 loss = loss_sum / n_targets
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_total += loss.detach()
@@ -163,7 +164,8 @@ class Trainer:
         elif skip is None:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
+        out = {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
+        return {**out, "metrics": metrics_of(totals)}  # e.g. token_acc (rank 0's share)
 
     def fit(self) -> dict[str, Any]:
         """Train to `train.max_steps` (or a stop request); always releases what it holds."""
@@ -243,6 +245,7 @@ class Trainer:
             "elapsed_sec": self.elapsed,
             "flops_per_sec": tok_s * self.flops_per_token,
         }
+        rec.update(out.get("metrics", {}))  # the objective's: token_acc, rtd_acc, ...
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 

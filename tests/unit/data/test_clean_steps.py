@@ -37,7 +37,11 @@ def test_exact_dedup_keeps_first():
     step = ExactDedup()
     out = list(step(docs("a", "b", "a", "中", "中", "a")))
     assert [d.id for d in out] == ["0", "1", "3"]
-    assert step.report() == {"documents_in": 6, "documents_out": 3, "removed_exact_duplicate": 3}
+    assert step.report() == {
+        "bytes_in": 10, "bytes_out": 5, "documents_in": 6, "documents_out": 3,
+        "removed_exact_duplicate": 3,
+    }  # fmt: skip
+    assert [e["id"] for e in step.examples["exact_duplicate"]] == ["2", "4", "5"]
 
 
 def test_split_score_deterministic_and_seeded():

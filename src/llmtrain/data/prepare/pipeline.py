@@ -356,6 +356,7 @@ def _build_manifest(
             "unk_id": tok.unk_id,
             "bos_id": tok.bos_id,
             "eos_id": tok.eos_id,
+            **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
         },
         "split": report["split"],
         "splits": {
