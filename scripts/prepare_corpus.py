@@ -13,7 +13,6 @@ import sys
 from llmtrain.config import config_from_dict
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 from llmtrain.errors import LLMTrainError
-
 from llmtrain.tokenizer import TOKENIZER_KINDS
 
 

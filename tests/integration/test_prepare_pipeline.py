@@ -179,6 +179,9 @@ def test_seed_script_verbatim_flags(tmp_path):
     tok = read_manifest(tmp_path / "processed")["tokenizer"]
     assert (tok["type"], tok["model_type"]) == ("sentencepiece", "unigram")  # a real SPM model
     assert (tmp_path / "processed" / "tokenizer" / "sentencepiece.model").is_file()
-    assert load_tokenizer(tmp_path / "processed" / "tokenizer").decode(
-        load_tokenizer(tmp_path / "processed" / "tokenizer").encode(ZH + " " + EN)
-    ) == ZH + " " + EN
+    assert (
+        load_tokenizer(tmp_path / "processed" / "tokenizer").decode(
+            load_tokenizer(tmp_path / "processed" / "tokenizer").encode(ZH + " " + EN)
+        )
+        == ZH + " " + EN
+    )

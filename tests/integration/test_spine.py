@@ -22,22 +22,15 @@ def sets(overrides: list[str]) -> list[str]:
     return out
 
 
+def train_cli(data, run, steps: int = 20) -> int:
+    """`llmtrain train` of the tiny config on `data` into `run`; returns the exit code."""
+    argv = ["train", "--data", str(data), "--out", str(run), "--quiet"]
+    return main(argv + sets(tiny_overrides(data, steps=steps)))
+
+
 def test_end_to_end_cli(char_data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(char_data),
-                "--out",
-                str(run),
-                "--quiet",
-                *sets(tiny_overrides(char_data)),
-            ]
-        )
-        == 0
-    )
+    assert train_cli(char_data, run) == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["vocab_size"] > 4 and cfg["train"]["max_steps"] == 20
     records = read_metrics(run / "metrics.jsonl")
@@ -100,20 +93,7 @@ def test_golden_loss(char_data, tmp_path):
     """Pins the numerics of the whole path (data order, init, loss, AdamW, schedule): any
     change to them moves these numbers. Update the constants only for an intended change."""
     run = tmp_path / "golden"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(char_data),
-                "--out",
-                str(run),
-                "--quiet",
-                *sets(tiny_overrides(char_data, steps=20)),
-            ]
-        )
-        == 0
-    )
+    assert train_cli(char_data, run, steps=20) == 0
     losses = [r["loss"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
     print("golden losses", losses[0], losses[9], losses[19])
     assert losses[0] == pytest.approx(GOLDEN[0], abs=2e-4)
@@ -167,20 +147,8 @@ def test_bad_config_is_one_clear_line(char_data, tmp_path, capsys, override, fra
 
 
 def test_missing_data_dir(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(tmp_path / "nope"),
-                "--out",
-                str(tmp_path / "r"),
-                "--preset",
-                "gpt2-tiny",
-            ]
-        )
-        == 2
-    )
+    argv = ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--preset", "gpt2-tiny"]) == 2
     assert "llmtrain prepare" in capsys.readouterr().err
 
 

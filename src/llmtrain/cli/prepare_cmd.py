@@ -1,6 +1,7 @@
 """`llmtrain prepare INPUT... --out DATA_DIR`: raw text → tokenizer + token shards.
 
-Thin shell: parse flags → `PrepareConfig` → `llmtrain.data.prepare.prepare_corpus`.
+Thin shell: parse flags → `PrepareConfig` → `llmtrain.data.prepare.prepare_corpus`
+(`--dry-run`: `dry_run`; `--merge PART...`: `merge_parts`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import argparse
 
 from llmtrain.config import config_from_dict
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.data.prepare.dry_run import dry_run
+from llmtrain.data.prepare.merge import merge_parts
+from llmtrain.errors import ConfigError
 
 _DEFAULTS = PrepareConfig()
 # flag dest -> PrepareConfig field, for the flags the user actually gave
@@ -29,6 +33,14 @@ _FIELDS = (
     "detect_language",
     "pii",
     "near_dedup",
+    "decontaminate",
+    "decontaminate_ngram",
+    "decontaminate_mode",
+    "keep_text",
+    "shard_index",
+    "num_shards",
+    "resume",
+    "tokenizer_train_bytes",
 )
 
 
@@ -44,12 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "sources and help topics) that needs no download."
         ),
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or builtin:python")
-    p.add_argument("--out", required=True, metavar="DATA_DIR", help="output directory")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="file, folder or builtin:python")
+    p.add_argument("--out", metavar="DATA_DIR", help="output directory (not for --dry-run)")
     p.add_argument(
         "--tokenizer",
-        metavar="bpe|char|byte|PATH",
-        help=f"tokenizer kind to train, or a saved tokenizer to use (default {_DEFAULTS.tokenizer})",
+        metavar="KIND|PATH",
+        help="tokenizer to train: bpe, unigram, wordpiece (HF tokenizers), sentencepiece "
+        "(= sentencepiece-unigram), sentencepiece-bpe, char, byte; or a saved tokenizer "
+        f"directory / tokenizer.json / .model to use as is (default {_DEFAULTS.tokenizer})",
+    )
+    p.add_argument(
+        "--tokenizer-train-bytes",
+        type=int,
+        help="at most this much text trains the tokenizer (default 256 MiB, sentencepiece 64 "
+        "MiB): bounds its memory on any corpus size",
     )
     p.add_argument(
         "--vocab-size", type=int, help=f"BPE vocabulary size (default {_DEFAULTS.vocab_size})"
@@ -116,6 +136,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="drop near-duplicate documents (MinHash LSH, 14 bands x 8 rows)",
     )
     p.add_argument(
+        "--decontaminate",
+        nargs="+",
+        metavar="EVAL_FILE",
+        help="drop documents sharing a long word n-gram with these evaluation files (JSONL: "
+        "every string field; text: every line)",
+    )
+    p.add_argument("--decontaminate-ngram", type=int, help="n-gram length (default 13)")
+    p.add_argument(
+        "--decontaminate-mode",
+        choices=("drop", "flag"),
+        help="drop (default) or flag: keep and annotate contaminated documents",
+    )
+    p.add_argument(
+        "--keep-text",
+        action="store_true",
+        default=None,
+        help="also write DATA_DIR/documents.jsonl: the cleaned text with ids and annotations",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the cleaning steps on a sample, print what would be removed, write nothing",
+    )
+    p.add_argument(
+        "--dry-run-docs", type=int, default=1000, help="documents a --dry-run reads (1000)"
+    )
+    p.add_argument(
+        "--shard-index", type=int, help="run part I of --num-shards N (0-based; e.g. a Slurm array)"
+    )
+    p.add_argument("--num-shards", type=int, help="split the input files into N parts")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="skip DATA_DIR when it is already complete (rerun a crashed array of parts)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="PART_DIR",
+        help="merge the DATA_DIRs of a --num-shards run into --out (one manifest)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         default=None,
@@ -125,7 +188,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.out and not args.dry_run:
+        raise ConfigError("--out DATA_DIR is required (where the prepared data goes)")
+    if args.merge:
+        if args.inputs:
+            raise ConfigError("--merge takes part directories only; drop the INPUT arguments")
+        manifest = merge_parts(args.merge, args.out)
+        tokens = sum(s["tokens"] for s in manifest["splits"].values())
+        print(f"merged {len(args.merge)} parts into {args.out}: {tokens:,} tokens")
+        return 0
+    if not args.inputs:
+        raise ConfigError("no INPUT given: pass files, folders or builtin:python (or --merge)")
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
     cfg = config_from_dict(PrepareConfig, given)  # validates, naming the bad value
+    if args.dry_run:
+        dry_run(args.inputs, cfg, args.dry_run_docs)
+        return 0
     prepare_corpus(args.inputs, args.out, cfg)
     return 0

@@ -1,4 +1,5 @@
-"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v] [--resume]`."""
+"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v] [--resume]
+[--init-from HF_DIR]`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue from the latest checkpoint in --out (exactly where it stopped)",
     )
+    p.add_argument(
+        "--init-from",
+        metavar="HF_DIR",
+        help="continue pre-training a local Hugging Face model (config.json + safetensors: "
+        "GPT-2, Llama, Mixtral, BERT, ELECTRA, T5); its config.json sets the model section",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--max-time",
@@ -40,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     base = None
     if args.resume and (out / "config.json").is_file():
         base = load_json_file(out / "config.json")  # the run's own config; flags may extend it
+    if args.init_from and base is None:  # the HF config, below --preset/--config/--set
+        from llmtrain.models.hf_interop import hf_run_defaults
+
+        base = hf_run_defaults(args.init_from)
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.path={json.dumps(str(args.data))}")

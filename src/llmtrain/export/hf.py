@@ -1,15 +1,16 @@
 """`export_hf`: write a trained model as a Hugging Face directory and verify it.
 
-Writes model.safetensors + config.json + generation_config.json (through `transformers`'
-`save_pretrained`) and the tokenizer (BPE only: its `tokenizer.json` wrapped as a
-`PreTrainedTokenizerFast`, with the objective's extra ids appended as added tokens), then
-reloads the directory with `AutoModelForCausalLM` / `AutoTokenizer`, runs both models on
-the same ids and fails above `tol` max abs logit difference. `transformers` is imported here
-only (an optional dependency).
+Writes model.safetensors (the mapped state dict, tied tensors once), config.json,
+generation_config.json (generative targets) and the tokenizer (BPE only: its
+`tokenizer.json` wrapped as a `PreTrainedTokenizerFast`, with the objective's extra ids
+appended as added tokens: MASK, then T5 sentinels `<extra_id_i>`), then reloads the
+directory with the target's `AutoModelFor...` and runs both models on the same ids, failing
+above `tol` max abs logit difference. `transformers` is imported here only (optional).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,36 +67,76 @@ def export_hf(
 ) -> dict[str, Any]:
     """Write `model` (+ tokenizer) to `out` as HF `target` (default: inferred); returns
     {"target", "max_abs_diff", "files"}; raises ExportError when parity fails."""
+    import safetensors.torch
+
     tf = _transformers()
     out = Path(out)
     target = target or pick_target(model.cfg)
     if target not in TARGETS:
         raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     hf_cfg_kwargs, sd = to_hf(model, target)
-    cfg_cls, model_cls = (getattr(tf, n) for n in TARGETS[target])
-    hf = model_cls(cfg_cls(**hf_cfg_kwargs)).eval()
-    missing, unexpected = hf.load_state_dict(sd, strict=False)
-    real_missing = [k for k in missing if not (k == "lm_head.weight" and model.cfg.tie_embeddings)]
-    if unexpected or real_missing:
-        raise ExportError(f"mapping table out of date: missing {real_missing}, extra {unexpected}")
+    cfg_name, model_name, _ = TARGETS[target]
+    config = getattr(tf, cfg_name)(**hf_cfg_kwargs)
+    config.architectures = [model_name]
     out.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(out)  # model.safetensors, config.json, generation_config.json
+    config.save_pretrained(out)
+    if target == "t5" and not model.cfg.tie_embeddings:  # T5.1.1: a separate lm_head
+        _patch_json(out / "config.json", tie_word_embeddings=False, scale_decoder_outputs=False)
+    if target in ("gpt2", "llama", "mixtral", "t5"):
+        tf.GenerationConfig.from_model_config(config).save_pretrained(out)
+    sd = {k: v.float().contiguous() for k, v in sd.items()}
+    safetensors.torch.save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
         save_tokenizer(tokenizer, out, model.cfg.vocab_size)
-    diff = check_parity(model, out)
+    diff = check_parity(model, out, target)
     if diff > tol:
         raise ExportError(f"exported model differs: max abs logit diff {diff:.3g} > {tol:g}")
     return {"target": target, "max_abs_diff": diff, "files": sorted(p.name for p in out.iterdir())}
 
 
-@torch.no_grad()
-def check_parity(model: torch.nn.Module, out: Path, seq: int = 32) -> float:
-    """Reload `out` with transformers and compare logits on fixed random ids (fp32, CPU)."""
+def _patch_json(path: Path, **fields: Any) -> None:
+    data = json.loads(path.read_text())
+    data.update(fields)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def load_exported(out: Path, target: str) -> Any:
+    """The directory loaded through the target's Auto class; ExportError when transformers
+    reports weights it did not find or did not expect (a table out of date)."""
     tf = _transformers()
-    hf = tf.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    auto = getattr(tf, TARGETS[target][2])
+    hf, info = auto.from_pretrained(out, dtype=torch.float32, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys") and v}
+    if bad:
+        raise ExportError(f"mapping table out of date for {target}: {bad}")
+    return hf.eval()
+
+
+@torch.no_grad()
+def check_parity(model: torch.nn.Module, out: Path, target: str, seq: int = 32) -> float:
+    """Reload `out` with transformers and compare logits on fixed random ids (fp32, CPU):
+    LM logits, plus the sentence (NSP/SOP) logits for BERT pre-training, the replaced-token
+    logits for ELECTRA, and the decoder's logits on a second random sequence for T5."""
+    hf = load_exported(out, target)
     g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, model.cfg.vocab_size, (2, min(seq, model.cfg.block_size)), generator=g)
+    T = min(seq, model.cfg.block_size)
+    idx = torch.randint(0, model.cfg.vocab_size, (2, T), generator=g)
     was = model.training
-    ours = model.float().eval().cpu()(idx)
-    model.train(was)
-    return float((ours - hf(idx).logits).abs().max())
+    ours = model.float().eval().cpu()
+    try:
+        if target == "t5":
+            tgt = torch.randint(0, model.cfg.vocab_size, (2, max(T // 2, 1)), generator=g)
+            pairs = [(ours(idx, tgt), hf(input_ids=idx, decoder_input_ids=tgt).logits)]
+        elif target == "electra":
+            pairs = [(ours.discriminate(idx), hf(idx).logits)]
+        elif target == "bert_pretraining":
+            res, hidden = hf(idx), ours.forward_hidden(idx)
+            pairs = [
+                (ours.logits(hidden), res.prediction_logits),
+                (ours.sentence_logits(hidden), res.seq_relationship_logits),
+            ]
+        else:
+            pairs = [(ours(idx), hf(idx).logits)]
+    finally:
+        model.train(was)
+    return max(float((a - b).abs().max()) for a, b in pairs)

@@ -64,6 +64,9 @@ class ModelConfig:
     resid_dropout: float | None = None
     init_std: float = 0.02
     init_scheme: Literal["normal", "gpt2", "small"] = "gpt2"  # see llmtrain.models.init
+    # A local Hugging Face directory (config.json + safetensors) whose weights initialise the
+    # model after it is built (`train --init-from`); never reloaded when a run resumes.
+    init_from: str | None = None
     # Mixture of experts (0 = dense MLP). capacity_factor 0 = dropless.
     n_experts: int = 0
     moe_top_k: int = 2
@@ -116,14 +119,18 @@ class ModelConfig:
     def _validate_electra(self) -> None:
         if self.embedding_size is not None:
             if self.embedding_size <= 0:
-                raise ConfigError(f"model.embedding_size must be positive, got {self.embedding_size}")
+                raise ConfigError(
+                    f"model.embedding_size must be positive, got {self.embedding_size}"
+                )
             if self.pos_embedding == "sinusoidal" or self.architecture == "encoder_decoder":
                 raise ConfigError(
                     "model.embedding_size (factorised embeddings) needs a decoder or encoder "
                     "with learned/rope/alibi positions"
                 )
         if not 0.0 <= self.generator_scale <= 1.0:
-            raise ConfigError(f"model.generator_scale must be in [0, 1], got {self.generator_scale}")
+            raise ConfigError(
+                f"model.generator_scale must be in [0, 1], got {self.generator_scale}"
+            )
         if self.generator_scale:
             bad = [k for k in ("head_transform", "head_bias", "sentence_head") if getattr(self, k)]
             if self.architecture != "encoder":

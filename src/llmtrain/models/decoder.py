@@ -60,7 +60,7 @@ class Transformer(nn.Module):
         self.alibi = ALiBi(cfg, cfg.causal) if pos == "alibi" else None
         self.rel_bias = RelativePositionBias(cfg, not cfg.causal) if pos == "relative" else None
         self.emb_norm = make_norm(cfg, E) if cfg.embedding_norm else None
-        self.emb_proj = nn.Linear(E, cfg.n_embd) if E != cfg.n_embd else None  # factorised
+        self.emb_proj = nn.Linear(E, cfg.n_embd) if cfg.n_embd != E else None  # factorised
         self.blocks = nn.ModuleList(Block(cfg, i, cfg.causal) for i in range(cfg.n_layer))
         self.ln_f = make_norm(cfg) if cfg.norm_position == "pre" else None
         self.head_dense = nn.Linear(cfg.n_embd, E) if cfg.head_transform else None

@@ -107,9 +107,7 @@ def _find_token(backend: HFTokenizer, names: Sequence[str]) -> int | None:
     return None
 
 
-def check_bpe_vocab_size(
-    vocab_size: int, kind: str = "bpe", minimum: int = MIN_BPE_VOCAB
-) -> None:
+def check_bpe_vocab_size(vocab_size: int, kind: str = "bpe", minimum: int = MIN_BPE_VOCAB) -> None:
     """ConfigError unless `minimum <= vocab_size <= MAX_BPE_VOCAB` (any byte-level kind)."""
     if not minimum <= vocab_size <= MAX_BPE_VOCAB:
         alphabet = "256 bytes" if minimum == MIN_BPE_VOCAB else "the byte alphabet"

@@ -123,5 +123,7 @@ def train_wordpiece(
     )
     final.add_special_tokens(list(SPECIAL_TOKENS))
     final.pre_tokenizer = pre
-    final.decoder = decoders.Sequence([decoders.Replace(WORDPIECE_PREFIX, ""), decoders.ByteLevel()])
+    final.decoder = decoders.Sequence(
+        [decoders.Replace(WORDPIECE_PREFIX, ""), decoders.ByteLevel()]
+    )
     return _wrap(final, "wordpiece")

@@ -44,7 +44,9 @@ def _from_meta(directory: Path, meta: dict) -> Tokenizer:
         default = MODEL_FILE if kind == "sentencepiece" else BACKEND_FILE
         backend = directory / meta.get("backend_file", default)
         if not backend.is_file():
-            raise DataError(f"{kind} tokenizer {directory} is missing its backend file {backend.name}")
+            raise DataError(
+                f"{kind} tokenizer {directory} is missing its backend file {backend.name}"
+            )
         if kind == "sentencepiece":
             tok = SentencePieceTokenizer.from_file(backend)
         else:

@@ -122,7 +122,8 @@ def training_lines(texts: Iterable[str]) -> Iterator[str]:
 def train_sentencepiece(
     texts: Iterable[str], vocab_size: int, model_type: str = "unigram", *, threads: int = 1
 ) -> SentencePieceTokenizer:
-    """Train a SentencePiece `model_type` ("bpe" | "unigram") model on the lines of `texts`."""
+    """Train a SentencePiece `model_type` ("bpe" | "unigram") model on the lines of `texts`
+    (single-threaded, for a deterministic model); `threads` is kept for encoding."""
     if model_type not in SPM_MODEL_TYPES:
         raise ConfigError(
             f"sentencepiece model type {model_type!r} is not supported; choose one of "
@@ -154,7 +155,9 @@ def train_sentencepiece(
             max_sentence_length=MAX_SENTENCE_BYTES,
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
             train_extremely_large_corpus=False,
-            num_threads=threads,
+            # one thread: with more, pieces of equal score come out in a varying order, and
+            # --workers must not change the output (the text is capped, so it stays quick)
+            num_threads=1,
             minloglevel=2,
         )  # fmt: skip
     except RuntimeError as e:
@@ -166,4 +169,15 @@ def train_sentencepiece(
                 f"raise --vocab-size above {m.group(2)} (e.g. {_round_up(int(m.group(2)))})"
             ) from None
         raise DataError(f"sentencepiece training failed: {e}") from None
-    return SentencePieceTokenizer(model.getvalue(), threads=threads)
+    return SentencePieceTokenizer(_without_thread_count(model.getvalue()), threads=threads)
+
+
+def _without_thread_count(model_proto: bytes) -> bytes:
+    """The model with `trainer_spec.num_threads` reset, so its bytes (and sha256) do not
+    depend on --workers; the pieces and scores do not either."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    m.ParseFromString(model_proto)
+    m.trainer_spec.num_threads = 1
+    return m.SerializeToString()

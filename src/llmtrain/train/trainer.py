@@ -24,6 +24,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.eval.evaluate import evaluate_split
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
+from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective, metrics_of
@@ -64,6 +65,8 @@ class Trainer:
         self.batches = TrainBatches(self.train_windows, t.seed)
         self.accum = t.grad_accum(world_size=self.dist.world_size)
         self.model = build_model(cfg.model, device=self.prec.device)
+        if cfg.model.init_from and not (resume and latest_checkpoint(self.ckpt_root)):
+            init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
         self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
             self.model,
             cfg.distributed,

@@ -55,7 +55,7 @@ def test_roc_auc_matches_pairwise_counting():
     labels = torch.rand(200, generator=g) < 0.3
     pos, neg = scores[labels], scores[~labels]
     diff = pos[:, None] - neg[None, :]
-    expected = ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+    expected = ((diff > 0).double() + 0.5 * (diff == 0).double()).mean()
     assert roc_auc(scores, labels) == pytest.approx(float(expected), abs=1e-9)
     assert roc_auc(torch.arange(4.0), torch.tensor([0, 0, 1, 1]).bool()) == 1.0
 

@@ -15,7 +15,24 @@ from llmtrain.tokenizer.hf_models import WORDPIECE_MAX_WORD
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 KINDS = ("unigram", "wordpiece", "sentencepiece-bpe", "sentencepiece-unigram")
-EN = "the quick brown fox jumps over lazy dog it barked twice then slept model reads text".split()
+EN = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "it",
+    "barked",
+    "twice",
+    "then",
+    "slept",
+    "model",
+    "reads",
+    "text",
+]
 ZH = "自然语言处理是人工智能的一个重要方向大模型在海量文本上预训练"
 
 
@@ -26,7 +43,15 @@ def _corpus(n: int = 120) -> list[str]:
         en = " ".join(rng.choice(EN) for _ in range(12)).capitalize() + ".\n"
         start = rng.randrange(len(ZH) - 8)
         zh = ZH[start:] + "。" + ZH[: start + 4] + "。\n"
-        docs.append(en + zh + ("Mixed 中英文 with emoji 🙂\tand  spaces.\n" if i % 3 else "def f(x):\n    return x * 2  # code\n"))
+        docs.append(
+            en
+            + zh
+            + (
+                "Mixed 中英文 with emoji 🙂\tand  spaces.\n"
+                if i % 3
+                else "def f(x):\n    return x * 2  # code\n"
+            )
+        )
     return docs
 
 

@@ -39,6 +39,13 @@ class PrepareConfig:
     detect_language: bool = False  # tag languages (report's language mix) without filtering
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
+    decontaminate: list[str] = field(default_factory=list)  # evaluation files (JSONL / text)
+    decontaminate_ngram: int = 13  # shared word n-gram length that marks contamination
+    decontaminate_mode: str = "drop"  # drop | flag (keep, annotate in --keep-text)
+    keep_text: bool = False  # also write documents.jsonl: the cleaned text the model sees
+    shard_index: int = 0  # this part of a --num-shards run (0-based)
+    num_shards: int = 1  # split the input files into this many independent parts
+    resume: bool = False  # a complete DATA_DIR is skipped instead of refused
 
     @property
     def trains_tokenizer(self) -> bool:
@@ -70,6 +77,25 @@ class PrepareConfig:
         for code in self.languages:
             if not (code.isalpha() and 2 <= len(code) <= 3):
                 raise ConfigError(f"languages: {code!r} is not an ISO 639-1 code; give e.g. en,zh")
+        if self.decontaminate_mode not in ("drop", "flag"):
+            raise ConfigError(
+                f"decontaminate_mode = {self.decontaminate_mode!r} must be 'drop' (remove "
+                "contaminated documents) or 'flag' (keep and annotate them)"
+            )
+        self._check_positive("decontaminate_ngram", self.decontaminate_ngram, "13 as in GPT-3")
+        self._check_positive("num_shards", self.num_shards, "1 runs everything in one part")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ConfigError(
+                f"shard_index = {self.shard_index} must be in 0..{self.num_shards - 1} "
+                f"(num_shards = {self.num_shards}); a Slurm array passes $SLURM_ARRAY_TASK_ID"
+            )
+        if self.num_shards > 1 and self.tokenizer not in ("byte",) and self.trains_tokenizer:
+            raise ConfigError(
+                f"tokenizer = {self.tokenizer!r} would be trained separately in each of the "
+                f"{self.num_shards} parts, so their shards could not be merged; train one first "
+                "(`llmtrain prepare SAMPLE --out tok_run --tokenizer ...`) and pass "
+                "--tokenizer tok_run/tokenizer to every part (or use --tokenizer byte)"
+            )
         if not self.text_field or any(not p for p in self.text_field.split(".")):
             raise ConfigError(
                 f"text_field = {self.text_field!r} is empty or malformed (e.g. 'text')"

@@ -17,6 +17,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +27,10 @@ import numpy as np
 
 from llmtrain import __version__
 from llmtrain.data.prepare.config import PrepareConfig
+from llmtrain.data.prepare.decontaminate import Decontaminate, EvalNgrams
 from llmtrain.data.prepare.dedup import ExactDedup
-from llmtrain.data.prepare.documents import Problems, Step
+from llmtrain.data.prepare.documents import Document, Problems, Step
+from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, KeptTextWriter, finish_kept_text
 from llmtrain.data.prepare.language import LanguageFilter
 from llmtrain.data.prepare.minhash import NearDedup
 from llmtrain.data.prepare.normalise import MinLength, Normalise
@@ -35,6 +38,7 @@ from llmtrain.data.prepare.pack import Packer, encoding_pieces
 from llmtrain.data.prepare.pii import RedactPII
 from llmtrain.data.prepare.quality import QUALITY_STEPS, quality_steps
 from llmtrain.data.prepare.readers import InputPlan, Reader, plan_inputs
+from llmtrain.data.prepare.report_html import write_report_html
 from llmtrain.data.prepare.split import assign_val, contiguous_cut, split_score
 from llmtrain.data.prepare.spool import SpoolWriter, read_spool
 from llmtrain.data.prepare.summary import print_summary
@@ -46,6 +50,7 @@ from llmtrain.data.shards import (
     SPLITS,
     TOKENIZER_DIR,
     ShardWriter,
+    read_manifest,
     shard_dtype,
 )
 from llmtrain.errors import DataError
@@ -63,7 +68,10 @@ from llmtrain.utils.progress import progress
 
 SPOOL_FILE = ".prepare_spool.tmp"
 NEAR_DEDUP_DIR = ".prepare_near_dedup.tmp"
-_OUTPUTS = (REPORT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE, NEAR_DEDUP_DIR)
+KEPT_TMP = ".prepare_kept_text.tmp"
+REPORT_HTML = "report.html"
+_OUTPUTS = (REPORT_FILE, REPORT_HTML, KEPT_TEXT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE,
+            NEAR_DEDUP_DIR, KEPT_TMP)  # fmt: skip
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
 _TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
 
@@ -77,6 +85,7 @@ class CleanResult:
     steps: list[Any]
     problems: Problems
     plan: InputPlan
+    near_mask: np.ndarray | None = None  # over pass-1 survivors: True = near duplicate
 
 
 @dataclass
@@ -127,7 +136,9 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
             path.unlink()
 
 
-def clean_steps(cfg: PrepareConfig, work_dir: Path) -> list[Step]:
+def clean_steps(
+    cfg: PrepareConfig, work_dir: Path, eval_ngrams: EvalNgrams | None = None
+) -> list[Step]:
     """The pass-1 steps `cfg` asks for, in order (near_dedup, when on, comes last)."""
     steps: list[Step] = [Normalise()]
     if cfg.languages or cfg.detect_language:
@@ -136,29 +147,36 @@ def clean_steps(cfg: PrepareConfig, work_dir: Path) -> list[Step]:
     if cfg.pii:
         steps.append(RedactPII())
     steps += [MinLength(cfg.min_chars), ExactDedup()]
+    if cfg.decontaminate:
+        ngrams = eval_ngrams or EvalNgrams.from_files(cfg.decontaminate, cfg.decontaminate_ngram)
+        steps.append(Decontaminate(ngrams, flag_only=cfg.decontaminate_mode == "flag"))
     if cfg.near_dedup:
         steps.append(NearDedup(work_dir / NEAR_DEDUP_DIR))
     return steps
 
 
-def _drop_near_duplicates(steps: list[Step], spool: Path, scores: array) -> array:
-    """Rewrite the spool without the documents `NearDedup` marked; the kept scores."""
+def _drop_near_duplicates(
+    steps: list[Step], spool: Path, scores: array
+) -> tuple[array, np.ndarray | None]:
+    """Rewrite the spool without the documents `NearDedup` marked; the kept scores + mask."""
     near = steps[-1]
     if not isinstance(near, NearDedup):
-        return scores
+        return scores, None
     mask = near.finish()
     shutil.rmtree(near.band_files[0].parent, ignore_errors=True)
     if not mask.any():
-        return scores
+        return scores, mask
     kept = array("Q")
     tmp = spool.with_suffix(".near.tmp")
     with SpoolWriter(tmp) as writer:
-        for dup, (score, text) in zip(mask, read_spool(spool)):
+        for i, (dup, (score, text)) in enumerate(zip(mask, read_spool(spool))):
             if not dup:
                 writer.write(score, text)
                 kept.append(score)
+            else:
+                near.add_example("near_duplicate", Document(text, f"kept document #{i}", ""))
     tmp.replace(spool)
-    return kept
+    return kept, mask
 
 
 def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult:
@@ -171,14 +189,17 @@ def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult
         docs: Iterator = iter(reader)
         for step in steps:
             docs = step(docs)
-        with SpoolWriter(spool) as writer:
+        keep = KeptTextWriter(spool.parent / KEPT_TMP) if cfg.keep_text else nullcontext()
+        with SpoolWriter(spool) as writer, keep as kept:
             for doc in docs:
                 score = split_score(doc.text, cfg.seed)
                 writer.write(score, doc.text)
                 scores.append(score)
-    scores = _drop_near_duplicates(steps, spool, scores)
+                if kept is not None:
+                    kept.write(doc)
+    scores, mask = _drop_near_duplicates(steps, spool, scores)
     result = CleanResult(
-        spool, np.frombuffer(scores, dtype=np.uint64), [reader, *steps], problems, plan
+        spool, np.frombuffer(scores, dtype=np.uint64), [reader, *steps], problems, plan, mask
     )
     if not len(scores):
         raise DataError(_empty_corpus_message(result))
@@ -231,6 +252,37 @@ def _split_texts(clean: CleanResult, split: SplitPlan) -> Iterator[tuple[str, st
             yield "val", text[split.cut :]
         else:
             yield ("val" if split.is_val[i] else "train"), text
+
+
+def _split_names(clean: CleanResult, split: SplitPlan) -> Iterator[str]:
+    """The split of each kept document, in spool order."""
+    if split.method == "contiguous":
+        yield "train+val"
+        return
+    for is_val in split.is_val:
+        yield "val" if is_val else "train"
+
+
+def select_part(plan: InputPlan, index: int, num: int) -> InputPlan:
+    """Part `index` of `num`: every num-th input file (and built-in corpora in part 0).
+
+    Files are dealt round-robin in their sorted order, so parts get similar amounts of work
+    and the same inputs always make the same parts. Deduplication runs within a part.
+    """
+    if num == 1:
+        return plan
+    files = plan.files[index::num]
+    if not files and not (index == 0 and plan.builtins):
+        raise DataError(
+            f"part {index} of {num} has no input: there are only {len(plan.files)} input files; "
+            f"use --num-shards {max(1, len(plan.files))} or fewer"
+        )
+    return InputPlan(
+        files=files,
+        builtins=plan.builtins if index == 0 else [],
+        unsupported=plan.unsupported,
+        total_bytes=sum(f.stat().st_size for f in files),
+    )
 
 
 def _get_tokenizer(
@@ -294,6 +346,9 @@ def _build_report(
         "inputs": [str(i) for i in inputs],
         "config": dataclasses.asdict(cfg),
         "steps": [{"name": step.name, **dict(sorted(step.stats.items()))} for step in clean.steps],
+        "examples": {
+            step.name: step.examples for step in clean.steps if getattr(step, "examples", None)
+        },
         "bad_inputs": clean.problems.report(),
         "unsupported_files_ignored": dict(sorted(clean.plan.unsupported.items())),
         "documents_kept": int(len(clean.scores)),
@@ -303,7 +358,11 @@ def _build_report(
             "vocab_size": tok.vocab_size,
             "vocab_size_requested": cfg.vocab_size if cfg.tokenizer == "bpe" else None,
             "source": cfg.tokenizer,
+            **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
+            "train_bytes_cap": cfg.tokenizer_train_bytes if cfg.trains_tokenizer else None,
+            "val_unk_tokens": splits["val"]["unk_tokens"],
         },
+        "part": {"shard_index": cfg.shard_index, "num_shards": cfg.num_shards},
         "splits": {name: _split_report(counts) for name, counts in splits.items()},
         "compression": {
             "val_bytes_per_token": _split_report(splits["val"])["bytes_per_token"],
@@ -385,7 +444,11 @@ def prepare_corpus(
         cfg = dataclasses.replace(cfg, overwrite=overwrite)
     cfg.validate()
     out = Path(out_dir)
-    plan = plan_inputs(inputs, exclude=out)  # input errors before touching out_dir
+    if cfg.resume and (out / MANIFEST_FILE).is_file():
+        if not quiet:
+            print(f"{out} is complete ({MANIFEST_FILE} exists): skipped (--resume)")
+        return read_manifest(out)
+    plan = select_part(plan_inputs(inputs, exclude=out), cfg.shard_index, cfg.num_shards)
     prepare_output_dir(out, cfg.overwrite)
     _use_workers(cfg.workers)
     timings: dict[str, float] = {}
@@ -399,11 +462,16 @@ def prepare_corpus(
         timings["tokenizer"] = time.perf_counter() - t0 - sum(timings.values())
         splits = _pack_pass(cfg, clean, split, tok, out)
         timings["tokenize_pack"] = time.perf_counter() - t0 - sum(timings.values())
+        if cfg.keep_text:
+            finish_kept_text(out / KEPT_TMP, out / KEPT_TEXT_FILE, clean.near_mask,
+                             _split_names(clean, split))  # fmt: skip
     finally:
-        (out / SPOOL_FILE).unlink(missing_ok=True)
+        for tmp in (SPOOL_FILE, KEPT_TMP):
+            (out / tmp).unlink(missing_ok=True)
         shutil.rmtree(out / NEAR_DEDUP_DIR, ignore_errors=True)
     report = _build_report(inputs, cfg, clean, split, tok, splits, timings)
     atomic_write_json(out / REPORT_FILE, report)
+    write_report_html(report, out / REPORT_HTML, str(out))
     manifest = _build_manifest(cfg, tok, out, splits, report)
     atomic_write_json(out / MANIFEST_FILE, manifest)  # last: its presence means complete
     if not quiet:
