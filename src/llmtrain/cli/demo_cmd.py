@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.train.max_steps = steps
     cfg.train.eval_every = cfg.train.checkpoint_every = max(1, steps // 4)
     cfg.train.log_every = max(1, min(10, steps // 50))
+    cfg.train.eval_tokens = min(cfg.train.eval_tokens, 65536)  # evals stay a small part of M
     cfg.train.warmup_steps = min(cfg.train.warmup_steps, steps // 10)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the demo's own previous run
