@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="training-time budget (e.g. 3600, 90m, 2h): checkpoint and stop when spent "
         "(sets train.max_time_sec); SIGTERM/SIGUSR1 also checkpoint and stop (exit 75)",
     )
+    p.add_argument(
+        "--auto-micro-batch",
+        action="store_true",
+        help="use the largest micro-batch that fits (OOM back-off on CUDA, a memory budget on "
+        "CPU); accumulation keeps train.batch_size (sets train.auto_micro_batch)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"data.path={json.dumps(str(args.data))}")
     if args.max_time:
         overrides.append(f"train.max_time_sec={parse_duration(args.max_time)}")
+    if args.auto_micro_batch:
+        overrides.append("train.auto_micro_batch=true")
     cfg = load_run_config(args.config, args.preset, overrides, base=base)
     if not cfg.data.path:
         raise ConfigError(

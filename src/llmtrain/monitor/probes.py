@@ -6,11 +6,15 @@
   gradient norms, parameter norms and update norms (||Δθ||, and ||Δθ|| / ||θ||);
 - `system_stats`: peak memory (CUDA allocator or process RSS) and NVML GPU utilisation,
   memory and power; `moe_stats`: per-expert load and router entropy of MoE layers;
-- `peak_flops`: datasheet peak of known GPUs for MFU."""
+- `peak_flops`: datasheet peak of known GPUs for MFU; on a CPU a measured peak
+  (`cpu_peak_flops`: best of a few square matmuls in the run's dtype, cached)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
 import re
 import resource
 import sys
@@ -266,11 +270,68 @@ _GPU_PEAKS = [
 ]
 
 
-def peak_flops(device: torch.device, override_tflops: float | None = None) -> float | None:
-    """Peak FLOP/s of the device for MFU, or None when unknown (CPUs; set monitor.peak_tflops)."""
+def peak_flops(
+    device: torch.device, override_tflops: float | None = None, dtype: torch.dtype | None = None
+) -> float | None:
+    """Peak FLOP/s of the device for MFU, or None when unknown. On a CPU the peak is measured
+    (`cpu_peak_flops(dtype)`) when a `dtype` is given, else None; `monitor.peak_tflops`
+    overrides both."""
     if override_tflops:
         return override_tflops * 1e12
     if device.type != "cuda":
-        return None
+        return cpu_peak_flops(dtype) if dtype is not None else None
     name = torch.cuda.get_device_name(device)
     return next((peak for key, peak in _GPU_PEAKS if key in name), None)
+
+
+def _cpu_key(dtype: torch.dtype) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):  # noqa: SIM115 (first match only)
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}|threads={torch.get_num_threads()}|{dtype}|torch={torch.__version__}"
+
+
+_CPU_PEAKS: dict[str, float] = {}
+
+
+def cpu_peak_flops(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 5) -> float:
+    """Measured CPU peak FLOP/s: the best of `reps` n×n @ n×n matmuls (2n³ FLOPs each) in
+    `dtype` at the current thread count. Cached per (CPU, threads, dtype, torch) in memory and
+    in $LLMTRAIN_CACHE_DIR (default ~/.cache/llmtrain)/cpu_peak_flops.json. Uses its own
+    generator, so the run's RNG stream is untouched."""
+    key = _cpu_key(dtype)
+    if key in _CPU_PEAKS:
+        return _CPU_PEAKS[key]
+    cache_dir = os.environ.get("LLMTRAIN_CACHE_DIR") or os.path.expanduser("~/.cache/llmtrain")
+    path = os.path.join(cache_dir, "cpu_peak_flops.json")
+    try:
+        with open(path) as f:
+            cached = json.load(f)
+    except (OSError, ValueError):
+        cached = {}
+    if key not in cached:
+        g = torch.Generator().manual_seed(0)
+        a = torch.randn(n, n, generator=g).to(dtype)
+        b = torch.randn(n, n, generator=g).to(dtype)
+        torch.mm(a, b)  # warm-up (thread pool, kernel selection)
+        best = math.inf
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+        cached[key] = 2 * n**3 / max(best, 1e-9)
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(cached, f, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home: measure again next time
+    _CPU_PEAKS[key] = float(cached[key])
+    return _CPU_PEAKS[key]

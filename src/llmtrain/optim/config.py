@@ -11,9 +11,11 @@ from llmtrain.errors import ConfigError
 
 @dataclass
 class OptimConfig:
-    # adamw | adafactor (factored second moments: less memory) | sgd (momentum, nesterov)
-    name: Literal["adamw", "adafactor", "sgd"] = "adamw"
+    # adamw | adafactor (factored second moments: less memory) | sgd (momentum, nesterov) |
+    # muon (Muon on hidden matrices + AdamW on embeddings, head, norms, biases; optim/muon.py)
+    name: Literal["adamw", "adafactor", "sgd", "muon"] = "adamw"
     momentum: float = 0.9  # sgd only
+    muon_momentum: float = 0.95  # muon only (Nesterov momentum of the orthogonalised update)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -28,7 +30,8 @@ class OptimConfig:
                 raise ConfigError(f"optim.{name} must be in [0, 1), got {v}")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        for name in ("momentum", "muon_momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"optim.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.eps <= 0:
             raise ConfigError(f"optim.eps must be > 0, got {self.eps}")

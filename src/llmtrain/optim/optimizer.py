@@ -1,4 +1,4 @@
-"""AdamW (or Adafactor, SGD) with two parameter groups: weight decay on matrices of linear layers only; none on
+"""AdamW (or Adafactor, SGD, Muon + AdamW) with two parameter groups: weight decay on matrices of linear layers only; none on
 norms, biases and embeddings (decaying embeddings or gains toward zero only hurts)."""
 
 from __future__ import annotations
@@ -48,4 +48,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.opti
         kwargs["foreach"] = True
     else:
         kwargs["foreach"] = False
-    return torch.optim.AdamW(groups, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **kwargs)
+    betas = (cfg.beta1, cfg.beta2)
+    if cfg.name == "muon":
+        from llmtrain.optim.muon import MuonAdamW
+
+        return MuonAdamW(model, lr, cfg.weight_decay, cfg.muon_momentum, betas, cfg.eps, **kwargs)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=cfg.eps, **kwargs)

@@ -12,15 +12,26 @@ as in nanoGPT); then, with p = (step - warmup) / (decay_steps - warmup) in [0, 1
     wsd           warmup-stable-decay: lr until the last `decay_fraction` of the run, then
                   linear to min_lr (Hu et al. 2024, MiniCPM); `decay_start` overrides where
                   the decay starts (a deadline planner sets it at run time)
+    plateau       lr, as constant: the reductions on a val-loss plateau are run state,
+                  applied by `train/lr_control.py` (this is the LR before any reduction)
 
-Past `decay_steps` the LR stays at `min_lr` (except `constant`).
+Past `decay_steps` the LR stays at `min_lr` (except `constant` and `plateau`).
 """
 
 from __future__ import annotations
 
 import math
 
-SCHEDULES = ("cosine", "linear", "constant", "inverse_sqrt", "exponential", "step", "wsd")
+SCHEDULES = (
+    "cosine",
+    "linear",
+    "constant",
+    "inverse_sqrt",
+    "exponential",
+    "step",
+    "wsd",
+    "plateau",
+)
 
 
 def lr_at(
@@ -36,7 +47,7 @@ def lr_at(
 ) -> float:
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
-    if schedule == "constant":
+    if schedule in ("constant", "plateau"):
         return lr
     if schedule == "inverse_sqrt":
         return max(min_lr, lr * math.sqrt(max(1, warmup_steps) / (step + 1)))

@@ -33,10 +33,20 @@ class TrainConfig:
     min_lr: float = 6e-5
     warmup_steps: int = 100
     # cosine | linear | constant | inverse_sqrt | exponential | step | wsd (optim/schedule.py)
+    # | plateau (val-loss driven, train/lr_control.py)
     lr_schedule: Literal[
-        "cosine", "linear", "constant", "inverse_sqrt", "exponential", "step", "wsd"
+        "cosine", "linear", "constant", "inverse_sqrt", "exponential", "step", "wsd", "plateau"
     ] = "cosine"
     lr_decay_steps: int | None = None  # None = max_steps
+    wsd_decay_fraction: float = 0.2  # wsd: share of the run spent decaying (also under --max-time)
+    plateau_factor: float = 0.5  # plateau: LR multiplier per reduction
+    plateau_patience: int = 2  # plateau: evals without improvement before a reduction
+    plateau_threshold: float = 1e-3  # plateau: relative val-loss improvement that counts
+    batch_warmup_steps: int = 0  # ramp the batch from batch_size_start over these steps
+    batch_size_start: int | None = None  # sequences at step 0 (multiple of micro x world)
+    seq_warmup_steps: int = 0  # ramp sequence length from seq_len_start over these steps
+    seq_len_start: int | None = None  # tokens per row at step 0 (rounded to a block divisor)
+    auto_micro_batch: bool = False  # pick the largest micro-batch that fits (--auto-micro-batch)
     grad_clip: float = 1.0  # 0 disables clipping
     eval_every: int = 250
     eval_tokens: int = 262144  # val tokens per periodic eval (the whole split if smaller)
@@ -78,6 +88,20 @@ class TrainConfig:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"train.threads must be positive or null, got {self.threads}")
+        self._validate_schedule_knobs()
+
+    def _validate_schedule_knobs(self) -> None:
+        checks = [
+            ("wsd_decay_fraction", 0 < self.wsd_decay_fraction <= 1, "in (0, 1]"),
+            ("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)"),
+            ("plateau_patience", self.plateau_patience >= 1, ">= 1"),
+            ("plateau_threshold", self.plateau_threshold >= 0, ">= 0"),
+            ("batch_warmup_steps", self.batch_warmup_steps >= 0, ">= 0"),
+            ("seq_warmup_steps", self.seq_warmup_steps >= 0, ">= 0"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"train.{name} must be {want}, got {getattr(self, name)}")
 
     @property
     def micro(self) -> int:

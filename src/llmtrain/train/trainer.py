@@ -26,11 +26,15 @@ from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
+from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective, metrics_of
-from llmtrain.optim import build_optimizer, lr_at
+from llmtrain.optim import build_optimizer
+from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
+from llmtrain.train.curriculum import BatchRamp
 from llmtrain.train.faults import StepGuard
+from llmtrain.train.lr_control import LRController
 from llmtrain.train.precision import resolve_precision
 from llmtrain.train.signals import StopRequest
 from llmtrain.utils.io import atomic_write_json
@@ -63,7 +67,6 @@ class Trainer:
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
         self.batches = TrainBatches(self.train_windows, t.seed)
-        self.accum = t.grad_accum(world_size=self.dist.world_size)
         self.model = build_model(cfg.model, device=self.prec.device)
         if cfg.model.init_from and not (resume and latest_checkpoint(self.ckpt_root)):
             init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
@@ -75,10 +78,18 @@ class Trainer:
             compile=self.prec.compile,
             activation_checkpointing=cfg.distributed.activation_checkpointing,
         )
+        if t.auto_micro_batch and not (resume and latest_checkpoint(self.ckpt_root)):
+            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
+            t.micro_batch_size = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
+        self.accum = t.grad_accum(world_size=self.dist.world_size)
+        self.ramp = BatchRamp(t, self.dist.world_size, seq)  # batch-size / seq-len warm-up
+        if self.ramp.active:
+            self.batches = self.ramp.wrap(self.batches)
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf and loss spikes
         self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
+        self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.flops_per_token = flops_per_token(cfg.model, seq)
         self._prepare_run_dir(resume)
@@ -108,6 +119,7 @@ class Trainer:
             self.step, self.tokens = state["step"], state["tokens"]
             self.elapsed = state["elapsed_sec"]
             self.guard.load_state_dict(state.get("guard", {}))
+            self.lr_ctl.load_state_dict(state.get("lr", {}))
         tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
         if tok_src.is_dir():
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
@@ -117,6 +129,11 @@ class Trainer:
             self.cfg.monitor, self.run_dir, config_to_dict(self.cfg), resumed, self.prec.device
         )
         self.logger.watch(self.model, self.optimizer)
+        if self.prec.device.type == "cpu":  # MFU against a measured matmul peak
+            dtype = self.prec.autocast_dtype or torch.float32
+            self.logger.peak_flops = peak_flops(
+                self.prec.device, self.cfg.monitor.peak_tflops, dtype
+            )
         self.batches = self.logger.timed(self.batches)  # time in the loader = data wait
 
     def train_step(self) -> dict[str, float]:
@@ -135,7 +152,7 @@ class Trainer:
                 step=self.step,
                 micro=m,
             )
-            for m in range(self.accum)
+            for m in range(self.ramp.accum(self.step))  # self.accum after any warm-up
         ]
         n_tokens = sum(b.n_tokens for b in micro)
         # the step's loss normaliser: targets over all ranks, / world since DDP/FSDP average
@@ -207,11 +224,16 @@ class Trainer:
                 paused = time.perf_counter()
                 if self.step % t.eval_every == 0 or done:
                     last_eval = self.evaluate()
+                    if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
+                        self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
                     console.print(
                         f"step {self.step}: val loss {last_eval['val_loss']:.4f}, "
                         f"ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
                     )
-                stop = self.stop.reason(self.elapsed)  # signal or deadline
+                # signal, deadline, or (WSD under --max-time) the early decay is done
+                stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
+                    self.step, self.elapsed
+                )
                 if self.step % t.checkpoint_every == 0 or done or stop:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
@@ -222,15 +244,7 @@ class Trainer:
         return last_eval
 
     def _lr(self, step: int) -> float:
-        t = self.cfg.train
-        return lr_at(
-            step,
-            lr=t.lr,
-            min_lr=t.min_lr,
-            warmup_steps=t.warmup_steps,
-            decay_steps=t.lr_decay_steps or t.max_steps,
-            schedule=t.lr_schedule,
-        )
+        return self.lr_ctl.lr(step)  # lr_at(step, ...) unless plateau / deadline-planned WSD
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -281,11 +295,12 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "elapsed_sec": self.elapsed,
-            "loader_sample": self.step * self.cfg.train.batch_size,
+            "loader_sample": self.ramp.sample_offset(self.step),
             "data": str(self.cfg.data.path),
             "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
             "val_loss": getattr(self, "last_val_loss", None),
             "guard": self.guard.state_dict(),
+            "lr": self.lr_ctl.state_dict(),  # plateau state, deadline-planned decay start
             "world_size": self.dist.world_size,
         }
         t0 = time.perf_counter()

@@ -1,0 +1,264 @@
+#!/usr/bin/env python
+"""Benchmark: every pre-training objective learns from real text within a fixed CPU budget,
+and MoE keeps its experts balanced and beats a dense model of equal active parameters.
+
+WikiText-2 (raw test split, one document per article) is prepared with a 2048-token BPE. Each
+objective (CLM, MLM, T5 span corruption, ELECTRA, SOP) trains a tiny model of its family
+through `Trainer` for a fixed number of steps; before training (step 0) and after, the bench
+measures on held-out val windows, model in eval mode (`llmtrain.eval.evaluate_objective`):
+the objective's loss and its task metric against the trivial baseline — the unigram
+frequencies of the scored targets counted on the train split (NLL, and the accuracy of always
+predicting the most frequent token), 0.5 ROC AUC for replaced-token detection, the majority
+label for SOP. "beats" = the metric clears the baseline by more than 3 standard errors (and,
+for token tasks, the NLL is below the unigram NLL).
+
+MoE: mixtral-tiny (4 experts, top-2) trained with and without its aux losses (Switch
+balance + router z-loss); the coefficient of variation of tokens per expert on val (per
+layer, averaged), and the val NLL of the balanced MoE against a dense llama-tiny whose FFN
+(2 × 128 = 256) matches the MoE's active parameters, same steps and data.
+
+Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2]
+Needs ../shared/data/wikitext2/wiki.test.raw. Run alone (flock): the machine is shared.
+The last line is one JSON object with all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from llmtrain.data.loader import eval_windows
+from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.eval import evaluate_objective, target_unigram
+from llmtrain.models.moe import moe_layers, tokens_per_expert
+from llmtrain.train.config import load_run_config
+from llmtrain.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "wikitext2" / "wiki.test.raw"
+
+# name: (preset, objective, steps, extra overrides). Steps were sized so the whole bench
+# takes ~5 minutes on 2 cores; --scale multiplies them.
+WIDE = {"model.n_embd": 128, "model.n_head": 4}
+RUNS: dict[str, tuple[str, str, int, dict]] = {
+    "clm": ("gpt2-tiny", "clm", 400, WIDE),
+    "mlm": ("bert-tiny", "mlm", 700, {**WIDE, "model.sentence_head": "false"}),
+    "span": ("t5-tiny", "span", 600, WIDE),
+    "electra": ("electra-tiny", "electra", 600, {**WIDE, "model.embedding_size": 64}),
+    "sop": ("bert-tiny", "sop", 700, WIDE),
+}
+MOE_STEPS = 300
+MOE_RUNS: dict[str, tuple[str, dict]] = {
+    "moe_aux": ("mixtral-tiny", {}),
+    "moe_no_aux": ("mixtral-tiny", {"model.moe_balance_coef": 0.0, "model.moe_z_coef": 0.0}),
+    "dense": ("llama-tiny", {"model.intermediate_size": 256}),  # = top-2 of 4 × 128
+}
+TRAIN = {
+    "model.block_size": 64,
+    "train.batch_size": 32,
+    "train.lr": 2e-3,
+    "train.min_lr": 2e-4,
+    "train.warmup_steps": 30,
+    "train.eval_tokens": 4096,
+    "train.log_every": 50,
+    "train.precision": '"fp32"',
+    "train.seed": 1337,
+}
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--text", type=Path, default=DEFAULT_TEXT)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every run's steps")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary")
+    p.add_argument("--eval-tokens", type=int, default=1 << 16, help="val tokens per measure")
+    return p.parse_args()
+
+
+def prepare(text: Path, tmp: Path, vocab: int, threads: int) -> Path:
+    """One document per WikiText article (split at ` = Title = ` headings), BPE-tokenized;
+    the val split is whole held-out articles."""
+    raw = tmp / "raw"
+    raw.mkdir()
+    articles = [a for a in re.split(r"(?m)^(?= = [^=].* = $)", text.read_text()) if a.strip()]
+    for i, a in enumerate(articles):
+        (raw / f"article_{i:04d}.txt").write_text(a, encoding="utf-8")
+    cfg = PrepareConfig(tokenizer="bpe", vocab_size=vocab, workers=threads, val_fraction=0.1)
+    prepare_corpus([raw], tmp / "data", cfg, quiet=True)
+    return tmp / "data"
+
+
+def trainer_for(data: Path, out: Path, preset: str, objective: str, steps: int, extra, threads):
+    sets = {
+        **TRAIN,
+        "data.path": json.dumps(str(data)),
+        "train.objective": f'"{objective}"',
+        "train.max_steps": steps,
+        "train.eval_every": steps,
+        "train.checkpoint_every": steps,
+        "train.threads": threads,
+        **extra,
+    }
+    cfg = load_run_config(preset=preset, overrides=[f"{k}={v}" for k, v in sets.items()])
+    return Trainer(cfg, out, show_progress=False)
+
+
+def measure(trainer: Trainer, idx: list[int], unigram: torch.Tensor) -> dict[str, float]:
+    repeats = 4 if trainer.objective.name == "sop" else 1  # more sentence labels
+    return evaluate_objective(
+        trainer.model,
+        trainer.objective,
+        trainer.val_windows,
+        idx,
+        32,
+        trainer.prec.device,
+        unigram=unigram,
+        repeats=repeats,
+    )
+
+
+def verdict(name: str, m: dict[str, float]) -> tuple[str, float, float, bool]:
+    """(metric name, value, baseline, clearly beats) for objective `name`'s end measure."""
+    if name == "electra":
+        auc, n_pos = m["rtd_auc"], m["replaced_frac"] * m["rtd_tokens"]
+        n_neg = m["rtd_tokens"] - n_pos  # Hanley & McNeil (1982) SE at AUC 0.5
+        se = math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+        return "rtd_auc", auc, 0.5, auc > 0.5 + 3 * se
+    if name == "sop":
+        base, n = m["sentence_majority"], m["sentences"]
+        acc = m["sentence_acc"]
+        return "sentence_acc", acc, base, acc > base + 3 * math.sqrt(base * (1 - base) / n)
+    base, n, acc = m["unigram_acc"], m["targets"], m["token_acc"]
+    beats = acc > base + 3 * math.sqrt(base * (1 - base) / n) and m["token_nll"] < m["unigram_nll"]
+    return "token_acc", acc, base, beats
+
+
+def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
+    preset, objective, steps, extra = RUNS[name]
+    steps = max(1, round(steps * args.scale))
+    trainer = trainer_for(data, tmp / name, preset, objective, steps, extra, args.threads)
+    val_idx = eval_windows(trainer.val_windows, args.eval_tokens)
+    train_idx = eval_windows(trainer.train_windows, 4 * args.eval_tokens)
+    unigram = target_unigram(trainer.objective, trainer.train_windows, train_idx)
+    start = measure(trainer, val_idx, unigram)
+    t0 = time.perf_counter()
+    trainer.fit()
+    wall = time.perf_counter() - t0
+    end = measure(trainer, val_idx, unigram)
+    metric, value, base, beats = verdict(name, end)
+    return {
+        "steps": steps,
+        "train_sec": round(wall, 1),
+        "metric": metric,
+        "start": start,
+        "end": end,
+        "baseline": base,
+        "start_value": verdict(name, start)[1],
+        "end_value": value,
+        "beats_baseline": beats,
+    }
+
+
+@torch.no_grad()
+def expert_cv(trainer: Trainer, idx: list[int]) -> float:
+    """Coefficient of variation (std / mean) of tokens per expert over the val windows, per
+    MoE layer, averaged over layers; model in eval mode."""
+    model, windows = trainer.model, trainer.val_windows
+    model.eval()
+    totals = torch.zeros(len(moe_layers(model)), model.cfg.n_experts)
+    for i in range(0, len(idx), 32):
+        x, _ = windows.batch(idx[i : i + 32])
+        model(x.to(trainer.prec.device))
+        totals += torch.tensor(tokens_per_expert(model), dtype=torch.float64).float()
+    model.train()
+    cv = totals.std(dim=1, correction=0) / totals.mean(dim=1)
+    return float(cv.mean())
+
+
+def active_params(model: torch.nn.Module) -> int:
+    """Parameters one token uses: each MoE layer's experts count k/E of theirs."""
+    total = sum(p.numel() for p in model.parameters())
+    for m in moe_layers(model):
+        experts = m.w_in.numel() + m.w_out.numel()
+        total -= experts - experts * m.top_k // m.n_experts
+    return total
+
+
+def run_moe(data: Path, tmp: Path, args) -> dict:
+    steps = max(1, round(MOE_STEPS * args.scale))
+    res: dict = {"steps": steps}
+    for name, (preset, extra) in MOE_RUNS.items():
+        trainer = trainer_for(data, tmp / name, preset, "clm", steps, extra, args.threads)
+        idx = eval_windows(trainer.val_windows, args.eval_tokens)
+        start_cv = expert_cv(trainer, idx) if trainer.cfg.model.n_experts else None
+        t0 = time.perf_counter()
+        trainer.fit()
+        wall = time.perf_counter() - t0
+        ev = evaluate_objective(trainer.model, trainer.objective, trainer.val_windows, idx, 32)
+        res[name] = {
+            "val_nll": ev["token_nll"],
+            "active_params": active_params(trainer.model),
+            "total_params": sum(p.numel() for p in trainer.model.parameters()),
+            "train_sec": round(wall, 1),
+        }
+        if start_cv is not None:
+            res[name].update({"cv_start": start_cv, "cv_end": expert_cv(trainer, idx)})
+    res["balanced"] = res["moe_aux"]["cv_end"] < res["moe_no_aux"]["cv_end"]
+    res["moe_beats_dense"] = res["moe_aux"]["val_nll"] < res["dense"]["val_nll"]
+    return res
+
+
+def report(results: dict, moe: dict) -> None:
+    print(f"\n{'objective':<9}{'steps':>6}{'loss 0→end':>18}{'metric':>14}{'start':>8}"
+          f"{'end':>8}{'baseline':>10}{'uni NLL':>9}{'NLL end':>9}  beats")
+    for name, r in results.items():
+        s, e = r["start"], r["end"]
+        uni = f"{e['unigram_nll']:.3f}" if r["metric"] == "token_acc" else "-"
+        nll = f"{e['token_nll']:.3f}" if r["metric"] == "token_acc" else "-"
+        print(f"{name:<9}{r['steps']:>6}{s['loss']:>9.3f}→{e['loss']:<8.3f}{r['metric']:>14}"
+              f"{r['start_value']:>8.3f}{r['end_value']:>8.3f}{r['baseline']:>10.3f}"
+              f"{uni:>9}{nll:>9}  {'yes' if r['beats_baseline'] else 'NO'}")
+    print(f"\nMoE ({moe['steps']} steps)      val NLL  active / total params  CV start → end")
+    for name in MOE_RUNS:
+        r = moe[name]
+        cv = f"{r['cv_start']:.3f} → {r['cv_end']:.3f}" if "cv_start" in r else "-"
+        print(f"{name:<20}{r['val_nll']:>9.3f}{r['active_params']:>10} / {r['total_params']:<9}"
+              f"{cv:>16}")
+
+
+def main() -> int:
+    args = parse()
+    torch.set_num_threads(args.threads)
+    if not args.text.is_file():
+        print(f"error: {args.text} not found (pass --text PATH)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data = prepare(args.text, tmp, args.vocab, args.threads)
+        results = {name: run_objective(name, data, tmp, args) for name in RUNS}
+        moe = run_moe(data, tmp, args)
+    report(results, moe)
+    out = {
+        "objectives": results,
+        "moe": moe,
+        "all_beat_baseline": all(r["beats_baseline"] for r in results.values()),
+        "wall_sec": round(time.perf_counter() - t0, 1),
+        "threads": args.threads,
+    }
+    print(f"\ntotal wall time {out['wall_sec']} s")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
