@@ -295,6 +295,8 @@ def rule_lr_schedule(run: RunData) -> Finding | None:
         decay_steps=t.get("lr_decay_steps") or t.get("max_steps", 1),
         schedule=t.get("lr_schedule", "cosine"),
     )
+    if kw["schedule"] == "plateau" or (kw["schedule"] == "wsd" and t.get("max_time_sec")):
+        return None  # adaptive: the LR follows val loss / measured step time, not the step
     bad = []
     for r in run.train:
         if finite(r.get("lr")):

@@ -56,3 +56,11 @@ def test_too_short_runs_raise_nothing():
     run = streams.healthy(steps=40, log_every=10)
     assert diagnose(run) == []
     assert len(RULES) >= 12
+
+
+@pytest.mark.parametrize("train", [{"lr_schedule": "plateau"},
+                                   {"lr_schedule": "wsd", "max_time_sec": 3600}])  # fmt: skip
+def test_adaptive_schedules_are_not_flagged(train):
+    run = streams.broken_lr_schedule()
+    run.config["train"].update(train)
+    assert "lr_schedule" not in {f.rule for f in diagnose(run)}
