@@ -38,6 +38,7 @@ class MoE(nn.Module):
         self.dropout = cfg.drop("resid")
         self.aux_loss: torch.Tensor | None = None
         self.tokens_per_expert: torch.Tensor | None = None  # (E,) assignments in the last call
+        self.router_entropy: torch.Tensor | None = None  # mean routing entropy, last call
 
     def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         h = F.linear(x, self.w_in[e])  # (n, F) or (n, 2F)
@@ -75,11 +76,22 @@ class MoE(nn.Module):
             y = self._expert(e, xf[tok]) * gates[tok, slot, None].to(xf.dtype)  # (n_e, C)
             out.index_add_(0, tok, y.to(out.dtype))
         self.tokens_per_expert = counts.detach()
+        with torch.no_grad():  # for monitoring: low entropy = a router that stopped exploring
+            self.router_entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
         self.aux_loss = self._aux(logits, probs, gates, chosen, counts)
         y = out.view(B, T, C)
         if self.training and self.dropout > 0:
             y = F.dropout(y, self.dropout, training=True)
         return y
+
+    def router_stats(self) -> dict[str, list[float] | float]:
+        """Share of token assignments per expert and mean router entropy of the last forward
+        (read by `llmtrain.monitor.probes.moe_stats`)."""
+        if self.tokens_per_expert is None or self.router_entropy is None:
+            return {"load": [0.0] * self.n_experts, "entropy": float("nan")}
+        counts = self.tokens_per_expert.float()
+        load = (counts / counts.sum().clamp(min=1)).tolist()
+        return {"load": load, "entropy": float(self.router_entropy)}
 
     def _aux(self, logits, probs, gates, chosen, counts) -> torch.Tensor:
         c, E = self.cfg, self.n_experts
