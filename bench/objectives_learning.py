@@ -51,7 +51,7 @@ WIDE = {"model.n_embd": 128, "model.n_head": 4}
 RUNS: dict[str, tuple[str, str, int, dict]] = {
     "clm": ("gpt2-tiny", "clm", 400, WIDE),
     "mlm": ("bert-tiny", "mlm", 700, {**WIDE, "model.sentence_head": "false"}),
-    "span": ("t5-tiny", "span", 600, WIDE),
+    "span": ("t5-tiny", "span", 500, WIDE),
     "electra": ("electra-tiny", "electra", 600, {**WIDE, "model.embedding_size": 64}),
     "sop": ("bert-tiny", "sop", 700, WIDE),
 }
@@ -218,21 +218,27 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
 
 
 def report(results: dict, moe: dict) -> None:
-    print(f"\n{'objective':<9}{'steps':>6}{'loss 0→end':>18}{'metric':>14}{'start':>8}"
-          f"{'end':>8}{'baseline':>10}{'uni NLL':>9}{'NLL end':>9}  beats")
+    print(
+        f"\n{'objective':<9}{'steps':>6}{'loss 0→end':>18}{'metric':>14}{'start':>8}"
+        f"{'end':>8}{'baseline':>10}{'uni NLL':>9}{'NLL end':>9}  beats"
+    )
     for name, r in results.items():
         s, e = r["start"], r["end"]
         uni = f"{e['unigram_nll']:.3f}" if r["metric"] == "token_acc" else "-"
         nll = f"{e['token_nll']:.3f}" if r["metric"] == "token_acc" else "-"
-        print(f"{name:<9}{r['steps']:>6}{s['loss']:>9.3f}→{e['loss']:<8.3f}{r['metric']:>14}"
-              f"{r['start_value']:>8.3f}{r['end_value']:>8.3f}{r['baseline']:>10.3f}"
-              f"{uni:>9}{nll:>9}  {'yes' if r['beats_baseline'] else 'NO'}")
+        print(
+            f"{name:<9}{r['steps']:>6}{s['loss']:>9.3f}→{e['loss']:<8.3f}{r['metric']:>14}"
+            f"{r['start_value']:>8.3f}{r['end_value']:>8.3f}{r['baseline']:>10.3f}"
+            f"{uni:>9}{nll:>9}  {'yes' if r['beats_baseline'] else 'NO'}"
+        )
     print(f"\nMoE ({moe['steps']} steps)      val NLL  active / total params  CV start → end")
     for name in MOE_RUNS:
         r = moe[name]
         cv = f"{r['cv_start']:.3f} → {r['cv_end']:.3f}" if "cv_start" in r else "-"
-        print(f"{name:<20}{r['val_nll']:>9.3f}{r['active_params']:>10} / {r['total_params']:<9}"
-              f"{cv:>16}")
+        print(
+            f"{name:<20}{r['val_nll']:>9.3f}{r['active_params']:>10} / {r['total_params']:<9}"
+            f"{cv:>16}"
+        )
 
 
 def main() -> int:
