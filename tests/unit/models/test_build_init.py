@@ -17,12 +17,11 @@ from llmtrain.models import (
     flops_per_token,
     forward_flops_per_token,
     get_model_preset,
-    init_weights,
     num_params,
 )
 from llmtrain.models.encoder_decoder import EncoderDecoder
+from tests.unit.models.init_check import assert_init_covers_every_tensor
 
-SENTINEL = 12345.0
 STYLES = {
     "gpt2": {},
     "llama": {
@@ -44,17 +43,7 @@ def cfg_of(**kw) -> ModelConfig:
 @pytest.mark.parametrize("style", list(STYLES))
 @pytest.mark.parametrize("scheme", ["normal", "gpt2"])
 def test_init_writes_every_parameter_and_buffer(style, scheme):
-    with torch.device("meta"):
-        model = Transformer(cfg_of(**STYLES[style]))
-    model.to_empty(device="cpu")
-    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
-    with torch.no_grad():
-        for t in tensors.values():
-            t.fill_(SENTINEL)
-    init_weights(model, scheme)
-    for name, t in tensors.items():
-        assert torch.isfinite(t).all(), name
-        assert (t != SENTINEL).all(), f"{name} was not initialised"
+    assert_init_covers_every_tensor(Transformer, cfg_of(**STYLES[style]), scheme)
 
 
 def test_init_statistics_follow_the_scheme():

@@ -8,15 +8,15 @@ import torch
 
 from llmtrain.config.core import config_from_dict
 from llmtrain.errors import ConfigError
-from llmtrain.models import ModelConfig, build_model, init_weights
+from llmtrain.models import ModelConfig, build_model
 from llmtrain.models.build import build_model as build
 from llmtrain.models.decoder import Transformer
 from llmtrain.models.encoder_decoder import EncoderDecoder
 from llmtrain.models.moe import moe_aux_loss, tokens_per_expert
 from llmtrain.models.positions import alibi_slopes, t5_bucket
+from tests.unit.models.init_check import assert_init_covers_every_tensor
 
 V, T = 97, 16
-SENTINEL = 12345.0
 
 FAMILIES = {
     "gpt2": {},
@@ -59,17 +59,8 @@ def run(model, idx):
 @pytest.mark.parametrize("scheme", ["normal", "gpt2", "small"])
 def test_init_writes_every_tensor_of_every_family(family, scheme):
     cfg = tiny(**FAMILIES[family])
-    with torch.device("meta"):
-        model = (EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer)(cfg)
-    model.to_empty(device="cpu")
-    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
-    with torch.no_grad():
-        for t in tensors.values():
-            t.fill_(SENTINEL)
-    init_weights(model, scheme)
-    for name, t in tensors.items():
-        assert torch.isfinite(t).all(), name
-        assert (t != SENTINEL).all(), f"{name} was not initialised"
+    model_cls = EncoderDecoder if cfg.architecture == "encoder_decoder" else Transformer
+    assert_init_covers_every_tensor(model_cls, cfg, scheme)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
