@@ -10,6 +10,20 @@ against the measured CPU matmul peak (`monitor/probes.py: cpu_peak_flops`).
 
 Usage: python bench/engine_throughput.py [--rounds 5] [--round-steps 30] [--threads 2]
 The machine is shared: run it under `flock /tmp/llmtrain-bench.lock`. The last line is JSON.
+
+MFU of a model preset (the GPU runs of the issue: GPT-2 124M and a ~1B Llama, bf16, compiled):
+
+    python bench/engine_throughput.py --preset gpt2-124m --device cuda --micro-batch 16
+    python bench/engine_throughput.py --preset llama-1b --device cuda --micro-batch 4 \
+        --set distributed.activation_checkpointing=true
+    python bench/engine_throughput.py --preset gpt2-tiny --device cpu --compile off   # a smoke run
+
+The text is byte-tokenized and the model keeps the preset's vocabulary (50304, 128256), so the
+LM head costs what it costs in a real run. Our train step only (one optimizer step per
+micro-batch), compile warm-up untimed; tokens/s is the median of `--rounds` rounds (CUDA
+synchronised), MFU = tokens/s × model FLOPs per token (`models/flops.py`, attention included)
+/ the peak of `monitor/probes.py`'s table for the GPU (`--peak-tflops` overrides; on a CPU the
+measured matmul peak). Prints a table and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from pathlib import Path
 import torch
 
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
-from llmtrain.monitor.probes import cpu_peak_flops
+from llmtrain.monitor.probes import cpu_peak_flops, memory_stats, peak_flops
 from llmtrain.train.config import load_run_config
 from llmtrain.train.trainer import Trainer
 
@@ -44,22 +58,82 @@ def reference_step_fn():
     return mod.hf_step_fn
 
 
-def parse() -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--text", type=Path, default=DEFAULT_TEXT)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--round-steps", type=int, default=30)
     p.add_argument("--warmup-steps", type=int, default=5, help="untimed steps per engine first")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    return p.parse_args()
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="default: fp32 (engine comparison), bf16 with --preset")  # fmt: skip
+    g = p.add_argument_group("model MFU (--preset)")
+    g.add_argument("--preset", default=None, help="e.g. gpt2-124m, llama-1b, gpt2-tiny")
+    g.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    g.add_argument("--micro-batch", type=int, default=8, help="sequences per step")
+    g.add_argument("--seq", type=int, default=None, help="tokens per sequence (preset's)")
+    g.add_argument("--compile", default="on", choices=["on", "off"])
+    g.add_argument("--peak-tflops", type=float, default=None, help="override the peak table")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    args.precision = args.precision or ("bf16" if args.preset else "fp32")
+    return args
 
 
-def rate(step, n: int) -> float:
+def rate(step, n: int, sync=lambda: None) -> float:
+    sync()
     t0 = time.perf_counter()
     for _ in range(n):
         step()
+    sync()
     return n / (time.perf_counter() - t0)
+
+
+def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
+    """Tokens/s and MFU of our train step for a model preset on `args.device`."""
+    data = tmp / "data"
+    prepare_corpus([args.text], data, PrepareConfig(tokenizer="byte", val_fraction=0.1))
+    m = args.micro_batch
+    sets = [f"data.path={json.dumps(str(data))}", f"train.precision={args.precision}",
+            f"train.device={args.device}", f"train.compile={args.compile}",
+            f"train.batch_size={m}", f"train.micro_batch_size={m}", f"train.threads={args.threads}",
+            "train.eval_every=1000000", "train.checkpoint_every=1000000", "train.warmup_steps=0",
+            "monitor.detail_every=0", *([f"model.block_size={args.seq}"] if args.seq else []),
+            *args.set]  # fmt: skip
+    cfg = load_run_config([], args.preset, sets)
+    tr = Trainer(cfg, tmp / "run", show_progress=False)
+    dev = tr.prec.device
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    for _ in range(args.warmup_steps):  # the compiled step pays its compile here
+        tr.train_step()
+    sync()
+    warm = time.perf_counter() - t0
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    seq = cfg.model.block_size
+    rates = [rate(tr.train_step, args.round_steps, sync) * m * seq for _ in range(args.rounds)]
+    tok_s = statistics.median(rates)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    peak = peak_flops(dev, args.peak_tflops, dtype)
+    n_params = sum(p.numel() for p in tr.model.parameters())
+    return {"preset": args.preset, "device": torch.cuda.get_device_name(dev) if dev.type ==
+            "cuda" else "cpu", "precision": args.precision, "compile": tr.prec.compile,
+            "params_m": round(n_params / 1e6, 1), "micro_batch": m, "seq": seq,
+            "tokens_per_sec": round(tok_s), "spread": round((max(rates) - min(rates)) / tok_s, 3),
+            "flops_per_token": tr.flops_per_token, "peak_tflops": peak and round(peak / 1e12, 1),
+            "mfu": peak and round(tok_s * tr.flops_per_token / peak, 4),
+            "warmup_sec": round(warm, 1), "rounds": args.rounds,
+            **{k: round(v, 2) for k, v in memory_stats(dev).items()}}  # fmt: skip
+
+
+def print_preset(r: dict) -> None:
+    mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a (unknown peak: --peak-tflops)"
+    print(f"{r['preset']} ({r['params_m']}M params) on {r['device']}, {r['precision']}, "
+          f"compile {'on' if r['compile'] else 'off'}, micro-batch {r['micro_batch']} x {r['seq']}")  # fmt: skip
+    print(f"{'tokens/s':>12}{'MFU':>10}{'peak TFLOP/s':>14}{'spread':>8}{'warm-up s':>11}")
+    print(f"{r['tokens_per_sec']:>12,}{mfu:>10}{r['peak_tflops'] or 0:>14}{r['spread']:>8.3f}"
+          f"{r['warmup_sec']:>11.1f}")  # fmt: skip
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict:
@@ -104,13 +178,21 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
     return result
 
 
-def main() -> int:
-    args = parse()
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     if not args.text.is_file():
         print(f"error: {args.text} not found (pass --text PATH)", file=sys.stderr)
         return 2
+    if args.preset and args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available (use --device cpu)", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp:
+        if args.preset:
+            result = run_preset(args, Path(tmp))
+            print_preset(result)
+            print(json.dumps(result))
+            return 0
         result = run(args, Path(tmp))
     print(f"{'engine':<14}{'tokens/s':>11}{'vs HF':>8}{'MFU':>8}{'spread':>8}{'warm-up s':>11}")
     for k in ("eager", "compiled", "hf_reference"):

@@ -1,6 +1,6 @@
 """DDP and FSDP2 on a 2-process gloo group train exactly like one process with the same
-global batch (one micro-batch per rank vs two accumulated micro-batches), and an FSDP
-sharded checkpoint resumes on another world size (2 → 1 → 2) bitwise."""
+global batch (one micro-batch per rank vs two accumulated micro-batches), so does Muon under
+DDP, and an FSDP sharded checkpoint resumes on another world size (2 → 1 → 2) bitwise."""
 
 from __future__ import annotations
 
@@ -85,3 +85,18 @@ def test_sharded_checkpoint_resumes_on_another_world_size(dist_data, tmp_path):
 
 def _train_fsdp_noclip(data: Path, run: Path, steps: int, resume: bool = False) -> None:
     train(data, run, steps, resume, **{"distributed.strategy": "fsdp", "train.grad_clip": 0})
+
+
+def _train_muon(data: Path, run: Path, steps: int) -> None:
+    train(data, run, steps, **{"optim.name": "muon"})
+
+
+def test_muon_under_ddp_equals_single_process(dist_data, tmp_path):
+    """Muon (hidden 2-D matrices) + AdamW (the rest) on 2 DDP ranks: each rank
+    orthogonalises the same all-reduced gradient, so the run equals one process bitwise."""
+    _train_muon(dist_data, tmp_path / "single", 4)
+    run_distributed(_train_muon, 2, dist_data, tmp_path / "ddp", 4)
+    ref = losses(tmp_path / "single")
+    assert len(ref) == 4 and ref[-1] < ref[0]
+    assert losses(tmp_path / "ddp") == ref
+    assert_same_weights(weights(tmp_path / "ddp", 4), weights(tmp_path / "single", 4))

@@ -280,15 +280,18 @@ def load_checkpoint(
     """Restore model, optimizer and RNG state; return the loop state (state.json).
 
     Checksums are verified first. A checkpoint with `dcp/` (written under FSDP) loads into
-    any world size, sharded or not; under torch.distributed every rank calls this."""
+    any world size, sharded or not, and a full one (DDP, one process) into an FSDP model too;
+    under torch.distributed every rank calls this."""
     d = Path(ckpt_dir)
     verify_checksums(d)
     state = read_json(d / "state.json")
     try:
-        if (d / "dcp").is_dir():
-            from llmtrain.checkpoint.sharded import load_sharded
+        from llmtrain.checkpoint.sharded import is_sharded, load_full_into_sharded, load_sharded
 
+        if (d / "dcp").is_dir():  # FSDP's: loads into FSDP, DDP or one process alike
             load_sharded(d, model, optimizer)
+        elif is_sharded(model):  # a DDP / one-process checkpoint resumed under FSDP
+            load_full_into_sharded(d, model, optimizer)
         else:
             load_model_weights(model, d)
             if optimizer is not None:

@@ -41,10 +41,15 @@ class TokenWindows:
     def __len__(self) -> int:
         return int(self.cum[-1])
 
-    def window(self, i: int, shift: int = 0) -> np.ndarray:
+    def span(self, i: int, shift: int = 0) -> tuple[int, int, int]:
+        """(shard, start, stop): where window `i` shifted by `shift` lies in the shards."""
         shard = int(np.searchsorted(self.cum, i, side="right") - 1)
         start = shift + (i - int(self.cum[shard])) * self.seq_len
-        return self.shards[shard][start : start + self.seq_len + 1]
+        return shard, start, start + self.seq_len + 1
+
+    def window(self, i: int, shift: int = 0) -> np.ndarray:
+        shard, start, stop = self.span(i, shift)
+        return self.shards[shard][start:stop]
 
     def batch(
         self, indices: Sequence[int], shifts: Sequence[int] | None = None
@@ -74,6 +79,12 @@ class TrainBatches:
             self._shift = rng.integers(0, self.windows.seq_len, size=n)
             self._epoch = epoch
         return self._perm, self._shift
+
+    def token_span(self, sample: int) -> tuple[int, int, int]:
+        """(shard, start, stop) of the tokens global sample `sample` reads."""
+        epoch, pos = divmod(sample, len(self.windows))
+        perm, shift = self._epoch_state(epoch)
+        return self.windows.span(int(perm[pos]), int(shift[pos]))
 
     def samples(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets for global samples [start, start + count)."""

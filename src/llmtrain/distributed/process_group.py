@@ -1,7 +1,12 @@
-"""The process group: `init_distributed()` reads what `torchrun` set (RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR/PORT) and returns a `DistInfo`; without those variables it returns a
-single-process `DistInfo` and starts nothing. Small collectives used by the loop live here too
-(`all_sum`, `any_rank`), each a no-op in a single process.
+"""The process group: `init_distributed()` reads what the launcher set and returns a
+`DistInfo`; without those variables it returns a single-process `DistInfo` and starts nothing.
+Launchers: `torchrun` and `accelerate launch --multi_gpu` (which runs torchrun's code, also on
+a CPU: gloo) set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; MPI launchers (accelerate's
+multi-CPU `--mpirun_hostfile`) set PMI_* / OMPI_COMM_WORLD_* / MV2_COMM_WORLD_* instead, read
+here in accelerate's own order. `accelerate launch --cpu --num_processes N` starts ONE process
+and sets no world size: that is detected and warned about (`single_process_launch_warning`).
+Small collectives used by the loop live here too (`all_sum`, `any_rank`), each a no-op in a
+single process.
 
 `torchrun --max-restarts N` reuses its TCP store across restarts; gloo workers of a restarted
 attempt then read the dead attempt's addresses and hang or fail. The process group is therefore
@@ -11,6 +16,8 @@ built on a `PrefixStore` keyed by TORCHELASTIC_RESTART_COUNT, a fresh namespace 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,7 +48,48 @@ def current() -> DistInfo:
     """The DistInfo of an already initialised process group (single process if none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return DistInfo()
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), launch_env().local_rank)
+
+
+# the first variable set wins (accelerate.utils.environment's order)
+RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LOCAL_RANK_VARS = (
+    "LOCAL_RANK",
+    "MPI_LOCALRANKID",
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "MV2_COMM_WORLD_LOCAL_RANK",
+)
+
+
+def _first_int(env: Mapping[str, str], names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        if env.get(name, "").strip():
+            return int(env[name])
+    return default
+
+
+def launch_env(env: Mapping[str, str] = os.environ) -> DistInfo:
+    """Rank, world size and local rank as the launcher (torchrun, accelerate, MPI) set them."""
+    return DistInfo(
+        _first_int(env, RANK_VARS, 0),
+        _first_int(env, WORLD_VARS, 1),
+        _first_int(env, LOCAL_RANK_VARS, 0),
+    )
+
+
+def single_process_launch_warning(env: Mapping[str, str] = os.environ) -> str | None:
+    """The message when `accelerate launch --cpu --num_processes N` (N > 1) started this
+    single process: accelerate then sets ACCELERATE_USE_CPU and MASTER_ADDR but no world size."""
+    by_accelerate = "ACCELERATE_USE_CPU" in env and "MASTER_ADDR" in env
+    if not by_accelerate or any(env.get(v) for v in WORLD_VARS):
+        return None
+    return (
+        "accelerate launch --cpu --num_processes N starts ONE process (its multi-CPU mode needs "
+        "MPI: --mpirun_hostfile); this run trains in 1 process. For N processes on CPU use "
+        "`accelerate launch --multi_gpu --num_processes N` (gloo on a CPU) or "
+        "`torchrun --nproc_per_node N`; train.batch_size stays the global batch either way"
+    )
 
 
 def resolve_backend(cfg: DistributedConfig, device_type: str) -> str:
@@ -53,20 +101,22 @@ def resolve_backend(cfg: DistributedConfig, device_type: str) -> str:
 
 
 def init_distributed(cfg: DistributedConfig, device_type: str) -> DistInfo:
-    """Join the process group torchrun describes (or reuse one already initialised).
+    """Join the process group the launcher describes (or reuse one already initialised).
 
     On CUDA each process binds to GPU LOCAL_RANK before any tensor is created."""
     if dist.is_available() and dist.is_initialized():
         return current()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    launched = launch_env()
+    if launched.world_size <= 1:
+        if (msg := single_process_launch_warning()) is not None:
+            print(f"warning: {msg}", file=sys.stderr)
         return DistInfo()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local_rank = launched.rank, launched.world_size, launched.local_rank
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
     store = dist.TCPStore(
-        os.environ["MASTER_ADDR"],
-        int(os.environ["MASTER_PORT"]),
+        os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        int(os.environ.get("MASTER_PORT", "29500")),
         world,
         is_master=False if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" else rank == 0,
         timeout=timedelta(seconds=cfg.timeout_sec),

@@ -443,6 +443,28 @@ def rule_skipped_steps(run: RunData) -> Finding | None:
     )
 
 
+def rule_rollbacks(run: RunData) -> Finding | None:
+    """Spike rollbacks the trainer made (events written by train/rollback.py)."""
+    rolls = [e for e in run.events if e.get("event") == "rollback"]
+    if not rolls:
+        return None
+    shown = "; ".join(
+        f"at step {e['step']} back to step {e.get('to_step')} (skipped {e.get('skipped_samples')}"
+        f" samples, {e.get('documents')} documents)"
+        for e in rolls[:5]
+    )
+    return Finding(
+        "rollbacks",
+        "warning",
+        f"{len(rolls)} rollback(s) after persistent loss / grad-norm spikes",
+        shown,
+        "look at the documents listed in RUN_DIR/bad_windows.jsonl (spike_documents first): "
+        "filter them out of the corpus if they are junk; if they look normal the LR is near "
+        "its stability limit: lower train.lr, keep train.grad_clip=1.0, use optim.beta2=0.95",
+        [e["step"] for e in rolls],
+    )
+
+
 RULES: list[Callable[[RunData], Finding | None]] = [
     rule_nan,
     rule_loss_not_falling,
@@ -456,6 +478,7 @@ RULES: list[Callable[[RunData], Finding | None]] = [
     rule_memory,
     rule_moe,
     rule_skipped_steps,
+    rule_rollbacks,
 ]
 _ORDER = {"error": 0, "warning": 1, "info": 2}
 

@@ -27,15 +27,22 @@ class MetricsLogger:
             self.path.unlink()
         self._fh = self.path.open("a", encoding="utf-8")
 
-    def _truncate_after(self, step: int) -> None:
+    def _truncate_after(self, step: int, keep_events: bool = False) -> None:
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line)
+                rec = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn last line from a crash
+            if rec.get("step", 0) <= step or (keep_events and "event" in rec):
+                kept.append(line)
         self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+
+    def rewind(self, step: int) -> None:
+        """Drop the records after `step` but keep the events (a rollback abandoned the
+        steps; what happened to them stays visible)."""
+        self._fh.flush()
+        self._truncate_after(step, keep_events=True)
 
     def log(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")

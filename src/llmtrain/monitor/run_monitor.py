@@ -111,6 +111,11 @@ class RunMonitor:
             for sink in self.trackers:
                 sink.log(record)
 
+    def rewind(self, step: int) -> None:
+        """Forget train/eval records after `step` (a spike rollback abandoned them)."""
+        if self.jsonl is not None:
+            self.jsonl.rewind(step)
+
     def close(self) -> None:
         if self.params is not None:
             self.params.remove()

@@ -3,14 +3,20 @@
 Candidates are the divisors of the per-rank batch (batch_size / world), so accumulation =
 batch / (micro × world) is exact and the global batch — hence the training dynamics — is kept.
 
-- CUDA: binary search over the candidates with a real forward + backward of the objective at
-  each size; a `torch.OutOfMemoryError` means "too big" (caches are emptied and the next
-  smaller size is tried). The model's RNG state is restored afterwards.
+- CUDA: binary search over the candidates with a real training step at each size: forward +
+  backward of the objective (twice when that size accumulates, so the first micro-batch's
+  gradients are held during the second forward, as in training), then an optimizer step of a
+  throwaway optimizer of the run's kind at LR 0 (it allocates the real optimizer state and
+  its temporaries; the weights do not move). A size fits when no `torch.OutOfMemoryError`
+  is raised AND its peak allocation stays below (1 − `MARGIN`) of the memory the process
+  could use (allocator fragmentation, eval, the fused-kernel workspace of later steps). The
+  model's RNG state is restored afterwards.
 - CPU: there is no OOM to catch (the kernel kills the process), so the largest candidate
-  whose estimated activation memory fits `budget_frac` of the available memory is taken.
-  Estimate per sequence of T tokens (Korthikanti et al. 2022, table 2, fp32 = 2× their
-  16-bit bytes): n_layer · T · (34·d + 5·n_head·T) · 2 bytes, plus 3 · T · vocab · 4 bytes for
-  logits, their softmax and its gradient.
+  whose estimated memory fits `budget_frac` of the available memory is taken: weights +
+  gradients + optimizer state (`state_bytes`), plus per sequence of T tokens the activations
+  (Korthikanti et al. 2022, table 2, fp32 = 2× their 16-bit bytes):
+  n_layer · T · (34·d + 5·n_head·T) · 2 bytes, and 3 · T · vocab · 4 bytes for logits, their
+  softmax and its gradient.
 
 The chosen size is written into the run's config.json, so `--resume` does not search again.
 """
@@ -20,8 +26,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
+
+MARGIN = 0.10  # share of the usable device memory a probed size must leave free
+# optimizer state per parameter element, in units of the parameter's own size
+# (muon: 1 on its matrices, 2 on the AdamW rest; counted as 2 to stay on the safe side)
+STATE_PER_ELEMENT = {"adamw": 2.0, "muon": 2.0, "sgd": 1.0, "adafactor": 0.0}
 
 
 def candidates(batch_size: int, world_size: int) -> list[int]:
@@ -42,13 +54,39 @@ def largest_that_fits(sizes: list[int], fits: Callable[[int], bool]) -> int:
     return sizes[lo]
 
 
-def oom_probe(trial: Callable[[int], None], device: torch.device) -> Callable[[int], bool]:
-    """`fits(m)`: run `trial(m)`; False on an out-of-memory error (memory freed after)."""
+class MemoryMeter(Protocol):
+    def start(self) -> None: ...  # before a trial: reset the peak counter
+    def peak_fraction(self) -> float: ...  # after it: peak / memory the process could use
+
+
+class CudaMeter:
+    def __init__(self, device: torch.device):
+        self.device, self.usable = device, 1
+
+    def start(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        self.usable = free + torch.cuda.memory_allocated(self.device)  # ours + still free
+
+    def peak_fraction(self) -> float:
+        return torch.cuda.max_memory_allocated(self.device) / self.usable
+
+
+def oom_probe(
+    trial: Callable[[int], None],
+    device: torch.device,
+    meter: MemoryMeter | None = None,
+    margin: float = MARGIN,
+) -> Callable[[int], bool]:
+    """`fits(m)`: run `trial(m)`; False on an out-of-memory error (memory freed after) or,
+    with a `meter`, when the trial's peak left less than `margin` of the memory free."""
 
     def fits(m: int) -> bool:
         try:
+            if meter is not None:
+                meter.start()
             trial(m)
-            return True
+            return meter is None or meter.peak_fraction() <= 1.0 - margin
         except torch.OutOfMemoryError:
             return False
         finally:
@@ -57,6 +95,13 @@ def oom_probe(trial: Callable[[int], None], device: torch.device) -> Callable[[i
                 torch.cuda.empty_cache()
 
     return fits
+
+
+def state_bytes(model: torch.nn.Module, optimizer: str) -> int:
+    """Weights + gradients + optimizer state of the trainable parameters, in bytes."""
+    per = 2.0 + STATE_PER_ELEMENT.get(optimizer, 2.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return int(sum(p.numel() * p.element_size() * per for p in params))
 
 
 def activation_bytes_per_sequence(
@@ -82,23 +127,40 @@ def budget_probe(per_sequence: int, budget_bytes: float) -> Callable[[int], bool
     return lambda m: m * per_sequence <= budget_bytes
 
 
-def trial_step(model: torch.nn.Module, step_fn, objective, prec, vocab: int, seq: int):
-    """`trial(m)`: forward + backward of the objective on m random sequences, grads dropped;
-    RNG state (dropout, masking) restored so the run itself is unaffected."""
+def trial_step(
+    model: torch.nn.Module,
+    step_fn: Any,
+    objective: Any,
+    prec: Any,
+    vocab: int,
+    seq: int,
+    make_optimizer: Callable[[], torch.optim.Optimizer],
+    per_rank: int,
+) -> Callable[[int], None]:
+    """`trial(m)`: one training step at micro-batch m on random tokens — forward + backward
+    (a second micro-batch when m < per_rank, gradients held), then a step of
+    `make_optimizer()` (LR 0: state allocated, weights unchanged); gradients and the throwaway
+    optimizer are dropped and the RNG state (dropout, masking) is restored."""
 
     def trial(m: int) -> None:
         devices = [prec.device] if prec.device.type == "cuda" else []
+        opt = None
         with torch.random.fork_rng(devices=devices):
             g = torch.Generator().manual_seed(0)
             x = torch.randint(0, vocab, (m, seq + 1), generator=g)
             batch = objective.make_batch(x[:, :-1], x[:, 1:], step=0, micro=0).to(prec.device)
             try:
-                with prec.autocast():
-                    out = objective.forward(step_fn, batch)
-                loss, _ = objective.loss(out, batch)
-                loss.backward()
+                for _ in range(2 if m < per_rank else 1):
+                    with prec.autocast():
+                        out = objective.forward(step_fn, batch)
+                    loss, _ = objective.loss(out, batch)
+                    loss.backward()
+                    del out, loss
+                opt = make_optimizer()
+                opt.step()
             finally:
                 model.zero_grad(set_to_none=True)
+                del opt
 
     return trial
 
@@ -111,6 +173,7 @@ def choose_micro_batch(
     the smallest answer; FSDP's forward itself communicates, so it is refused there."""
     from llmtrain.distributed import all_sum, grad_sync
     from llmtrain.errors import ConfigError
+    from llmtrain.optim import build_optimizer
 
     t, m = cfg.train, cfg.model
     sizes = candidates(t.batch_size, world_size)
@@ -120,13 +183,17 @@ def choose_micro_batch(
                 "train.auto_micro_batch is not supported with distributed.strategy=fsdp; "
                 "set train.micro_batch_size explicitly"
             )
-        trial = trial_step(model, step_fn, objective, prec, vocab, m.block_size)
+        trial = trial_step(
+            model, step_fn, objective, prec, vocab, m.block_size,
+            make_optimizer=lambda: build_optimizer(model, cfg.optim, 0.0),
+            per_rank=t.batch_size // world_size,
+        )  # fmt: skip
 
         def no_sync_trial(size: int) -> None:
             with grad_sync(step_fn, enabled=False):
                 trial(size)
 
-        probe = oom_probe(no_sync_trial, prec.device)
+        probe = oom_probe(no_sync_trial, prec.device, CudaMeter(prec.device))
 
         def fits(size: int) -> bool:  # all ranks must agree, or they would diverge
             ok = probe(size)
@@ -136,5 +203,7 @@ def choose_micro_batch(
         per_seq = activation_bytes_per_sequence(
             m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size
         )
-        fits = budget_probe(per_seq, budget_frac * available_memory_bytes() / world_size)
+        fixed = state_bytes(model, cfg.optim.name) if model is not None else 0
+        budget = budget_frac * available_memory_bytes() / world_size - fixed
+        fits = budget_probe(per_seq, budget)
     return largest_that_fits(sizes, fits)

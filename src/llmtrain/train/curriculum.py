@@ -14,7 +14,10 @@
   and so the loss normaliser and the memory of a micro-batch, stay the same; the sample
   stream is untouched. Decoder objectives only (rows must be independent sequences).
 
-With both off the trainer uses the loader directly (bit-identical to before).
+With both off the data are the loader's own (bit-identical to before). `DataSkips` moves the
+stream past data windows a spike rollback dropped (`train/rollback.py`): from step s on,
+every step reads `shift(s)` samples further; the skips are loop state, saved in every
+checkpoint, so the data of a step stays a pure function of (seed, step, skips).
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ from typing import Any
 import torch
 
 from llmtrain.errors import ConfigError
+
+
+class DataSkips:
+    """Skipped windows of the sample stream: (step, samples) = from optimizer step `step` on,
+    read `samples` further on."""
+
+    def __init__(self, windows: list[tuple[int, int]] | None = None):
+        self.windows = [(int(s), int(n)) for s, n in windows or []]
+
+    def shift(self, step: int) -> int:
+        return sum(n for s, n in self.windows if s <= step)
+
+    def add(self, step: int, samples: int) -> None:
+        self.windows.append((step, samples))
+
+    def state_dict(self) -> list[list[int]]:
+        return [[s, n] for s, n in self.windows]  # JSON
 
 
 class BatchRamp:
@@ -55,6 +75,7 @@ class BatchRamp:
             self._offsets.append(self._offsets[-1] + self.accum(s) * per_accum)
         self._divisors = [d for d in range(1, seq_len + 1) if seq_len % d == 0]
         self.source: Any = None
+        self.skips = DataSkips()
 
     @property
     def active(self) -> bool:
@@ -75,6 +96,10 @@ class BatchRamp:
             return self._offsets[step]
         return self._offsets[-1] + (step - self.batch_warmup) * self.batch_size(step)
 
+    def position(self, step: int) -> int:
+        """Index of the first global sample step `step` reads (warm-up and skips included)."""
+        return self.sample_offset(step) + self.skips.shift(step)
+
     def seq_len_at(self, step: int) -> int:
         if step >= self.seq_warmup:
             return self.seq_len
@@ -91,7 +116,7 @@ class BatchRamp:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Micro-batch `micro` of step `step` for `rank` (same signature as the loader's;
         the step's batch size comes from the ramp)."""
-        start = self.sample_offset(step) + (micro * self.world + rank) * micro_size
+        start = self.position(step) + (micro * self.world + rank) * micro_size
         x, y = self.source.samples(start, micro_size)  # (M, T) each
         rows = self.seq_len_at(step)
         if x.size(1) != rows:  # (M·T/L, L): the same tokens in shorter rows

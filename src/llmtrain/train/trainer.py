@@ -18,7 +18,7 @@ from llmtrain.checkpoint import RunDirLock, latest_checkpoint, load_checkpoint, 
 from llmtrain.config import config_to_dict
 from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
-from llmtrain.distributed import all_sum, grad_sync, init_distributed, parallelize
+from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
 from llmtrain.distributed.parallelize import full_norm
 from llmtrain.errors import ConfigError
 from llmtrain.eval.evaluate import evaluate_split
@@ -32,10 +32,18 @@ from llmtrain.objectives import build_objective, metrics_of
 from llmtrain.optim import build_optimizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
-from llmtrain.train.curriculum import BatchRamp
+from llmtrain.train.curriculum import BatchRamp, DataSkips
 from llmtrain.train.faults import StepGuard
 from llmtrain.train.lr_control import LRController
 from llmtrain.train.precision import resolve_precision
+from llmtrain.train.rollback import (
+    DocumentIndex,
+    append_record,
+    bad_window_record,
+    checkpoint_step,
+    drop_checkpoints_after,
+    last_good_checkpoint,
+)
 from llmtrain.train.signals import StopRequest
 from llmtrain.utils.io import atomic_write_json
 
@@ -82,12 +90,12 @@ class Trainer:
             args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
             t.micro_batch_size = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
         self.accum = t.grad_accum(world_size=self.dist.world_size)
-        self.ramp = BatchRamp(t, self.dist.world_size, seq)  # batch-size / seq-len warm-up
-        if self.ramp.active:
-            self.batches = self.ramp.wrap(self.batches)
+        # the sample position of each step: batch-size / seq-len warm-up, rollback skips
+        self.ramp = BatchRamp(t, self.dist.world_size, seq)
+        self.batches = self.ramp.wrap(self.batches)
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
-        self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf and loss spikes
+        self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
         self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
         self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
@@ -116,10 +124,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and latest is not None:
             state = load_checkpoint(latest, self.model, self.optimizer)
-            self.step, self.tokens = state["step"], state["tokens"]
+            self._restore(state)
             self.elapsed = state["elapsed_sec"]
-            self.guard.load_state_dict(state.get("guard", {}))
-            self.lr_ctl.load_state_dict(state.get("lr", {}))
+            self.ramp.skips = DataSkips(state.get("data_skips", []))
         tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
         if tok_src.is_dir():
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
@@ -135,6 +142,12 @@ class Trainer:
                 self.prec.device, self.cfg.monitor.peak_tflops, dtype
             )
         self.batches = self.logger.timed(self.batches)  # time in the loader = data wait
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Loop state of a loaded checkpoint (model, optimizer and RNG are loaded already)."""
+        self.step, self.tokens = state["step"], state["tokens"]
+        self.guard.load_state_dict(state.get("guard", {}))
+        self.lr_ctl.load_state_dict(state.get("lr", {}))
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
@@ -176,7 +189,9 @@ class Trainer:
         # NaN/Inf or spike: no update (fp16 overflow is the scaler's to handle, not a fault)
         skip = self.guard.check(loss_value, 0.0 if self.scaler else grad_norm, self.step)
         if skip is not None:
-            self.logger.event("skipped_step", self.step + 1, reason=skip, loss=loss_value)
+            self.logger.event(
+                "skipped_step", self.step + 1, reason=skip, loss=loss_value, grad_norm=grad_norm
+            )
         if self.scaler:
             if skip is None:
                 self.scaler.step(self.optimizer)
@@ -210,6 +225,9 @@ class Trainer:
                 self._set_lr(lr := self._lr(self.step))
                 with self.logger.step(self.step):
                     out = self.train_step()
+                if self.guard.rollback_due and self.rollback():  # spikes persisted
+                    window_start, window_tokens = time.perf_counter(), 0
+                    continue
                 self.step += 1
                 self.tokens += out["tokens"] * self.dist.world_size
                 window_tokens += out["tokens"]
@@ -242,6 +260,52 @@ class Trainer:
                     console.print(f"step {self.step}: stopped ({stop}); --resume continues")
                     break
         return last_eval
+
+    def rollback(self) -> bool:
+        """Back to the last good checkpoint and past the data read since it; records the
+        window's documents in bad_windows.jsonl (train/rollback.py). False when there is no
+        checkpoint before the spikes (the guard then stops the run as they persist)."""
+        bad, at_step = list(self.guard.bad), self.step + 1
+        ckpt = last_good_checkpoint(self.ckpt_root, bad[0].step)
+        if ckpt is None:
+            self.guard.can_roll_back = False
+            self.logger.event("rollback_impossible", at_step, first_bad_step=bad[0].step)
+            return False
+        rollbacks, skipped = self.guard.rollbacks + 1, self.guard.skipped
+        record = None
+        if self.dist.is_rank0:
+            index = DocumentIndex(self.cfg.data.path, self.manifest)
+            record = bad_window_record(
+                rollback=rollbacks,
+                at_step=at_step,
+                checkpoint=ckpt,
+                bad=bad,
+                position=self.ramp.position,
+                span=self.ramp.source.token_span,
+                index=index,
+            )
+        window = self.ramp.position(bad[-1].step + 1) - self.ramp.position(checkpoint_step(ckpt))
+        self._restore(load_checkpoint(ckpt, self.model, self.optimizer))  # collective
+        self.guard.rollbacks, self.guard.skipped = rollbacks, skipped
+        self.ramp.skips.add(self.step, window)  # skips since are kept: all at or before ckpt
+        if record is not None:
+            append_record(self.run_dir, record)
+            dropped = drop_checkpoints_after(self.ckpt_root, self.step)
+            self.logger.rewind(self.step)  # the abandoned branch's train/eval records
+            self.logger.event(
+                "rollback",
+                at_step,
+                to_step=self.step,
+                rollback=rollbacks,
+                skipped_samples=window,
+                first_step=record["first_step"],
+                last_step=record["last_step"],
+                documents=len(record["documents"]),
+                spike_documents=len(record["spike_documents"]),
+                dropped_checkpoints=dropped,
+            )
+        barrier()
+        return True
 
     def _lr(self, step: int) -> float:
         return self.lr_ctl.lr(step)  # lr_at(step, ...) unless plateau / deadline-planned WSD
@@ -295,7 +359,8 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "elapsed_sec": self.elapsed,
-            "loader_sample": self.ramp.sample_offset(self.step),
+            "loader_sample": self.ramp.position(self.step),
+            "data_skips": self.ramp.skips.state_dict(),  # windows dropped by rollbacks
             "data": str(self.cfg.data.path),
             "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
             "val_loss": getattr(self, "last_val_loss", None),
