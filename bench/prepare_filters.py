@@ -1,31 +1,35 @@
-"""Throughput per core of the `prepare` cleaning steps and near-duplicate quality, on real text.
+"""Throughput per core of `prepare`'s cleaning steps and MinHash vs datatrove, on real text.
 
 Measures (medians of --repeats runs, one process, one core): the Gopher quality + repetition
 chain on English prose (NLTK state_union + movie_reviews), the full web chain (Gopher, C4,
 FineWeb) on Chinese Wikipedia paragraphs, and MinHash signatures on the English prose; then
-recall / false positives of near-dedup on a planted set (documents copied with p % of words
-replaced, p = 1, 2, 3, 5) against distinct documents. Ratios are against datatrove's figures
-measured on this machine (issue 3: 0.49 / 0.25 / 0.64 MB/s per core); datatrove itself is not
-run here. Prints a table, then one JSON line.  Run: flock /tmp/llmtrain-bench.lock python bench/prepare_filters.py
+with --datatrove-site (or datatrove installed), datatrove's same filters and MinHash signatures
+on the same documents, interleaved with ours, and the ratio; also the ratio to the issue's
+reference figures (0.49 / 0.25 / 0.64 MB/s per core). Near-dedup quality: prepare_neardup.py.
+Prints a table, then one JSON line. Run:
+    flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_filters.py \
+        --datatrove-site /tmp/dt-venv/lib/python3.11/site-packages
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
+import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 from llmtrain.data.prepare import Document
-from llmtrain.data.prepare.minhash import NearDedup, shingles, signatures
+from llmtrain.data.prepare.minhash import shingles, signatures
 from llmtrain.data.prepare.quality import GopherQuality, GopherRepetition, quality_steps
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DATATROVE_MB_S = {"gopher_en": 0.49, "web_chain_zh": 0.25, "minhash_en": 0.64}
+DATATROVE_MB_S = {"gopher_en": 0.49, "web_chain_zh": 0.25, "web_chain_zh_jieba": 0.25,
+                  "minhash_en": 0.64}  # fmt: skip
+SAME_DATATROVE_CASE = {"web_chain_zh_jieba": "web_chain_zh"}  # one datatrove zh chain
 
 
 def english_prose() -> list[str]:
@@ -58,57 +62,116 @@ def run_minhash(texts: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def planted(texts: list[str], rate: float, seed: int) -> tuple[float, float]:
-    """(recall on copies with `rate` of words replaced, false-positive rate on originals)."""
-    rng = random.Random(seed)
-    originals = [t for t in texts if len(t.split()) >= 200][:1000]
-    copies = []
-    for text in originals[:500]:
-        words = text.split()
-        for i in rng.sample(range(len(words)), max(1, round(len(words) * rate))):
-            words[i] = rng.choice(("lorem", "ipsum", "dolor", "amet"))
-        copies.append(" ".join(words))
-    with tempfile.TemporaryDirectory() as tmp:
-        step = NearDedup(Path(tmp) / "nd")
-        list(
-            step(Document(text=t, id=str(i), source="b") for i, t in enumerate(originals + copies))
-        )
-        mask = step.finish()
-    return float(mask[len(originals) :].mean()), float(mask[: len(originals)].mean())
+def add_datatrove_site(site: str | None) -> bool:
+    """Make datatrove importable from another venv's site-packages, put first so datatrove
+    gets its own versions of packages not yet imported (xxhash...); numpy and llmtrain are
+    already loaded from this venv. True when `import datatrove` then works."""
+    if site:
+        sys.path.insert(0, site)
+    try:
+        import datatrove  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def datatrove_cases(en: list[str], zh: list[str]) -> dict:
+    """The same three measurements with datatrove's filters and MinHash signatures."""
+    from datatrove.data import Document as DTDocument
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+    from datatrove.pipeline.filters import (
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+    from datatrove.utils.hashing import HashConfig
+
+    def chain(filters, texts):
+        docs = (DTDocument(text=t, id=str(i)) for i, t in enumerate(texts))
+        t0 = time.perf_counter()
+        for f in filters():
+            docs = f.run(docs)
+        kept = sum(1 for _ in docs)
+        assert kept > 0.5 * len(texts), kept  # the documents flow through every filter
+        return time.perf_counter() - t0
+
+    def zh_chain():  # FineWeb-2's cmn_Hani thresholds; spaCy + jieba words ("zh": no jieba)
+        lang = "cmn_Hani"
+        return [
+            GopherRepetitionFilter(
+                dup_line_frac=0.287, top_n_grams=((2, 0.256), (3, 0.201), (4, 0.171)),
+                dup_n_grams=((5, 0.198), (6, 0.182), (7, 0.167), (8, 0.154), (9, 0.14),
+                             (10, 0.127)), language=lang),
+            GopherQualityFilter(min_avg_word_length=1, max_avg_word_length=5,
+                                max_non_alpha_words_ratio=0.735, language=lang,
+                                stop_words=list("的年在月是和日了於·為有被人中为他與後也而由")),
+            FineWebQualityFilter(line_punct_thr=0.106, new_line_ratio=0.178, language=lang),
+        ]  # fmt: skip
+
+    def minhash(texts):
+        cfg = MinhashConfig(hash_config=HashConfig(precision=64))
+        with tempfile.TemporaryDirectory() as tmp:
+            step = MinhashDedupSignature(output_folder=tmp, config=cfg)
+            docs = [DTDocument(text=t, id=str(i)) for i, t in enumerate(texts)]
+            t0 = time.perf_counter()
+            step.run(iter(docs))
+            return time.perf_counter() - t0
+
+    return {
+        "gopher_en": lambda: chain(lambda: [GopherRepetitionFilter(), GopherQualityFilter()], en),
+        "web_chain_zh": lambda: chain(zh_chain, zh),
+        "minhash_en": lambda: minhash(en),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--datatrove-site",
+        help="site-packages of a venv with datatrove (+ spacy, jieba), e.g. "
+        "/tmp/dt-venv/lib/python3.11/site-packages; appended to sys.path",
+    )
     args = ap.parse_args()
     en, zh = english_prose(), chinese_wiki()
     mb = {
         "en": sum(len(t.encode()) for t in en) / 1e6,
         "zh": sum(len(t.encode()) for t in zh) / 1e6,
     }
-    cases = {
-        "gopher_en": (lambda: run_chain(lambda: [GopherRepetition(), GopherQuality()], en), "en"),
-        "web_chain_zh": (lambda: run_chain(lambda: quality_steps("web"), zh), "zh"),
-        "minhash_en": (lambda: run_minhash(en), "en"),
+    lang = {"gopher_en": "en", "web_chain_zh": "zh", "web_chain_zh_jieba": "zh", "minhash_en": "en"}
+    ours = {
+        "gopher_en": lambda: run_chain(lambda: [GopherRepetition(), GopherQuality()], en),
+        "web_chain_zh": lambda: run_chain(lambda: quality_steps("web"), zh),
+        "web_chain_zh_jieba": lambda: run_chain(lambda: quality_steps("web", zh_words="jieba"), zh),
+        "minhash_en": lambda: run_minhash(en),
     }
-    times: dict[str, list[float]] = {k: [] for k in cases}
+    theirs = datatrove_cases(en, zh) if add_datatrove_site(args.datatrove_site) else {}
+    times: dict[str, list[float]] = {k: [] for k in ours}
+    dt_times: dict[str, list[float]] = {k: [] for k in theirs}
+    for name in theirs:  # warm-up: spaCy / jieba load their dictionaries once
+        theirs[name]()
+    ours["web_chain_zh_jieba"]()
     for _ in range(args.repeats):  # interleaved, so drift hits every case alike
-        for name, (fn, _) in cases.items():
-            times[name].append(fn())
+        for name in ours:
+            times[name].append(ours[name]())
+            if name in theirs:
+                dt_times[name].append(theirs[name]())
     result = {}
-    print(f"{'case':<14}{'MB':>7}{'median s':>10}{'MB/s/core':>11}{'datatrove':>11}{'ratio':>8}")
-    for name, (_, lang) in cases.items():
-        rate = mb[lang] / statistics.median(times[name])
-        ratio = rate / DATATROVE_MB_S[name]
-        result[name] = {"mb_per_s": round(rate, 2), "vs_datatrove": round(ratio, 1)}
-        print(f"{name:<14}{mb[lang]:>7.2f}{statistics.median(times[name]):>10.3f}{rate:>11.2f}"
-              f"{DATATROVE_MB_S[name]:>11.2f}{ratio:>7.1f}x")  # fmt: skip
-    print(f"\n{'planted edit':<14}{'recall':>8}{'false pos':>11}")
-    result["near_dedup"] = {}
-    for rate in (0.01, 0.02, 0.03, 0.05):
-        recall, fp = planted(en, rate, seed=int(rate * 100))
-        result["near_dedup"][f"{rate:.0%}"] = {"recall": round(recall, 3), "false_positive": round(fp, 4)}  # fmt: skip
-        print(f"{rate:<14.0%}{recall:>8.3f}{fp:>11.4f}")
+    print(f"{'case':<20}{'MB':>7}{'ours MB/s':>11}{'datatrove':>11}{'ratio':>8}"
+          f"{'issue ref':>11}{'ratio':>8}")  # fmt: skip
+    for name in ours:
+        rate = mb[lang[name]] / statistics.median(times[name])
+        same = SAME_DATATROVE_CASE.get(name, name)
+        dt = mb[lang[name]] / statistics.median(dt_times[same]) if same in dt_times else None
+        result[name] = {
+            "mb_per_s": round(rate, 2),
+            "datatrove_mb_per_s": None if dt is None else round(dt, 3),
+            "vs_datatrove_same_run": None if dt is None else round(rate / dt, 1),
+            "vs_issue_reference": round(rate / DATATROVE_MB_S[name], 1),
+        }
+        dt_cells = f"{'-':>11}{'-':>8}" if dt is None else f"{dt:>11.3f}{rate / dt:>7.1f}x"
+        print(f"{name:<20}{mb[lang[name]]:>7.2f}{rate:>11.2f}{dt_cells}"
+              f"{DATATROVE_MB_S[name]:>11.2f}{rate / DATATROVE_MB_S[name]:>7.1f}x")  # fmt: skip
     print(json.dumps(result))
 
 

@@ -138,6 +138,14 @@ def test_shards_of_work_merge_and_resume(tmp_path, capsys):
         read_manifest(p)["splits"][s]["tokens"] for p in parts for s in ("train", "val")
     )
     assert tokens == parts_tokens == sum(s["tokens"] for s in merged["splits"].values())
+    report = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert report["documents_kept"] == docs(merged) and len(report["parts"]) == 3
+    read = next(s for s in report["steps"] if s["name"] == "read")
+    assert read["documents_read"] == sum(
+        p["stats"]["documents_read"] for p in map(read_manifest, parts)
+    )
+    html = (tmp_path / "merged" / "report.html").read_text(encoding="utf-8")
+    assert "merged from 3 parts" in html and "bytes/token" in html
     # --resume: a finished part is skipped (not refused, not redone)
     stamp = (parts[0] / "manifest.json").stat().st_mtime_ns
     assert main(["prepare", str(raw), "--out", str(parts[0]), "--tokenizer", "byte",

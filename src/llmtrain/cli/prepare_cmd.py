@@ -29,10 +29,13 @@ _FIELDS = (
     "overwrite",
     "quality",
     "quality_set",
+    "zh_words",
     "languages",
     "detect_language",
     "pii",
     "near_dedup",
+    "near_dedup_preset",
+    "near_dedup_threshold",
     "decontaminate",
     "decontaminate_ngram",
     "decontaminate_mode",
@@ -111,6 +114,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "c4.cjk.min_sentences=2 (repeatable; SCRIPT is latin (default) or cjk)",
     )
     p.add_argument(
+        "--zh-words",
+        choices=("chars", "jieba"),
+        help="how the quality filters count Chinese words: chars (default: one per character) "
+        "or jieba (word segmentation with FineWeb-2's Chinese thresholds; pip install "
+        "'llmtrain[zh]')",
+    )
+    p.add_argument(
         "--languages",
         type=lambda s: [c.strip() for c in s.split(",") if c.strip()],
         metavar="CODES",
@@ -133,7 +143,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--near-dedup",
         action="store_true",
         default=None,
-        help="drop near-duplicate documents (MinHash LSH, 14 bands x 8 rows)",
+        help="drop near-duplicate documents (MinHash LSH on word/character 5-grams)",
+    )
+    p.add_argument(
+        "--near-dedup-preset",
+        choices=("recall", "fineweb"),
+        help="recall (default): 28 bands x 4 rows, pairs confirmed when their signatures "
+        "agree on >= 50%% (finds copies with ~5%% of words changed); fineweb: FineWeb's "
+        "14 bands x 8 rows, no check",
+    )
+    p.add_argument(
+        "--near-dedup-threshold",
+        type=float,
+        help="estimated Jaccard similarity a candidate pair needs (0 = no check; preset's)",
     )
     p.add_argument(
         "--decontaminate",
@@ -179,6 +201,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="merge the DATA_DIRs of a --num-shards run into --out (one manifest)",
     )
     p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or summary (bars are also off when stderr is not a terminal)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         default=None,
@@ -204,5 +231,5 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(args.inputs, cfg, args.dry_run_docs)
         return 0
-    prepare_corpus(args.inputs, args.out, cfg)
+    prepare_corpus(args.inputs, args.out, cfg, quiet=args.quiet)
     return 0

@@ -1,7 +1,7 @@
 """`progress(total, desc, unit)`: a rich progress bar (rate and ETA) used as a context manager.
 
-It draws on stderr only when stderr is a terminal; elsewhere (CI, pipes, tests) it stays
-silent but keeps counting, so callers never branch on it. Byte units get binary prefixes.
+It draws on stderr only when stderr is a terminal and `disable` is false (e.g. `--quiet`);
+elsewhere (CI, pipes, tests) it stays silent but keeps counting, so callers never branch on it. Byte units get binary prefixes.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class _CountColumn(ProgressColumn):
 class ProgressBar:
     """One task on a rich `Progress`; `advance(n)` moves it, `total` may be set later."""
 
-    def __init__(self, total: float | None, desc: str, unit: str) -> None:
+    def __init__(self, total: float | None, desc: str, unit: str, disable: bool = False) -> None:
         console = Console(stderr=True)
         count = MofNCompleteColumn() if unit == "it" else _CountColumn(unit)
         self._progress = Progress(
@@ -78,7 +78,7 @@ class ProgressBar:
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=console,
-            disable=not console.is_terminal,
+            disable=disable or not console.is_terminal,
             transient=False,
         )
         self._task = self._progress.add_task(desc, total=total)
@@ -99,6 +99,8 @@ class ProgressBar:
         self._progress.stop()
 
 
-def progress(total: float | None = None, desc: str = "", unit: str = "it") -> ProgressBar:
+def progress(
+    total: float | None = None, desc: str = "", unit: str = "it", disable: bool = False
+) -> ProgressBar:
     """A progress bar context: `with progress(total=n, desc="read", unit="B") as bar: bar.advance(k)`."""
-    return ProgressBar(total, desc, unit)
+    return ProgressBar(total, desc, unit, disable)

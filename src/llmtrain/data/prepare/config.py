@@ -7,11 +7,14 @@ normalise + exact dedup (quality, language, PII, near-dedup) are off unless swit
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmtrain.data.prepare.minhash import DEFAULT_LSH, LSH_PRESETS, LSHConfig
 from llmtrain.data.prepare.quality import QUALITY_PRESETS, quality_steps
+from llmtrain.data.prepare.textstats import check_segmenter
 from llmtrain.errors import ConfigError
 from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS, check_vocab_size
 
@@ -35,10 +38,13 @@ class PrepareConfig:
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
     quality: str = "off"  # off | web (Gopher quality + repetition, C4, FineWeb line rules)
     quality_set: list[str] = field(default_factory=list)  # "filter[.script].field=value"
+    zh_words: str = "chars"  # Chinese words for the quality filters: chars | jieba (zh extra)
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
     detect_language: bool = False  # tag languages (report's language mix) without filtering
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
+    near_dedup_preset: str = DEFAULT_LSH  # recall (28x4 + check, default) | fineweb (14x8)
+    near_dedup_threshold: float | None = None  # replaces the preset's signature-check threshold
     decontaminate: list[str] = field(default_factory=list)  # evaluation files (JSONL / text)
     decontaminate_ngram: int = 13  # shared word n-gram length that marks contamination
     decontaminate_mode: str = "drop"  # drop | flag (keep, annotate in --keep-text)
@@ -46,6 +52,21 @@ class PrepareConfig:
     shard_index: int = 0  # this part of a --num-shards run (0-based)
     num_shards: int = 1  # split the input files into this many independent parts
     resume: bool = False  # a complete DATA_DIR is skipped instead of refused
+
+    @property
+    def lsh(self) -> LSHConfig:
+        """The near-dedup banding and check: the preset, with `near_dedup_threshold` applied."""
+        if self.near_dedup_preset not in LSH_PRESETS:
+            raise ConfigError(
+                f"near_dedup_preset = {self.near_dedup_preset!r} is not a preset; choose one of "
+                f"{', '.join(LSH_PRESETS)} (recall: 28 bands x 4 rows + signature check; "
+                "fineweb: FineWeb's 14 x 8)"
+            )
+        lsh = LSH_PRESETS[self.near_dedup_preset]
+        if self.near_dedup_threshold is not None:
+            lsh = dataclasses.replace(lsh, threshold=self.near_dedup_threshold)
+        lsh.validate()
+        return lsh
 
     @property
     def trains_tokenizer(self) -> bool:
@@ -73,7 +94,9 @@ class PrepareConfig:
                 f"quality = {self.quality!r} is not a preset; choose one of "
                 f"{', '.join(QUALITY_PRESETS)} ('web' for crawled pages, 'off' for curated text)"
             )
-        quality_steps(self.quality, self.quality_set)  # names the bad setting
+        check_segmenter(self.zh_words)
+        quality_steps(self.quality, self.quality_set, self.zh_words)  # names the bad setting
+        _ = self.lsh  # names a bad near-dedup preset or threshold
         for code in self.languages:
             if not (code.isalpha() and 2 <= len(code) <= 3):
                 raise ConfigError(f"languages: {code!r} is not an ISO 639-1 code; give e.g. en,zh")

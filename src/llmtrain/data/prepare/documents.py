@@ -80,6 +80,9 @@ class Step:
                 self.stats["bytes_out"] += size if same else len(out.text.encode("utf-8"))
                 yield out
 
+    def close(self) -> None:
+        """Release what the step holds on disk (files, databases); a no-op for most steps."""
+
     def report(self) -> dict[str, int]:
         return dict(sorted(self.stats.items()))
 

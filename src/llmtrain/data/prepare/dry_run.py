@@ -38,6 +38,8 @@ def dry_run(
         kept = sum(1 for _ in docs)
         if steps and isinstance(steps[-1], NearDedup):
             kept -= int(steps[-1].finish().sum())
+        for step in steps:
+            step.close()
     result = {
         "documents_sampled": reader.stats["documents_read"],
         "documents_kept": kept,

@@ -2,12 +2,14 @@
 
 Every part must be complete (its manifest exists) and use the same tokenizer (sha256). The
 shards are hard-linked (copied across file systems) into OUT/{train,val}/ renumbered in part
-order, `report.json` lists each part's report plus summed step counts, `documents.jsonl`
-parts are concatenated when present, and `manifest.json` is written last.
+order, `report.json` sums the parts' reports (step counts, examples, splits; each part's own
+report under "parts") and `report.html` shows it, `documents.jsonl` parts are concatenated
+when present, and `manifest.json` is written last.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain import __version__
+from llmtrain.data.prepare.documents import EXAMPLES_PER_REASON
 from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE
+from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.shards import (
     FORMAT,
     FORMAT_VERSION,
@@ -58,6 +62,58 @@ def _check_parts(parts: list[Path]) -> list[dict[str, Any]]:
     return manifests
 
 
+def _sum_splits(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    splits: dict[str, dict[str, Any]] = {}
+    for name in reports[0]["splits"]:
+        total = Counter()
+        for r in reports:
+            total.update({k: v for k, v in r["splits"][name].items() if isinstance(v, int)})
+        content = max(total["tokens"] - total["documents"], 1)  # without the EOS separators
+        splits[name] = {**total, "bytes_per_token": round(total["bytes"] / content, 4),
+                        "chars_per_token": round(total["chars"] / content, 4)}  # fmt: skip
+    return splits
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report for the parts: step counts summed by step, examples pooled (a few per
+    reason), splits summed with compression recomputed; every part's report under "parts"."""
+    steps: dict[str, Counter] = {}
+    examples: dict[str, dict[str, list]] = {}
+    bad: Counter[str] = Counter()
+    for r in reports:
+        for step in r["steps"]:
+            steps.setdefault(step["name"], Counter()).update(
+                {k: v for k, v in step.items() if k != "name"}
+            )
+        for name, reasons in r["examples"].items():
+            for reason, items in reasons.items():
+                kept = examples.setdefault(name, {}).setdefault(reason, [])
+                kept += items[: EXAMPLES_PER_REASON - len(kept)]
+        bad.update(r["bad_inputs"]["counts"])
+    splits = _sum_splits(reports)
+    timings: Counter[str] = Counter()
+    for r in reports:
+        timings.update(r["timings_s"])
+    return {
+        "inputs": [i for r in reports for i in r["inputs"]],
+        "steps": [{"name": name, **dict(sorted(c.items()))} for name, c in steps.items()],
+        "examples": examples,
+        "bad_inputs": {
+            "counts": dict(sorted(bad.items())),
+            "items": [i for r in reports for i in r["bad_inputs"]["items"]],
+        },  # fmt: skip
+        "documents_kept": sum(r["documents_kept"] for r in reports),
+        "tokenizer": reports[0]["tokenizer"],
+        "splits": splits,
+        "compression": {
+            "val_bytes_per_token": splits["val"]["bytes_per_token"],
+            "val_chars_per_token": splits["val"]["chars_per_token"],
+        },
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},  # summed over parts
+        "parts": reports,
+    }
+
+
 def merge_parts(part_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     """Merge complete part DATA_DIRs into `out_dir`; returns the merged manifest."""
     parts = [Path(p) for p in part_dirs]
@@ -88,8 +144,11 @@ def merge_parts(part_dirs: list[str | Path], out_dir: str | Path) -> dict[str, A
     stats: Counter[str] = Counter()
     for m in manifests:
         stats.update({k: v for k, v in m["stats"].items() if isinstance(v, int)})
-    report = {"merged_from": [str(p) for p in parts], "stats": dict(stats)}
+    reports = [json.loads((p / REPORT_FILE).read_text(encoding="utf-8")) for p in parts]
+    report = {**merge_reports(reports), "merged_from": [str(p) for p in parts],
+              "stats": dict(stats)}  # fmt: skip
     atomic_write_json(out / REPORT_FILE, report)
+    write_report_html(report, out / REPORT_HTML, f"{out} (merged from {len(parts)} parts)")
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

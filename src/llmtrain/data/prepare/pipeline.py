@@ -5,6 +5,12 @@ exact_dedup → [near_dedup index] into a temporary spool (bracketed steps are o
 duplicates are then dropped from the spool; the split is decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
 packs the spool into shards. `report.json` and then `manifest.json` are written last, so a
 crash never leaves a directory that looks complete.
+
+Memory: every per-document record lives on disk (spool, exact-dedup SQLite table, LSH band
+and signature files, the split decided from 5 numbers); RAM holds fixed buffers (~8 MiB of
+text per encode chunk, 64 MiB SQLite cache, LSH sorts of ~2.7 M keys at a time, ~130 MiB), the
+tokenizer trainer's state (bounded by `tokenizer_train_bytes`) and, with near-dedup, one
+int32 cluster label + one mask byte per document (5 B/doc: 50 MB per 10 M documents).
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import re
 import shutil
 import sys
 import time
-from array import array
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -38,8 +43,8 @@ from llmtrain.data.prepare.pack import Packer, encoding_pieces
 from llmtrain.data.prepare.pii import RedactPII
 from llmtrain.data.prepare.quality import QUALITY_STEPS, quality_steps
 from llmtrain.data.prepare.readers import InputPlan, Reader, plan_inputs
-from llmtrain.data.prepare.report_html import write_report_html
-from llmtrain.data.prepare.split import assign_val, contiguous_cut, split_score
+from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
+from llmtrain.data.prepare.split import SplitRule, contiguous_cut, split_score
 from llmtrain.data.prepare.spool import SpoolWriter, read_spool
 from llmtrain.data.prepare.summary import print_summary
 from llmtrain.data.shards import (
@@ -63,25 +68,27 @@ from llmtrain.tokenizer import (
 )
 from llmtrain.tokenizer.bpe import BACKEND_FILE
 from llmtrain.tokenizer.spm import MODEL_FILE
+from llmtrain.tokenizer.train import train_bytes_for
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
 SPOOL_FILE = ".prepare_spool.tmp"
+EXACT_DEDUP_DB = ".prepare_exact_dedup.tmp"
 NEAR_DEDUP_DIR = ".prepare_near_dedup.tmp"
 KEPT_TMP = ".prepare_kept_text.tmp"
-REPORT_HTML = "report.html"
 _OUTPUTS = (REPORT_FILE, REPORT_HTML, KEPT_TEXT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE,
-            NEAR_DEDUP_DIR, KEPT_TMP)  # fmt: skip
+            NEAR_DEDUP_DIR, KEPT_TMP, EXACT_DEDUP_DB)  # fmt: skip
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
 _TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
 
 
 @dataclass
 class CleanResult:
-    """What pass 1 left: the spool, one split score per kept document, and step counts."""
+    """What pass 1 left: the spool, its document count and split rule, and step counts."""
 
     spool: Path
-    scores: np.ndarray
+    documents: int
+    rule: SplitRule
     steps: list[Any]
     problems: Problems
     plan: InputPlan
@@ -91,7 +98,7 @@ class CleanResult:
 @dataclass
 class SplitPlan:
     method: str  # "contiguous" | "document"
-    is_val: np.ndarray | None  # per document (document method)
+    rule: SplitRule | None  # which documents go to val (document method)
     cut: int | None  # character index where val starts (contiguous method)
 
 
@@ -143,65 +150,69 @@ def clean_steps(
     steps: list[Step] = [Normalise()]
     if cfg.languages or cfg.detect_language:
         steps.append(LanguageFilter(cfg.languages))
-    steps += quality_steps(cfg.quality, cfg.quality_set)
+    steps += quality_steps(cfg.quality, cfg.quality_set, cfg.zh_words)
     if cfg.pii:
         steps.append(RedactPII())
-    steps += [MinLength(cfg.min_chars), ExactDedup()]
+    steps += [MinLength(cfg.min_chars), ExactDedup(work_dir / EXACT_DEDUP_DB)]
     if cfg.decontaminate:
         ngrams = eval_ngrams or EvalNgrams.from_files(cfg.decontaminate, cfg.decontaminate_ngram)
         steps.append(Decontaminate(ngrams, flag_only=cfg.decontaminate_mode == "flag"))
     if cfg.near_dedup:
-        steps.append(NearDedup(work_dir / NEAR_DEDUP_DIR))
+        steps.append(NearDedup(work_dir / NEAR_DEDUP_DIR, cfg.lsh))
     return steps
 
 
 def _drop_near_duplicates(
-    steps: list[Step], spool: Path, scores: array
-) -> tuple[array, np.ndarray | None]:
-    """Rewrite the spool without the documents `NearDedup` marked; the kept scores + mask."""
+    steps: list[Step], spool: Path, rule: SplitRule, quiet: bool
+) -> tuple[SplitRule, np.ndarray | None]:
+    """Rewrite the spool without the documents `NearDedup` marked; the kept docs' rule + mask."""
     near = steps[-1]
     if not isinstance(near, NearDedup):
-        return scores, None
-    mask = near.finish()
+        return rule, None
+    with progress(len(near.band_files), "near-dedup: cluster", "band", quiet) as bar:
+        mask = near.finish(on_band=bar.advance)
     shutil.rmtree(near.band_files[0].parent, ignore_errors=True)
     if not mask.any():
-        return scores, mask
-    kept = array("Q")
+        return rule, mask
+    kept = SplitRule(rule.val_fraction)
     tmp = spool.with_suffix(".near.tmp")
-    with SpoolWriter(tmp) as writer:
+    with SpoolWriter(tmp) as writer, progress(len(mask), "near-dedup: drop", "doc", quiet) as bar:
         for i, (dup, (score, text)) in enumerate(zip(mask, read_spool(spool))):
+            bar.advance()
             if not dup:
                 writer.write(score, text)
-                kept.append(score)
+                kept.observe(score)
             else:
                 near.add_example("near_duplicate", Document(text, f"kept document #{i}", ""))
     tmp.replace(spool)
     return kept, mask
 
 
-def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path) -> CleanResult:
+def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path, quiet: bool) -> CleanResult:
     """Pass 1: read → the clean steps, spooling the survivors; then drop near duplicates."""
     problems = Problems(cfg.skip_bad_files)
-    scores = array("Q")
-    with progress(total=plan.total_bytes, desc="read + clean", unit="B") as bar:
+    rule = SplitRule(cfg.val_fraction)
+    with progress(plan.total_bytes, "read + clean", "B", quiet) as bar:
         reader = Reader(plan, cfg.text_field, problems, on_bytes=bar.advance)
         steps = clean_steps(cfg, spool.parent)
         docs: Iterator = iter(reader)
         for step in steps:
             docs = step(docs)
         keep = KeptTextWriter(spool.parent / KEPT_TMP) if cfg.keep_text else nullcontext()
-        with SpoolWriter(spool) as writer, keep as kept:
-            for doc in docs:
-                score = split_score(doc.text, cfg.seed)
-                writer.write(score, doc.text)
-                scores.append(score)
-                if kept is not None:
-                    kept.write(doc)
-    scores, mask = _drop_near_duplicates(steps, spool, scores)
-    result = CleanResult(
-        spool, np.frombuffer(scores, dtype=np.uint64), [reader, *steps], problems, plan, mask
-    )
-    if not len(scores):
+        try:
+            with SpoolWriter(spool) as writer, keep as kept:
+                for doc in docs:
+                    score = split_score(doc.text, cfg.seed)
+                    writer.write(score, doc.text)
+                    rule.observe(score)
+                    if kept is not None:
+                        kept.write(doc)
+        finally:
+            for step in steps:
+                step.close()
+    rule, mask = _drop_near_duplicates(steps, spool, rule, quiet)
+    result = CleanResult(spool, rule.count, rule, [reader, *steps], problems, plan, mask)
+    if not rule.count:
         raise DataError(_empty_corpus_message(result))
     return result
 
@@ -231,8 +242,8 @@ def _empty_corpus_message(clean: CleanResult) -> str:
 
 
 def _plan_split(clean: CleanResult, cfg: PrepareConfig) -> SplitPlan:
-    if len(clean.scores) > 1:
-        return SplitPlan("document", assign_val(clean.scores, cfg.val_fraction), None)
+    if clean.documents > 1:
+        return SplitPlan("document", clean.rule, None)
     _, text = next(read_spool(clean.spool))
     if len(text) < 2:
         raise DataError(
@@ -246,21 +257,21 @@ def _plan_split(clean: CleanResult, cfg: PrepareConfig) -> SplitPlan:
 
 def _split_texts(clean: CleanResult, split: SplitPlan) -> Iterator[tuple[str, str]]:
     """(split, text) for every spooled document, single-document corpora cut in two."""
-    for i, (_, text) in enumerate(read_spool(clean.spool)):
-        if split.method == "contiguous":
+    for i, (score, text) in enumerate(read_spool(clean.spool)):
+        if split.rule is None:
             yield "train", text[: split.cut]
             yield "val", text[split.cut :]
         else:
-            yield ("val" if split.is_val[i] else "train"), text
+            yield ("val" if split.rule.is_val(i, score) else "train"), text
 
 
 def _split_names(clean: CleanResult, split: SplitPlan) -> Iterator[str]:
     """The split of each kept document, in spool order."""
-    if split.method == "contiguous":
+    if split.rule is None:
         yield "train+val"
         return
-    for is_val in split.is_val:
-        yield "val" if is_val else "train"
+    for i, (score, _) in enumerate(read_spool(clean.spool)):
+        yield "val" if split.rule.is_val(i, score) else "train"
 
 
 def select_part(plan: InputPlan, index: int, num: int) -> InputPlan:
@@ -285,8 +296,17 @@ def select_part(plan: InputPlan, index: int, num: int) -> InputPlan:
     )
 
 
+def _fed_with_progress(texts: Iterator[str], total: int, quiet: bool) -> Iterator[str]:
+    """`texts`, counted on a "tokenizer: read" bar that closes when the trainer has read
+    all it takes (before the trainer's own merge bars start)."""
+    with progress(total, "tokenizer: read", "B", quiet) as bar:
+        for text in texts:
+            bar.advance(len(text.encode("utf-8")))
+            yield text
+
+
 def _get_tokenizer(
-    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, show_progress: bool
+    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, quiet: bool
 ) -> Tokenizer:
     if not cfg.trains_tokenizer:
         return load_tokenizer(cfg.tokenizer)
@@ -296,24 +316,27 @@ def _get_tokenizer(
         if name == "train"
         for piece in encoding_pieces(text)
     )
+    cap = train_bytes_for(cfg.tokenizer, cfg.tokenizer_train_bytes) or cfg.tokenizer_train_bytes
+    total = min(cap, clean.spool.stat().st_size - 16 * clean.documents)
     return train_tokenizer(
         cfg.tokenizer,
-        train_texts,
+        _fed_with_progress(train_texts, total, quiet),
         cfg.vocab_size,
         max_bytes=cfg.tokenizer_train_bytes,
-        show_progress=show_progress,
+        show_progress=not quiet and sys.stderr.isatty(),
         threads=cfg.workers,
     )
 
 
 def _pack_pass(
-    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, tok: Tokenizer, out: Path
-) -> dict[str, dict]:
+    cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, tok: Tokenizer, out: Path,
+    quiet: bool,
+) -> dict[str, dict]:  # fmt: skip
     """Pass 2: encode every document and write the train and val shards."""
     dtype = shard_dtype(tok.vocab_size)
     writers = {s: ShardWriter(out, s, dtype, cfg.shard_tokens, tok.eos_id) for s in SPLITS}
-    total = clean.spool.stat().st_size - 16 * len(clean.scores)  # minus record headers
-    with progress(total=total, desc="tokenize + pack", unit="B") as bar:
+    total = clean.spool.stat().st_size - 16 * clean.documents  # minus record headers
+    with progress(total, "tokenize + pack", "B", quiet) as bar:
         packer = Packer(tok, writers, on_bytes=bar.advance)
         packer.add_all(_split_texts(clean, split))
         return packer.close()
@@ -351,7 +374,7 @@ def _build_report(
         },
         "bad_inputs": clean.problems.report(),
         "unsupported_files_ignored": dict(sorted(clean.plan.unsupported.items())),
-        "documents_kept": int(len(clean.scores)),
+        "documents_kept": clean.documents,
         "split": {"method": split.method, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
         "tokenizer": {
             "type": tok.kind,
@@ -437,7 +460,8 @@ def prepare_corpus(
     """Prepare `inputs` (files, folders, "builtin:python") into DATA_DIR `out_dir`.
 
     Returns the manifest. `overwrite`, when given, replaces `cfg.overwrite`. Prints progress
-    bars (on a terminal) and a summary unless `quiet`.
+    bars (on a terminal: read + clean, near-dedup, tokenizer, tokenize + pack) and a summary
+    unless `quiet`.
     """
     cfg = cfg or PrepareConfig()
     if overwrite is not None:
@@ -454,19 +478,19 @@ def prepare_corpus(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        clean = _clean_pass(plan, cfg, out / SPOOL_FILE)
+        clean = _clean_pass(plan, cfg, out / SPOOL_FILE, quiet)
         split = _plan_split(clean, cfg)
         timings["read_clean"] = time.perf_counter() - t0
-        tok = _get_tokenizer(cfg, clean, split, show_progress=not quiet and sys.stderr.isatty())
+        tok = _get_tokenizer(cfg, clean, split, quiet)
         tok.save(out / TOKENIZER_DIR)
         timings["tokenizer"] = time.perf_counter() - t0 - sum(timings.values())
-        splits = _pack_pass(cfg, clean, split, tok, out)
+        splits = _pack_pass(cfg, clean, split, tok, out, quiet)
         timings["tokenize_pack"] = time.perf_counter() - t0 - sum(timings.values())
         if cfg.keep_text:
             finish_kept_text(out / KEPT_TMP, out / KEPT_TEXT_FILE, clean.near_mask,
                              _split_names(clean, split))  # fmt: skip
     finally:
-        for tmp in (SPOOL_FILE, KEPT_TMP):
+        for tmp in (SPOOL_FILE, KEPT_TMP, EXACT_DEDUP_DB):
             (out / tmp).unlink(missing_ok=True)
         shutil.rmtree(out / NEAR_DEDUP_DIR, ignore_errors=True)
     report = _build_report(inputs, cfg, clean, split, tok, splits, timings)

@@ -2,10 +2,11 @@
 document rules (Raffel et al. 2020) and FineWeb's line rules (Penedo et al. 2024).
 
 Each filter is a `Step` with one threshold dataclass per script ("latin" for spaced scripts,
-"cjk" for unsegmented ones, counted in characters; see `textstats`). The "latin" defaults are
+"cjk" for unsegmented ones, counted in characters; see `textstats`) and a "jieba" set used for
+CJK documents when `zh_words = "jieba"` segments Chinese into words. The "latin" defaults are
 the published ones as datatrove implements them; the "cjk" ones convert word counts to
 characters (a Chinese word averages ~1.6 characters) and were checked against Chinese
-Wikipedia. `quality_steps("web")` builds the FineWeb order; `set_threshold` changes one value.
+Wikipedia; the "jieba" ones are FineWeb-2's Mandarin (cmn_Hani) configuration. `quality_steps("web")` builds the FineWeb order; `set_threshold` changes one value.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ STOP_WORDS = {
     "latin": frozenset({"the", "be", "to", "of", "and", "that", "have", "with"}),
     # the most frequent Chinese function characters (Hans and Hant forms)
     "cjk": frozenset("的了是在和有我不这也就都与为之其這與為們们个個"),
+    # FineWeb-2's cmn_Hani stop words (jieba words)
+    "jieba": frozenset("的年在月是和日了於·為有被人中为他與後也而由"),  # one character each
 }
 
 
@@ -50,13 +53,27 @@ def _script(doc: Document) -> str:
 
 
 class ThresholdStep(Step):
-    """A filter with one threshold dataclass per script in `self.thresholds`."""
+    """A filter with one threshold dataclass per script in `self.thresholds`.
+
+    `zh_words` is how CJK text splits into words: "chars" (each character, thresholds
+    "cjk") or "jieba" (segmented words, thresholds "jieba").
+    """
 
     PRESETS: dict[str, Any] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, zh_words: str = "chars") -> None:
         super().__init__()
         self.thresholds = dict(self.PRESETS)
+        self.zh_words = zh_words
+
+    def key(self, doc: Document) -> str:
+        """The thresholds (and word segmenter) for `doc`: "latin", "cjk" or "jieba"."""
+        script = _script(doc)
+        return "jieba" if script == "cjk" and self.zh_words == "jieba" else script
+
+
+def _segmenter(key: str) -> str:
+    return "jieba" if key == "jieba" else "chars"
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,12 @@ _CJK_REPETITION = GopherRepetitionThresholds(
     # n in characters: twice the word n-grams (a Chinese word is ~1.6 characters)
     top_ngrams=((4, 0.2), (6, 0.18), (8, 0.16)),
     dup_ngrams=((10, 0.15), (12, 0.14), (14, 0.13), (16, 0.12), (18, 0.11), (20, 0.10)),
+    separator_chars=0,
+)
+_JIEBA_REPETITION = GopherRepetitionThresholds(  # FineWeb-2 cmn_Hani
+    dup_line_frac=0.287,
+    top_ngrams=((2, 0.256), (3, 0.201), (4, 0.171)),
+    dup_ngrams=((5, 0.198), (6, 0.182), (7, 0.167), (8, 0.154), (9, 0.14), (10, 0.127)),
     separator_chars=0,
 )
 
@@ -132,10 +155,13 @@ class GopherRepetition(ThresholdStep):
     """Drop documents made of repeated lines, paragraphs or n-grams (Gopher, Table A1)."""
 
     name = "gopher_repetition"
-    PRESETS = {"latin": GopherRepetitionThresholds(), "cjk": _CJK_REPETITION}
+    PRESETS = {
+        "latin": GopherRepetitionThresholds(), "cjk": _CJK_REPETITION, "jieba": _JIEBA_REPETITION,
+    }  # fmt: skip
 
     def process(self, doc: Document) -> Document | None:
-        t = self.thresholds[_script(doc)]
+        key = self.key(doc)
+        t = self.thresholds[key]
         text = doc.text
         size = max(len(text), 1)
         for unit, parts in (
@@ -147,7 +173,7 @@ class GopherRepetition(ThresholdStep):
                 return self.drop(f"dup_{unit}_frac")
             if chars / size > getattr(t, f"dup_{unit}_char_frac"):
                 return self.drop(f"dup_{unit}_char_frac")
-        table = doc_tokens(doc)
+        table = doc_tokens(doc, _segmenter(key))
         ids, lengths = table.ids, table.lengths
         for n, limit in t.top_ngrams:
             if top_ngram_chars(ids, lengths, n, t.separator_chars) / size > limit:
@@ -178,6 +204,9 @@ class GopherQualityThresholds:
 _CJK_QUALITY = GopherQualityThresholds(
     min_words=80, max_words=160_000, min_mean_word_length=None, max_mean_word_length=None
 )
+_JIEBA_QUALITY = GopherQualityThresholds(  # FineWeb-2 cmn_Hani
+    min_mean_word_length=1, max_mean_word_length=5, min_alpha_words_ratio=0.735
+)
 
 
 class GopherQuality(ThresholdStep):
@@ -185,13 +214,13 @@ class GopherQuality(ThresholdStep):
     stop words (Gopher quality rules)."""
 
     name = "gopher_quality"
-    PRESETS = {"latin": GopherQualityThresholds(), "cjk": _CJK_QUALITY}
+    PRESETS = {"latin": GopherQualityThresholds(), "cjk": _CJK_QUALITY, "jieba": _JIEBA_QUALITY}
 
     def process(self, doc: Document) -> Document | None:
-        script = _script(doc)
+        script = self.key(doc)
         t = self.thresholds[script]
         text = doc.text
-        table = doc_tokens(doc)
+        table = doc_tokens(doc, _segmenter(script))
         n_tokens = max(table.n_tokens, 1)
         symbol = np.fromiter(map(_is_symbol, table.uniq), bool, len(table.uniq))
         n_words = table.n_tokens - int(table.counts[symbol].sum())
@@ -232,6 +261,7 @@ _POLICY = (
     "use cookies", "隐私政策", "隱私權政策", "使用条款", "使用條款",
 )  # fmt: skip
 _SENTENCE_END = {"latin": re.compile(r"[.!?]+(?=\s|$)"), "cjk": re.compile(r"[。！？!?]+")}
+_SENTENCE_END["jieba"] = _SENTENCE_END["cjk"]
 
 
 @dataclass(frozen=True)
@@ -256,15 +286,15 @@ class C4Filter(ThresholdStep):
     drop documents with lorem ipsum, a curly bracket (code) or too few sentences."""
 
     name = "c4"
-    PRESETS = {"latin": C4Thresholds(), "cjk": _CJK_C4}
+    PRESETS = {"latin": C4Thresholds(), "cjk": _CJK_C4, "jieba": _CJK_C4}
 
     def process(self, doc: Document) -> Document | None:
-        script = _script(doc)
+        script = self.key(doc)
         t = self.thresholds[script]
         kept, sentences = [], 0
         for raw in doc.text.splitlines():
             line = _CITATION.sub("", raw.strip())
-            tokens = words(line)
+            tokens = words(line, _segmenter(script))
             lower = line.lower()
             if "lorem ipsum" in lower:
                 return self.drop("lorem_ipsum")
@@ -297,6 +327,9 @@ class FineWebThresholds:
 
 
 _CJK_FINEWEB = FineWebThresholds(short_line_chars=15)  # ~30 Latin characters of content
+_JIEBA_FINEWEB = FineWebThresholds(  # FineWeb-2 cmn_Hani
+    min_line_punct_ratio=0.106, short_line_chars=15, max_newline_ratio=0.178
+)
 # datatrove's TERMINAL_PUNCTUATION, abridged to the scripts we test (Latin, CJK, Arabic, Devanagari)
 _TERMINAL = tuple(".!?。！？…؟।\"'”」』")
 
@@ -306,10 +339,11 @@ class FineWebFilter(ThresholdStep):
     little duplicated line text, not a list of one word per line."""
 
     name = "fineweb"
-    PRESETS = {"latin": FineWebThresholds(), "cjk": _CJK_FINEWEB}
+    PRESETS = {"latin": FineWebThresholds(), "cjk": _CJK_FINEWEB, "jieba": _JIEBA_FINEWEB}
 
     def process(self, doc: Document) -> Document | None:
-        t = self.thresholds[_script(doc)]
+        key = self.key(doc)
+        t = self.thresholds[key]
         text = doc.text
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
@@ -321,7 +355,7 @@ class FineWebFilter(ThresholdStep):
             return self.drop("short_line_ratio")
         if _duplicates(lines)[1] / max(len(text) - text.count("\n"), 1) > t.max_char_duplicates_ratio:  # fmt: skip
             return self.drop("char_dup_ratio")
-        if text.count("\n") / max(len(words(text)), 1) > t.max_newline_ratio:
+        if text.count("\n") / max(len(words(text, _segmenter(key))), 1) > t.max_newline_ratio:
             return self.drop("list_ratio")
         return doc
 
@@ -331,11 +365,14 @@ QUALITY_STEPS: dict[str, type[ThresholdStep]] = {
 }
 
 
-def quality_steps(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> list[Step]:
-    """The filters of `preset` ("off": none; "web": FineWeb's order), `overrides` applied."""
+def quality_steps(
+    preset: str, overrides: list[str] | tuple[str, ...] = (), zh_words: str = "chars"
+) -> list[Step]:
+    """The filters of `preset` ("off": none; "web": FineWeb's order), `overrides` applied;
+    CJK text is split into words by `zh_words` ("chars" or "jieba")."""
     if preset not in QUALITY_PRESETS:
         raise ConfigError(f"quality = {preset!r} is not a preset; choose one of {QUALITY_PRESETS}")
-    steps = [] if preset == "off" else [cls() for cls in QUALITY_STEPS.values()]
+    steps = [] if preset == "off" else [cls(zh_words) for cls in QUALITY_STEPS.values()]
     for item in overrides:
         set_threshold(steps, item)
     return steps
@@ -357,7 +394,7 @@ def set_threshold(steps: list[Step], item: str) -> None:
         active = ", ".join(s.name for s in steps) or "none (pass --quality web)"
         raise ConfigError(f"quality setting {item!r}: no active filter {name!r}; active: {active}")
     if script not in step.thresholds:
-        raise ConfigError(f"quality setting {item!r}: script {script!r} is not latin or cjk")
+        raise ConfigError(f"quality setting {item!r}: script {script!r} is not latin, cjk or jieba")
     current = step.thresholds[script]
     names = [f.name for f in dataclasses.fields(current)]
     if fname not in names:

@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+REPORT_HTML = "report.html"
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}

@@ -21,15 +21,47 @@ def split_score(text: str, seed: int) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
+class SplitRule:
+    """The document split, decided a document at a time from its score and its place.
+
+    `observe` every kept document's score once, in order (it keeps 5 numbers, not the
+    scores); `is_val(i, score)` then says where document i goes: below `val_fraction` of
+    the score range, except that with >= 2 documents the lowest score goes to val when no
+    document would, and the highest to train when every document would.
+    """
+
+    def __init__(self, val_fraction: float) -> None:
+        self.val_fraction = val_fraction
+        self.count = self.val_count = 0
+        self.min_index = self.max_index = -1
+        self._min, self._max = 2**64, -1
+
+    def _below(self, score: int) -> bool:
+        return score / _SCORE_SCALE < self.val_fraction
+
+    def observe(self, score: int) -> None:
+        if score < self._min:
+            self._min, self.min_index = score, self.count
+        if score > self._max:
+            self._max, self.max_index = score, self.count
+        self.val_count += self._below(score)
+        self.count += 1
+
+    def is_val(self, index: int, score: int) -> bool:
+        if self.count >= 2:
+            if self.val_count == 0 and index == self.min_index:
+                return True
+            if self.val_count == self.count and index == self.max_index:
+                return False
+        return self._below(score)
+
+
 def assign_val(scores: np.ndarray, val_fraction: float) -> np.ndarray:
-    """Boolean mask of val documents; with >= 2 documents neither split is left empty."""
-    is_val = scores.astype(np.float64) / _SCORE_SCALE < val_fraction
-    if len(scores) >= 2:
-        if not is_val.any():
-            is_val[int(np.argmin(scores))] = True
-        if is_val.all():
-            is_val[int(np.argmax(scores))] = False
-    return is_val
+    """Boolean mask of val documents (`SplitRule` over an array of scores)."""
+    rule = SplitRule(val_fraction)
+    for score in scores.tolist():
+        rule.observe(score)
+    return np.array([rule.is_val(i, s) for i, s in enumerate(scores.tolist())], dtype=bool)
 
 
 def contiguous_cut(text: str, val_fraction: float) -> int:

@@ -2,7 +2,8 @@
 
 `words(text)`: whitespace-separated tokens for spaced scripts, and one token per character
 for unsegmented ones (Han, kana, Thai...), because `str.split()` sees a whole Chinese
-paragraph as one word. `script_of(text)` names the dominant script: "cjk" when at least
+paragraph as one word; `words(text, "jieba")` segments Chinese into words with jieba (the
+optional `zh` extra) instead. `script_of(text)` names the dominant script: "cjk" when at least
 30 % of the letters are CJK characters, else "latin" (every spaced script).
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrain.data.prepare.documents import Document
+from llmtrain.errors import ConfigError
 
 # Han (+ extension A, compatibility), kana, Hangul syllables, Thai, Lao, Khmer, Myanmar:
 # scripts written without spaces between words (Hangul is spaced, but its syllable blocks
@@ -29,9 +31,38 @@ CJK_SHARE = 0.3
 _SAMPLE_CHARS = 4096
 
 
-def words(text: str) -> list[str]:
-    """Word tokens: runs of non-space characters, with every CJK character its own token."""
+SEGMENTERS = ("chars", "jieba")
+
+
+def _jieba():
+    try:
+        import jieba
+    except ImportError:
+        raise ConfigError(
+            "zh_words = 'jieba' needs the jieba package, which is not installed; run "
+            "`pip install 'llmtrain[zh]'` (or pip install jieba), or use zh_words = 'chars'"
+        ) from None
+    jieba.setLogLevel(60)  # no "Building prefix dict" chatter on stderr
+    return jieba
+
+
+def words(text: str, segmenter: str = "chars") -> list[str]:
+    """Word tokens: runs of non-space characters, with every CJK character its own token
+    ("chars"), or jieba's words and punctuation, spaces left out ("jieba")."""
+    if segmenter == "jieba":
+        return [w for w in _jieba().lcut(text) if not w.isspace()]
     return _WORD.findall(text)
+
+
+def check_segmenter(segmenter: str) -> None:
+    """Raise a ConfigError naming the fix when `segmenter` is unknown or not installed."""
+    if segmenter not in SEGMENTERS:
+        raise ConfigError(
+            f"zh_words = {segmenter!r} is not known; choose 'chars' (one word per Chinese "
+            "character, no extra package) or 'jieba' (word segmentation, the zh extra)"
+        )
+    if segmenter == "jieba":
+        _jieba()
 
 
 def script_of(text: str) -> str:
@@ -75,9 +106,9 @@ class TokenTable:
         return len(self.ids)
 
 
-def token_table(text: str) -> TokenTable:
+def token_table(text: str, segmenter: str = "chars") -> TokenTable:
     """Tokenize `text` (see `words`) into a `TokenTable`; the per-token work is C-level."""
-    tokens = words(text)
+    tokens = words(text, segmenter)
     index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
     ids = np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
     uniq = list(index)
@@ -86,9 +117,10 @@ def token_table(text: str) -> TokenTable:
     return TokenTable(text, uniq, ids, counts, uniq_lengths, uniq_lengths[ids])
 
 
-def doc_tokens(doc: Document) -> TokenTable:
-    """`token_table(doc.text)`, cached on the document while its text is unchanged."""
-    table = doc.cache.get("tokens")
+def doc_tokens(doc: Document, segmenter: str = "chars") -> TokenTable:
+    """`token_table(doc.text, segmenter)`, cached on the document while its text is unchanged."""
+    key = f"tokens:{segmenter}"
+    table = doc.cache.get(key)
     if table is None or table.text is not doc.text:
-        table = doc.cache["tokens"] = token_table(doc.text)
+        table = doc.cache[key] = token_table(doc.text, segmenter)
     return table
