@@ -76,3 +76,35 @@ def test_cli_init_from_and_resume_does_not_reload(char_data, tmp_path):
     )
     assert all(torch.equal(ckpt[k], saved[k]) for k in saved)  # the checkpoint, not HF's
     trainer.lock.release()
+
+
+def test_init_from_roberta_continues_mlm_and_exports_back(char_data, tmp_path):
+    """A RoBERTa directory (PAD 1, positions from row 2) starts an MLM run with its exact
+    logits; the run exports back as RoBERTa (model.hf_target) with the same logits."""
+    vocab = json.loads((char_data / "manifest.json").read_text())["tokenizer"]["vocab_size"]
+    torch.manual_seed(0)
+    cfg = transformers.RobertaConfig(
+        vocab_size=vocab + 1,  # + MASK
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=34,
+    )
+    hf = transformers.RobertaForMaskedLM(cfg).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    from llmtrain.export import export_hf
+    from llmtrain.models.hf_interop import hf_run_defaults
+
+    base = hf_run_defaults(tmp_path / "hf")
+    assert base["train"]["objective"] == "mlm" and base["model"]["block_size"] == 32
+    sets = [s for s in tiny_overrides(char_data, 4) if not s.startswith("model.")]
+    trainer = Trainer(
+        load_run_config(overrides=sets, base=base), tmp_path / "run", show_progress=False
+    )
+    idx = torch.randint(2, vocab, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (trainer.model(idx) - hf(idx).logits).abs().max() <= 1e-4
+    assert trainer.fit()["step"] == 4
+    res = export_hf(trainer.model, tmp_path / "back")
+    assert res["target"] == "roberta" and res["max_abs_diff"] <= 1e-4

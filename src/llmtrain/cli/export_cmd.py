@@ -1,5 +1,6 @@
-"""`llmtrain export CHECKPOINT --format hf --out DIR [--target gpt2|llama|mixtral]`:
-write a run (or one checkpoint) as a Hugging Face directory and verify its logits."""
+"""`llmtrain export CHECKPOINT --format hf --out DIR [--target NAME]`:
+write a run (or one checkpoint) as a Hugging Face directory with its tokenizer, and verify
+both: logits against transformers, token ids against AutoTokenizer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="RUN_DIR (latest checkpoint) or a checkpoint directory")
     p.add_argument("--format", choices=["hf"], default="hf")
     p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument("--target", default=None, help="HF architecture (default: from the config)")
+    p.add_argument(
+        "--target",
+        default=None,
+        choices=[
+            "gpt2",
+            "llama",
+            "mixtral",
+            "bert",
+            "bert_pretraining",
+            "roberta",
+            "electra",
+            "t5",
+        ],
+        help="HF architecture (default: model.hf_target, else inferred from the options); "
+        "checked against the model's options. ELECTRA also writes its generator/",
+    )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
     p.set_defaults(func=run)
 
@@ -25,5 +41,7 @@ def run(args: argparse.Namespace) -> int:
     tok = None if args.no_tokenizer else loaded.tokenizer
     res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
+    if "generator_max_abs_diff" in res:
+        print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")
     print(json.dumps({"out": args.out, **res}))
     return 0

@@ -67,6 +67,14 @@ class ModelConfig:
     # A local Hugging Face directory (config.json + safetensors) whose weights initialise the
     # model after it is built (`train --init-from`); never reloaded when a run resumes.
     init_from: str | None = None
+    # The Hugging Face class `llmtrain export` writes; None = inferred from the options (a
+    # plain encoder is BERT). "roberta" (the same encoder as RobertaForMaskedLM, whose
+    # positions start at PAD + 1) must be named here or by `export --target`; --init-from
+    # of a RoBERTa directory sets it.
+    hf_target: (
+        Literal["gpt2", "llama", "mixtral", "bert", "bert_pretraining", "roberta", "electra", "t5"]
+        | None
+    ) = None
     # Mixture of experts (0 = dense MLP). capacity_factor 0 = dropless.
     n_experts: int = 0
     moe_top_k: int = 2

@@ -1,6 +1,8 @@
 """Mapping tables for the encoder families: BERT (`BertForMaskedLM`, or `BertForPreTraining`
-with the sentence head), ELECTRA's discriminator (`ElectraForPreTraining`) and T5 / T5.1.1
-(`T5ForConditionalGeneration`). Rows, checks and config builders as in `hf_tables`.
+with the sentence head), RoBERTa (`RobertaForMaskedLM`: the BERT layout, positions offset by
+PAD + 1, one segment), ELECTRA's discriminator (`ElectraForPreTraining`) and generator
+(`ElectraForMaskedLM`), and T5 / T5.1.1 (`T5ForConditionalGeneration`). Rows, checks and
+config builders as in `hf_tables`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from typing import Any
 
 from llmtrain.models.config import ModelConfig
 from llmtrain.models.hf_tables import Row, _refuse
+from llmtrain.tokenizer.base import BOS_ID, EOS_ID, PAD_ID
+
+# RoBERTa numbers positions from padding_idx + 1 (HF `create_position_ids_from_input_ids`):
+# our position 0 is its row PAD_ID + 1, the rows below stay zero.
+ROBERTA_POS_OFFSET = PAD_ID + 1
 
 # T5 `feed_forward_proj` of our MLP options (HF parses "gated-X" as gated with act X, and
 # maps "gated-gelu" to the tanh GELU, T5.1.1's).
@@ -26,8 +33,8 @@ def _mismatches(cfg: ModelConfig, target: str, wanted: dict[str, Any]) -> list[s
 _PLAIN = {"qk_norm": False, "n_experts": 0, "n_kv_head": None, "head_dim_override": None}
 
 
-def check_bert(cfg: ModelConfig, electra: bool = False) -> None:
-    target = "ELECTRA" if electra else "BERT"
+def check_bert(cfg: ModelConfig, electra: bool = False, target: str = "") -> None:
+    target = target or ("ELECTRA" if electra else "BERT")
     wanted = {
         **{"architecture": "encoder", "norm_position": "post", "embedding_norm": True},
         **{"norm": "layernorm", "bias": True, "pos_embedding": "learned", "mlp": "gelu"},
@@ -39,6 +46,20 @@ def check_bert(cfg: ModelConfig, electra: bool = False) -> None:
     if cfg.kv_heads != cfg.n_head:
         bad.append(f"n_kv_head={cfg.n_kv_head} ({target} has one key/value head per query head)")
     _refuse(target, bad)
+
+
+def check_roberta(cfg: ModelConfig) -> None:
+    check_bert(cfg, target="RoBERTa")
+    if cfg.sentence_head:
+        _refuse("RoBERTa", ["sentence_head=true (RobertaForMaskedLM has no SOP/NSP head)"])
+
+
+def roberta_config(cfg: ModelConfig) -> dict[str, Any]:
+    return {
+        **bert_config(cfg),
+        "max_position_embeddings": cfg.block_size + ROBERTA_POS_OFFSET,
+        **{"pad_token_id": PAD_ID, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID},
+    }
 
 
 def bert_config(cfg: ModelConfig, electra: bool = False) -> dict[str, Any]:
@@ -84,12 +105,13 @@ def _bert_layer_rows(o: str, h: str) -> list[Row]:
     ]
 
 
-def _encoder_rows(cfg: ModelConfig, o: str, h: str) -> list[Row]:
-    """Embeddings + layers of a BERT-style encoder: ours under prefix o, HF's under h."""
+def _encoder_rows(cfg: ModelConfig, o: str, h: str, pos: str = "") -> list[Row]:
+    """Embeddings + layers of a BERT-style encoder: ours under prefix o, HF's under h; `pos`
+    is how the position table maps ('pos' for RoBERTa's offset)."""
     e = h + "embeddings."
     rows = [
         (o + "wte.weight", e + "word_embeddings.weight", ""),
-        (o + "wpe.weight", e + "position_embeddings.weight", ""),
+        (o + "wpe.weight", e + "position_embeddings.weight", pos),
         (o + "emb_norm.weight", e + "LayerNorm.weight", ""),
         (o + "emb_norm.bias", e + "LayerNorm.bias", ""),
     ]
@@ -126,8 +148,39 @@ def bert_rows(cfg: ModelConfig) -> list[Row]:
     return rows
 
 
+def roberta_rows(cfg: ModelConfig) -> list[Row]:
+    p = "lm_head."
+    rows = _encoder_rows(cfg, "", "roberta.", pos="pos") + [
+        ("head_dense.weight", p + "dense.weight", ""),
+        ("head_dense.bias", p + "dense.bias", ""),
+        ("head_norm.weight", p + "layer_norm.weight", ""),
+        ("head_norm.bias", p + "layer_norm.bias", ""),
+        ("head_bias", p + "bias", ""),  # HF ties lm_head.decoder.bias to it
+    ]
+    if not cfg.tie_embeddings:  # untied, HF ties nothing: the bias is stored twice
+        rows += [
+            ("lm_head.weight", p + "decoder.weight", ""),
+            ("head_bias", p + "decoder.bias", ""),
+        ]
+    return rows
+
+
+def electra_generator_rows(gen: ModelConfig) -> list[Row]:
+    """The generator (`Electra.gen`, config `generator_config(cfg)`) as `ElectraForMaskedLM`:
+    its head transform is `generator_predictions`, its tied output `generator_lm_head`."""
+    p = "generator_predictions."
+    return _encoder_rows(gen, "gen.", "electra.") + [
+        ("gen.head_dense.weight", p + "dense.weight", ""),
+        ("gen.head_dense.bias", p + "dense.bias", ""),
+        ("gen.head_norm.weight", p + "LayerNorm.weight", ""),
+        ("gen.head_norm.bias", p + "LayerNorm.bias", ""),
+        ("gen.head_bias", "generator_lm_head.bias", ""),
+    ]
+
+
 def electra_rows(cfg: ModelConfig) -> list[Row]:
-    """The discriminator (`Electra.disc` + its RTD head); the generator is not exported."""
+    """The discriminator (`Electra.disc` + its RTD head); the generator is
+    `electra_generator_rows`, exported beside it."""
     d = "discriminator_predictions."
     return _encoder_rows(cfg, "disc.", "electra.") + [
         ("rtd_dense.weight", d + "dense.weight", ""),

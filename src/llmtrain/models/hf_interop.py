@@ -17,6 +17,7 @@ from llmtrain.errors import ExportError
 from llmtrain.models import hf_encoders as enc
 from llmtrain.models import hf_tables as dec
 from llmtrain.models.config import ModelConfig
+from llmtrain.models.electra import generator_config
 
 # target -> (HF config class, HF model class, the Auto class that loads it)
 TARGETS = {
@@ -25,13 +26,18 @@ TARGETS = {
     "mixtral": ("MixtralConfig", "MixtralForCausalLM", "AutoModelForCausalLM"),
     "bert": ("BertConfig", "BertForMaskedLM", "AutoModelForMaskedLM"),
     "bert_pretraining": ("BertConfig", "BertForPreTraining", "AutoModelForPreTraining"),
+    "roberta": ("RobertaConfig", "RobertaForMaskedLM", "AutoModelForMaskedLM"),
     "electra": ("ElectraConfig", "ElectraForPreTraining", "AutoModelForPreTraining"),
     "t5": ("T5Config", "T5ForConditionalGeneration", "AutoModelForSeq2SeqLM"),
 }
+# written beside an ELECTRA discriminator (in `generator/`), never chosen on its own
+GENERATOR = ("ElectraConfig", "ElectraForMaskedLM", "AutoModelForMaskedLM")
 
 
 def pick_target(cfg: ModelConfig) -> str:
-    """The HF architecture a model maps onto, by its options."""
+    """The HF architecture a model maps onto: `model.hf_target`, else by its options."""
+    if cfg.hf_target:
+        return cfg.hf_target
     if cfg.architecture == "encoder_decoder":
         return "t5"
     if cfg.architecture == "encoder":
@@ -50,6 +56,10 @@ def rows_of(cfg: ModelConfig, target: str) -> list[dec.Row]:
         return dec._llama_rows(cfg, target == "mixtral")
     if target in ("bert", "bert_pretraining"):
         return enc.bert_rows(cfg)
+    if target == "roberta":
+        return enc.roberta_rows(cfg)
+    if target == "electra_generator":
+        return enc.electra_generator_rows(generator_config(cfg))
     if target == "electra":
         return enc.electra_rows(cfg)
     if target == "t5":
@@ -63,10 +73,12 @@ def check_target(cfg: ModelConfig, target: str) -> None:
         dec.check_gpt2(cfg)
     elif target in ("llama", "mixtral"):
         dec.check_llama(cfg, target == "mixtral")
-    elif target in ("bert", "bert_pretraining", "electra"):
-        enc.check_bert(cfg, electra=target == "electra")
+    elif target in ("bert", "bert_pretraining", "electra", "electra_generator"):
+        enc.check_bert(cfg, electra=target.startswith("electra"))
         if (target == "bert_pretraining") != cfg.sentence_head:
             raise ExportError(f"HF {target} needs model.sentence_head={target != 'bert'}")
+    elif target == "roberta":
+        enc.check_roberta(cfg)
     elif target == "t5":
         enc.check_t5(cfg)
 
@@ -78,6 +90,10 @@ def hf_config(cfg: ModelConfig, target: str) -> dict[str, Any]:
         return dec.llama_config(cfg, target == "mixtral")
     if target == "t5":
         return enc.t5_config(cfg)
+    if target == "roberta":
+        return enc.roberta_config(cfg)
+    if target == "electra_generator":
+        return enc.bert_config(generator_config(cfg), electra=True)
     return enc.bert_config(cfg, electra=target == "electra")
 
 
@@ -91,21 +107,26 @@ def to_hf(model: torch.nn.Module, target: str) -> tuple[dict[str, Any], dict[str
         if cfg.tie_embeddings:
             sd.pop("lm_head.weight")
     else:
-        sd = dec.rows_to_hf(model.state_dict(), rows_of(cfg, target), cfg)
-    if target.startswith(("bert", "electra")) and not cfg.type_vocab_size:
-        prefix = "electra." if target == "electra" else "bert."
+        offset = enc.ROBERTA_POS_OFFSET if target == "roberta" else 0
+        part_cfg = generator_config(cfg) if target == "electra_generator" else cfg  # q/k/v
+        sd = dec.rows_to_hf(model.state_dict(), rows_of(cfg, target), part_cfg, offset)
+    if target.startswith(("bert", "electra", "roberta")) and not cfg.type_vocab_size:
+        prefix = target.split("_")[0] + "."  # bert. / electra. / roberta.
         sd[prefix + "embeddings.token_type_embeddings.weight"] = torch.zeros(1, cfg.emb_dim)
     return hf_config(cfg, target), sd
 
 
-def from_hf(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig, target: str) -> dict:
-    """Our state dict from an HF one (the same rows run backwards)."""
+def from_hf(
+    hf_sd: dict[str, torch.Tensor], cfg: ModelConfig, target: str, pos_offset: int = 0
+) -> dict:
+    """Our state dict from an HF one (the same rows run backwards); `pos_offset`: the
+    position rows HF reserves below its first position (RoBERTa: pad_token_id + 1)."""
     if target == "t5" and not cfg.tie_embeddings and "lm_head.weight" not in hf_sd:
         # transformers >= 5 ties T5's head even when unscaled: the head is `shared`
         hf_sd = {**hf_sd, "lm_head.weight": hf_sd["shared.weight"]}
     if target == "mixtral":
         hf_sd = _fuse_mixtral_experts(hf_sd, cfg)
-    return dec.rows_from_hf(hf_sd, rows_of(cfg, target))
+    return dec.rows_from_hf(hf_sd, rows_of(cfg, target), pos_offset)
 
 
 def _fuse_mixtral_experts(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict:
@@ -136,9 +157,12 @@ def _get(hf: dict[str, Any], *names: str, default: Any = None) -> Any:
     return default
 
 
-def config_from_hf(hf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(target, ModelConfig fields) from an HF config.json's dict; ExportError for a model
-    type or option this library does not represent."""
+def config_from_hf(
+    hf: dict[str, Any], generator: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(target, ModelConfig fields) from an HF config.json's dict (and, for ELECTRA, the
+    generator's beside it); ExportError for a model type or option this library does not
+    represent."""
     kind = hf.get("model_type")
     if kind == "gpt2":
         acts = {v: k for k, v in dec.HF_ACTIVATION.items()}
@@ -154,12 +178,16 @@ def config_from_hf(hf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return "gpt2", {**fields, **_common(hf, True)}
     if kind in ("llama", "mixtral"):
         return kind, _llama_fields(hf, kind == "mixtral")
-    if kind in ("bert", "electra"):
-        return _bert_fields(hf, kind == "electra")
+    if kind in ("bert", "roberta", "electra"):
+        target, fields = _bert_fields(hf, kind)
+        if generator is not None:
+            fields["generator_scale"] = _generator_scale(fields, generator)
+        return target, fields
     if kind == "t5":
         return "t5", _t5_fields(hf)
     raise ExportError(
-        f"cannot import HF model_type {kind!r}; supported: gpt2, llama, mixtral, bert, electra, t5"
+        f"cannot import HF model_type {kind!r}; supported: gpt2, llama, mixtral, bert, "
+        "roberta, electra, t5"
     )
 
 
@@ -198,9 +226,20 @@ def _llama_fields(hf: dict[str, Any], moe: bool) -> dict[str, Any]:
     return {**fields, **_common(hf, False)}
 
 
-def _bert_fields(hf: dict[str, Any], electra: bool) -> tuple[str, dict[str, Any]]:
+def pos_offset_of(hf: dict[str, Any]) -> int:
+    """Position rows an HF encoder reserves below its first position (RoBERTa: PAD + 1)."""
+    return int(hf.get("pad_token_id", 1)) + 1 if hf.get("model_type") == "roberta" else 0
+
+
+def _bert_fields(hf: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
     if hf.get("hidden_act", "gelu") != "gelu":
-        raise ExportError(f"BERT/ELECTRA hidden_act {hf['hidden_act']!r} is not supported")
+        raise ExportError(f"{kind} hidden_act {hf['hidden_act']!r} is not supported")
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ExportError(
+            f"{kind} position_embedding_type {hf['position_embedding_type']!r} is not "
+            "supported (only 'absolute')"
+        )
+    electra = kind == "electra"
     pretraining = "BertForPreTraining" in (hf.get("architectures") or [])
     fields = {
         **{"architecture": "encoder", "norm_position": "post", "embedding_norm": True},
@@ -208,8 +247,8 @@ def _bert_fields(hf: dict[str, Any], electra: bool) -> tuple[str, dict[str, Any]
         **{"n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"]},
         "n_embd": hf["hidden_size"],
         "intermediate_size": hf["intermediate_size"],
-        "block_size": hf["max_position_embeddings"],
-        "type_vocab_size": hf.get("type_vocab_size", 2),
+        "block_size": hf["max_position_embeddings"] - pos_offset_of(hf),
+        "type_vocab_size": hf.get("type_vocab_size", 1 if kind == "roberta" else 2),
         "norm_eps": hf.get("layer_norm_eps", 1e-12),
     }
     if electra:  # the generator is not in a discriminator checkpoint: it starts fresh
@@ -219,7 +258,32 @@ def _bert_fields(hf: dict[str, Any], electra: bool) -> tuple[str, dict[str, Any]
         )
         return "electra", {**fields, **_common(hf, True)}
     fields.update(head_transform=True, head_bias=True, sentence_head=pretraining)
+    if kind == "roberta":
+        return "roberta", {**fields, **_common(hf, True), "hf_target": "roberta"}
     return ("bert_pretraining" if pretraining else "bert"), {**fields, **_common(hf, True)}
+
+
+def _generator_scale(disc: dict[str, Any], gen: dict[str, Any]) -> float:
+    """`model.generator_scale` that rebuilds the HF ELECTRA generator `gen` beside the
+    discriminator `disc` (ModelConfig fields); ExportError when no scale does."""
+    scale = gen["num_attention_heads"] / disc["n_head"]
+    built = generator_config(ModelConfig(**{**disc, "generator_scale": scale}))
+    want = {
+        "n_embd": gen["hidden_size"],
+        "n_head": gen["num_attention_heads"],
+        "intermediate_size": gen["intermediate_size"],
+        "n_layer": gen["num_hidden_layers"],
+        "emb_dim": gen.get("embedding_size", gen["hidden_size"]),
+    }
+    bad = [f"{k}={getattr(built, k)} (HF: {v})" for k, v in want.items() if getattr(built, k) != v]
+    if bad or gen.get("model_type") != "electra" or not 0 < scale <= 1:
+        raise ExportError(
+            "the ELECTRA generator in generator/ does not have the shape llmtrain builds for "
+            f"it (heads x {scale:g} of the discriminator's, same head size and depth, FFN "
+            f"scaled alike): {'; '.join(bad) or gen.get('model_type')}; remove generator/ to "
+            "start a fresh generator"
+        )
+    return scale
 
 
 def _t5_fields(hf: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +311,10 @@ def _t5_fields(hf: dict[str, Any]) -> dict[str, Any]:
 
 
 # the objective an imported family continues pre-training with by default
-HF_OBJECTIVE = {"bert": "mlm", "bert_pretraining": "sop", "electra": "electra", "t5": "span"}
+HF_OBJECTIVE = {
+    **{"bert": "mlm", "roberta": "mlm", "bert_pretraining": "sop"},
+    **{"electra": "electra", "t5": "span"},
+}
 
 
 def hf_run_defaults(path: str | Path) -> dict[str, Any]:
@@ -258,9 +325,20 @@ def hf_run_defaults(path: str | Path) -> dict[str, Any]:
         raise ExportError(
             f"--init-from {path}: not a Hugging Face model directory (no config.json)"
         )
-    target, fields = config_from_hf(json.loads((path / "config.json").read_text()))
+    target, fields = config_from_hf(*hf_configs(path))
     model = {**fields, "init_from": str(path)}
     return {"model": model, "train": {"objective": HF_OBJECTIVE.get(target, "clm")}}
+
+
+GENERATOR_DIR = "generator"  # an ELECTRA generator, beside its discriminator
+
+
+def hf_configs(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(config.json, the ELECTRA generator's config.json or None) of an HF directory."""
+    gen = path / GENERATOR_DIR / "config.json"
+    main = json.loads((path / "config.json").read_text())
+    has_gen = main.get("model_type") == "electra" and gen.is_file()
+    return main, (json.loads(gen.read_text()) if has_gen else None)
 
 
 def read_hf_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -292,10 +370,14 @@ def read_hf_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
 def init_from_hf(model: torch.nn.Module, path: str | Path) -> str:
     """Copy the weights of the HF directory `path` into `model` (built from a config that
     matches it, e.g. `config_from_hf`); returns the target. Learned position tables longer
-    than model.block_size are cut. An ELECTRA discriminator leaves the generator as built."""
+    than model.block_size are cut. An ELECTRA discriminator loads its generator from
+    `generator/` when there is one, else leaves the generator as built."""
+    path = Path(path)
     hf_cfg, hf_sd = read_hf_dir(path)
-    target, _ = config_from_hf(hf_cfg)
-    ours = from_hf(hf_sd, model.cfg, target)
+    target, _ = config_from_hf(*hf_configs(path))
+    ours = from_hf(hf_sd, model.cfg, target, pos_offset_of(hf_cfg))
+    if target == "electra" and hf_configs(path)[1] is not None:
+        ours.update(_generator_weights(path / GENERATOR_DIR, model.cfg, ours))
     own = model.state_dict()
     for key, t in ours.items():
         if key.endswith("wpe.weight") and t.size(0) > own[key].size(0):
@@ -311,3 +393,21 @@ def init_from_hf(model: torch.nn.Module, path: str | Path) -> str:
     if missing or unexpected:
         raise ExportError(f"{path}: weights missing {missing[:5]}, unexpected {unexpected[:5]}")
     return target
+
+
+def _generator_weights(path: Path, cfg: ModelConfig, disc: dict[str, torch.Tensor]) -> dict:
+    """The generator's own tensors (`gen.*`) from an HF `ElectraForMaskedLM` directory; its
+    embedding block must equal the discriminator's, which llmtrain's ELECTRA shares."""
+    from llmtrain.models.electra import SHARED
+
+    _, gen_sd = read_hf_dir(path)
+    gen = from_hf(gen_sd, cfg, "electra_generator")
+    for key in [k for k in gen if k.split(".")[1] in SHARED]:
+        if not torch.allclose(gen[key], disc["disc." + key[4:]][: gen[key].size(0)]):
+            raise ExportError(
+                f"{path}: the generator's {key[4:]} differs from the discriminator's; "
+                "llmtrain's ELECTRA shares one embedding block, so it cannot hold both "
+                "(remove generator/ to start a fresh generator)"
+            )
+        del gen[key]
+    return gen

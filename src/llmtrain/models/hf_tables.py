@@ -1,8 +1,9 @@
 """Mapping tables between our state dicts and Hugging Face's, both directions (decoders).
 
 A table is a list of rows (our key, HF key, how): how '' copies, 'T' transposes (GPT-2's
-Conv1D), a part name ('q', 'k', 'v', 'gate', 'up', 'xk', 'xv') takes that slice of one of
-our fused matrices. `rows_to_hf` / `rows_from_hf` run a table either way, so export and
+Conv1D), 'pos' shifts a position table down by `pos_offset` rows (RoBERTa's positions start
+at PAD + 1), a part name ('q', 'k', 'v', 'gate', 'up', 'xk', 'xv') takes that slice of one
+of our fused matrices. `rows_to_hf` / `rows_from_hf` run a table either way, so export and
 import cannot drift apart. Each target also has a compatibility check (options no HF class
 represents are refused, with the reason) and a config builder. Targets here: gpt2, llama,
 mixtral; the encoders (bert, electra, t5) are in `hf_encoders`, the dispatch in `hf_interop`.
@@ -134,25 +135,36 @@ def _part(cfg: ModelConfig, how: str) -> slice:
     }[how]
 
 
-def rows_to_hf(ours: dict[str, torch.Tensor], rows: list[Row], cfg: ModelConfig) -> dict:
-    """HF state dict (contiguous copies) from ours through `rows`."""
+def rows_to_hf(
+    ours: dict[str, torch.Tensor], rows: list[Row], cfg: ModelConfig, pos_offset: int = 0
+) -> dict:
+    """HF state dict (contiguous copies) from ours through `rows`; 'pos' rows get
+    `pos_offset` zero rows in front (the rows HF reserves below its first position)."""
     out = {}
     for o, h, how in rows:
         t = ours[o].detach()
-        t = t.t() if how == "T" else t[_part(cfg, how)] if how else t
+        if how == "pos":
+            t = torch.cat([t.new_zeros(pos_offset, t.size(1)), t])  # (offset + T, E)
+        else:
+            t = t.t() if how == "T" else t[_part(cfg, how)] if how else t
         out[h] = t.contiguous().clone()
     return out
 
 
-def rows_from_hf(hf_sd: dict[str, torch.Tensor], rows: list[Row]) -> dict[str, torch.Tensor]:
+def rows_from_hf(
+    hf_sd: dict[str, torch.Tensor], rows: list[Row], pos_offset: int = 0
+) -> dict[str, torch.Tensor]:
     """Our state dict from an HF one through the same `rows`: slices concatenated back in
-    table order, transposes undone. A missing HF key is an ExportError naming it."""
+    table order, transposes undone, position offsets dropped. A missing HF key is an
+    ExportError naming it."""
     out: dict[str, Any] = {}
     for o, h, how in rows:
         if h not in hf_sd:
             raise ExportError(f"Hugging Face weights lack {h!r} (needed for our {o!r})")
         t = hf_sd[h]
-        if how and how != "T":
+        if how == "pos":
+            out[o] = t[pos_offset:]
+        elif how and how != "T":
             out.setdefault(o, []).append(t)
         else:
             out[o] = t.t().contiguous() if how == "T" else t

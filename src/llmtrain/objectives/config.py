@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -33,7 +33,10 @@ class ObjectiveConfig:
     mask_prob: float = 0.15  # MLM: share of tokens selected
     mask_token_frac: float = 0.8  # of the selected: replaced by MASK
     random_token_frac: float = 0.1  # of the selected: replaced by a random token
-    whole_word: bool = False  # MLM: select whole words (tokenizer word boundaries)
+    # MLM: select whole words. true / "tokenizer": word starts from the tokenizer's pieces
+    # (each Han character a word); "jieba": Han runs cut into words by jieba (Chinese
+    # BERT-wwm), needs `pip install 'llmtrain[zh]'`; false: single tokens.
+    whole_word: bool | Literal["tokenizer", "jieba"] = False
     noise_density: float = 0.15  # span: share of tokens corrupted
     mean_span: float = 3.0  # span: mean noise-span length
     sentence_weight: float = 1.0  # SOP/NSP loss weight relative to the MLM mean
@@ -108,11 +111,14 @@ def build_objective(
     options["block_size"] = block_size
     if cfg.whole_word:
         if tokenizer_dir is None or not Path(tokenizer_dir).is_dir():
-            raise ConfigError("objective.whole_word=true needs the data's tokenizer directory")
-        from llmtrain.objectives.mlm import word_starts_of
+            raise ConfigError(
+                f"objective.whole_word={cfg.whole_word!r} needs the data's tokenizer directory"
+            )
         from llmtrain.tokenizer import load_tokenizer
+        from llmtrain.tokenizer.words import WordBoundaries
 
-        options["word_start"] = word_starts_of(load_tokenizer(tokenizer_dir))
+        segmenter = "jieba" if cfg.whole_word == "jieba" else None
+        options["word_boundaries"] = WordBoundaries(load_tokenizer(tokenizer_dir), segmenter)
     obj = OBJECTIVES[name](vocab_size, seed, **options)
     return obj
 

@@ -3,7 +3,8 @@
 Masking is dynamic (RoBERTa): a fresh mask every time a window is seen, drawn from a
 generator that is a pure function of (seed, step, micro-batch) so resume is exact. Of the
 selected positions (default 15 %), 80 % become MASK, 10 % a random token, 10 % stay. With
-whole-word masking (`word_start` table from the tokenizer) whole words are selected.
+whole-word masking whole words are selected: word starts come from the tokenizer's pieces
+(`llmtrain.tokenizer.words`), and for Chinese from a segmenter (jieba) run on each window.
 Special ids 0..3 (PAD, UNK, BOS, EOS — document separators) are never selected.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from llmtrain.errors import ConfigError
 from llmtrain.models.moe import moe_aux_loss
 from llmtrain.objectives.base import (
     IGNORE_INDEX,
@@ -23,24 +25,7 @@ from llmtrain.objectives.base import (
     accuracy_counts,
     seeded_generator,
 )
-
-
-def word_starts_of(tokenizer: Any) -> torch.Tensor:
-    """Bool (V,) table: token id begins a word. A token begins a word when its text starts
-    with whitespace or punctuation, or is a CJK character (character-level whole-word
-    masking for Chinese: a segmenter is not used, so each Han character is a word)."""
-    V = tokenizer.vocab_size
-    table = torch.ones(V, dtype=torch.bool)
-    for i in range(N_SPECIAL, V):
-        text = tokenizer.decode([i])
-        if text and not (text[0].isspace() or not text[0].isalnum() or _is_cjk(text[0])):
-            table[i] = False
-    return table
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF
+from llmtrain.tokenizer.base import BOS_ID, EOS_ID  # CLS and SEP of a sentence pair
 
 
 def mask_tokens(
@@ -52,15 +37,16 @@ def mask_tokens(
     vocab: int,
     mask_frac: float = 0.8,
     random_frac: float = 0.1,
-    word_start: torch.Tensor | None = None,
+    word_starts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets) from ids x (B, T): targets hold the original id where selected."""
+    """(inputs, targets) from ids x (B, T): targets hold the original id where selected.
+    `word_starts` (B, T) bool: select whole words (a start and the tokens up to the next)."""
     B, T = x.shape
     maskable = x >= N_SPECIAL  # (B, T)
-    if word_start is None:
+    if word_starts is None:
         unit = torch.arange(B * T).view(B, T)  # every token its own unit
     else:  # a unit = a word: cumulative count of word starts along the row
-        starts = word_start[x] | ~maskable
+        starts = word_starts | ~maskable
         unit = starts.long().cumsum(dim=1) + torch.arange(B)[:, None] * (T + 1)
     picked_unit = torch.rand(B * (T + 1) + B * T, generator=g) < prob
     selected = picked_unit[unit] & maskable  # (B, T)
@@ -88,7 +74,16 @@ class MLM(Objective):
         self.prob = float(options.get("mask_prob", 0.15))
         self.mask_frac = float(options.get("mask_token_frac", 0.8))
         self.random_frac = float(options.get("random_token_frac", 0.1))
+        # whole words: `word_boundaries` (a tokenizer.words.WordBoundaries), or a bare
+        # (V,) bool table of word-start ids as `word_start`
+        self.words = options.get("word_boundaries")
         self.word_start: torch.Tensor | None = options.get("word_start")
+
+    def word_starts(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) bool word starts of ids x (B, T), or None for token-level masking."""
+        if self.words is not None:
+            return torch.from_numpy(self.words.starts(x.cpu().numpy()))
+        return None if self.word_start is None else self.word_start[x]
 
     def _mask(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_tokens(
@@ -99,7 +94,7 @@ class MLM(Objective):
             vocab=self.tok_vocab,
             mask_frac=self.mask_frac,
             random_frac=self.random_frac,
-            word_start=self.word_start,
+            word_starts=self.word_starts(x),
         )
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
@@ -118,11 +113,14 @@ class MLM(Objective):
 
 
 class SentenceOrder(MLM):
-    """MLM + a 2-way sentence task on position 0. Each window is cut at a random point into
-    segments A, B. SOP (ALBERT): label 1 = the two segments swapped. NSP (BERT): label 1 = B
-    replaced by the second half of another window of the micro-batch. The sentence loss of
-    each sequence weighs `sentence_weight · mask_prob · T` target tokens, a constant, so the
-    sum stays exact under any micro-batch split."""
+    """MLM + a 2-way sentence task read at position 0. Each window's first T - 3 tokens are
+    cut at a random point into two consecutive spans A, B and laid out in the RoBERTa pair
+    format `<s> A </s> B </s>` (BOS as CLS, EOS as SEP; segment type 0 up to the first SEP,
+    1 after), so the pooler reads a fixed CLS token and the junction is marked. SOP (ALBERT):
+    label 1 = the two spans swapped. NSP (BERT): label 1 = B replaced by the second half of
+    another window of the micro-batch. The sentence loss of each sequence weighs
+    `sentence_weight · mask_prob · T` target tokens, a constant, so the sum stays exact under
+    any micro-batch split."""
 
     name = "sop"
     needs_sentence_head = True
@@ -131,18 +129,32 @@ class SentenceOrder(MLM):
         super().__init__(vocab_size, seed, **options)
         self.sentence_weight = float(options.get("sentence_weight", 1.0))
 
-    def _pair(self, x, g) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T = x.shape
-        cut = torch.randint(T // 4, 3 * T // 4 + 1, (B,), generator=g)  # (B,)
-        label = torch.randint(0, 2, (B,), generator=g)  # (B,)
-        rows, types = [], []
+    def _segments(self, x: torch.Tensor, g: torch.Generator):
+        """(first span, second span, label) per row, before the pair layout."""
+        B, L = x.shape
+        cut = torch.randint(L // 4, 3 * L // 4 + 1, (B,), generator=g)  # (B,)
+        label = torch.randint(0, 2, (B,), generator=g)  # (B,) 1 = swapped
+        pairs = []
         for b in range(B):
             a, rest = x[b, : cut[b]], x[b, cut[b] :]
-            if label[b]:
-                a, rest = rest, a  # swapped order
-            rows.append(torch.cat([a, rest]))
-            types.append(torch.cat([torch.zeros(len(a)), torch.ones(len(rest))]).long())
-        return torch.stack(rows), torch.stack(types), label
+            pairs.append((rest, a) if label[b] else (a, rest))
+        return pairs, label
+
+    def _pair(self, x: torch.Tensor, g: torch.Generator):
+        """(ids (B, T), segment types (B, T), labels (B,)) from windows x (B, T)."""
+        if x.size(1) < 8:
+            raise ConfigError(
+                f"objective {self.name!r} needs windows of at least 8 tokens (got "
+                f"{x.size(1)}): raise model.block_size"
+            )
+        spans, label = self._segments(x[:, : x.size(1) - 3], g)  # room for CLS and 2 SEP
+        cls, sep = torch.tensor([BOS_ID]), torch.tensor([EOS_ID])
+        rows, types = [], []
+        for a, b in spans:
+            rows.append(torch.cat([cls, a, sep, b, sep]))
+            n0 = a.numel() + 2  # CLS, A, SEP
+            types.append(torch.cat([torch.zeros(n0), torch.ones(b.numel() + 1)]).long())
+        return torch.stack(rows).to(x.dtype), torch.stack(types), label
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
         g = seeded_generator(self.seed, step, micro)
@@ -154,12 +166,9 @@ class SentenceOrder(MLM):
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
         t = batch.tensors
-        hidden = model.forward_hidden(t["x"], token_type=t["token_type"])
-        return {
-            "logits": model.logits(hidden),
-            "sentence": model.sentence_logits(hidden),
-            "aux": moe_aux_loss(model),
-        }
+        # through the module's own forward, so a DDP/FSDP wrapper sees the call
+        logits, sentence = model(t["x"], token_type=t["token_type"], sentence=True)
+        return {"logits": logits, "sentence": sentence, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch):
         loss_sum, metrics = super().loss(out, batch)
@@ -175,12 +184,11 @@ class SentenceOrder(MLM):
 class NextSentence(SentenceOrder):
     name = "nsp"
 
-    def _pair(self, x, g):
-        B, T = x.shape
-        cut = T // 2
+    def _segments(self, x: torch.Tensor, g: torch.Generator):
+        B, L = x.shape
+        cut = L // 2
         label = torch.randint(0, 2, (B,), generator=g)  # 1 = B is a random segment
         # another window's second half (a lone window: its own second half reversed)
         other = x.roll(1, dims=0)[:, cut:] if B > 1 else x[:, cut:].flip(1)
         second = torch.where(label[:, None].bool(), other, x[:, cut:])
-        types = torch.cat([torch.zeros(B, cut), torch.ones(B, T - cut)], dim=1).long()
-        return torch.cat([x[:, :cut], second], dim=1), types, label
+        return list(zip(x[:, :cut], second, strict=True)), label

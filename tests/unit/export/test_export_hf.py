@@ -1,7 +1,7 @@
 """Export to Hugging Face: for each target a tiny random model is written, reloaded by
-`transformers` and gives the same logits (max abs diff <= 1e-4, fp32); the mapping tables
-also import back exactly; options no HF class represents are refused with the reason; the
-BPE tokenizer gives identical ids through AutoTokenizer on English and Chinese text."""
+`transformers` and gives the same logits (max abs diff <= 1e-4, fp32), ELECTRA's generator
+too; the mapping tables also import back exactly; options no HF class represents are
+refused with the reason. (Tokenizers: test_export_tokenizers.)"""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ CASES = {
     "mixtral": {**LLAMA, "n_experts": 4, "moe_top_k": 2, "tie_embeddings": False, "n_kv_head": 2},
     "bert_mlm": {**BERT, "type_vocab_size": 0},
     "bert_pretraining": {**BERT, "type_vocab_size": 2, "sentence_head": True},
+    "roberta": {**BERT, "type_vocab_size": 0, "hf_target": "roberta"},
+    "roberta_untied_segment": {
+        **{**BERT, "type_vocab_size": 1, "hf_target": "roberta", "tie_embeddings": False},
+        "norm_eps": 1e-5,
+    },
     "electra_factorised": {**ELECTRA, "embedding_size": 32, "generator_scale": 0.25},
     "electra_square": {**ELECTRA, "generator_scale": 0.5},
     "t5_v1_1": {**T5, "mlp": "geglu_tanh", "tie_embeddings": False, "head_dim_override": 8},
@@ -68,8 +73,30 @@ def test_export_reloads_with_identical_logits(case, tmp_path):
     res = export_hf(model, tmp_path / case)
     assert res["max_abs_diff"] <= 1e-4
     assert {"config.json", "model.safetensors"} <= set(res["files"])
-    generative = not case.startswith(("bert", "electra"))
+    generative = not case.startswith(("bert", "roberta", "electra"))
     assert ("generation_config.json" in res["files"]) == generative
+    if case.startswith("electra"):  # the generator is exported and checked beside it
+        assert res["generator_max_abs_diff"] <= 1e-4
+        hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / case / "generator")
+        assert type(hf).__name__ == "ElectraForMaskedLM"
+
+
+def test_roberta_positions_are_offset_past_pad(tmp_path):
+    """HF RoBERTa reads position PAD + 1 first: our row 0 is its row 1, its row 0 is zero."""
+    import safetensors.torch
+
+    model = randomised(tiny(**CASES["roberta"]))
+    export_hf(model, tmp_path)
+    sd = safetensors.torch.load_file(str(tmp_path / "model.safetensors"))
+    pos = sd["roberta.embeddings.position_embeddings.weight"]
+    assert pos.shape == (model.cfg.block_size + 1, model.cfg.n_embd)
+    assert torch.equal(pos[1:], model.wpe.weight) and not pos[0].any()
+
+
+def test_roberta_is_chosen_by_flag_or_config(tmp_path):
+    cfg = tiny(**{**BERT, "type_vocab_size": 0})
+    assert export_hf(randomised(cfg), tmp_path / "a", target="roberta")["target"] == "roberta"
+    assert export_hf(randomised(cfg), tmp_path / "b")["target"] == "bert"
 
 
 def test_llama_table_round_trips():
@@ -88,6 +115,8 @@ def test_llama_table_round_trips():
         ({"norm_position": "post"}, "norm_position"),
         ({"architecture": "encoder"}, "BERT needs"),
         ({"architecture": "encoder_decoder", "pos_embedding": "learned"}, "T5 needs"),
+        ({**BERT, "hf_target": "roberta", "sentence_head": True}, "no SOP/NSP head"),
+        ({**BERT, "type_vocab_size": 0, "hf_target": "roberta", "mlp": "swiglu"}, "RoBERTa needs"),
     ],
 )
 def test_unrepresentable_models_are_refused(kw, match, tmp_path):
@@ -97,48 +126,16 @@ def test_unrepresentable_models_are_refused(kw, match, tmp_path):
         )
 
 
-def test_bpe_tokenizer_ids_are_identical(tmp_path):
-    from llmtrain.tokenizer import train_tokenizer
+def test_target_names_agree_across_table_config_and_cli():
+    import argparse
+    import typing
 
-    texts = [
-        "The quick brown fox jumps over the lazy dog. " * 20,
-        "语言模型从大量文本中学习。" * 20,
-    ]
-    tok = train_tokenizer("bpe", texts, vocab_size=300)
-    model = randomised(tiny(vocab_size=tok.vocab_size + 1))  # + an MLM mask id
-    export_hf(model, tmp_path / "hf", tokenizer=tok)
-    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
-    for text in ("The lazy dog jumps.", "语言模型学习文本。", "mixed 模型 text"):
-        assert hf_tok(text, add_special_tokens=False)["input_ids"] == tok.encode(text)
-    assert hf_tok.convert_tokens_to_ids("<|mask|>") == tok.vocab_size
-    assert hf_tok.eos_token_id == tok.eos_id == 3
+    from llmtrain.cli import export_cmd
+    from llmtrain.export import TARGETS
 
-
-def test_char_tokenizer_is_refused_with_the_reason(tmp_path):
-    from llmtrain.tokenizer import train_tokenizer
-
-    tok = train_tokenizer("char", ["abc def"], vocab_size=64)
-    model = randomised(tiny(vocab_size=tok.vocab_size))
-    with pytest.raises(ExportError, match="no Hugging Face form"):
-        export_hf(model, tmp_path / "hf", tokenizer=tok)
-
-
-def test_t5_tokenizer_names_mask_and_sentinels(tmp_path):
-    from llmtrain.tokenizer import train_tokenizer
-
-    texts = [
-        "The quick brown fox jumps over the lazy dog. " * 20,
-        "语言模型从大量文本中学习。" * 20,
-    ]
-    tok = train_tokenizer("bpe", texts, vocab_size=300)
-    V = tok.vocab_size
-    model = randomised(tiny(**CASES["t5_v1_1"], vocab_size=V + 1 + 5))  # MASK + 5 sentinels
-    export_hf(model, tmp_path / "hf", tokenizer=tok)
-    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
-    for text in ("The lazy dog jumps.", "语言模型学习文本。"):
-        assert hf_tok(text, add_special_tokens=False)["input_ids"] == tok.encode(text)
-    assert hf_tok.mask_token_id == V
-    assert hf_tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(5)]) == list(
-        range(V + 1, V + 6)
-    )
-    assert len(hf_tok) == model.cfg.vocab_size
+    parser = argparse.ArgumentParser()
+    export_cmd.register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["export"]
+    cli = next(a.choices for a in sub._actions if a.dest == "target")
+    literal = typing.get_args(typing.get_type_hints(ModelConfig)["hf_target"])[0]
+    assert list(TARGETS) == list(cli) == list(typing.get_args(literal))
