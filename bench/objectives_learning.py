@@ -12,10 +12,11 @@ predicting the most frequent token), 0.5 ROC AUC for replaced-token detection, t
 label for SOP. "beats" = the metric clears the baseline by more than 3 standard errors (and,
 for token tasks, the NLL is below the unigram NLL).
 
-MoE: mixtral-tiny (4 experts, top-2) trained with and without its aux losses (Switch
-balance + router z-loss); the coefficient of variation of tokens per expert on val (per
-layer, averaged), and the val NLL of the balanced MoE against a dense llama-tiny whose FFN
-(2 × 128 = 256) matches the MoE's active parameters, same steps and data.
+MoE: mixtral-tiny with 8 experts of FFN width 128, top-2, trained with and without its aux
+losses (Switch balance + router z-loss); the coefficient of variation of tokens per expert on
+val (per layer, averaged), and the val NLL of the balanced MoE against a dense llama-tiny
+whose FFN (2 × 128 = 256) matches the MoE's active parameters, same steps and data; "beats" =
+the mean NLL difference over val windows (paired) is below -3 standard errors.
 
 Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2]
 Needs ../shared/data/wikitext2/wiki.test.raw. Run alone (flock): the machine is shared.
@@ -46,20 +47,46 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "wikitext2" / "wiki.test.raw"
 
 # name: (preset, objective, steps, extra overrides). Steps were sized so the whole bench
-# takes ~5 minutes on 2 cores; --scale multiplies them.
+# takes ~10 minutes on 2 cores; --scale multiplies them.
 WIDE = {"model.n_embd": 128, "model.n_head": 4}
+# The encoders use rotary positions (RoFormer): with learned absolute positions a 2-layer
+# encoder learns word order too slowly for this budget (measured, bert-tiny at width 128:
+# SOP at chance after 2,000 steps; MLM accuracy 0.115 vs 0.213 with RoPE at 1,200 steps).
+ENCODER = {**WIDE, "model.pos_embedding": '"rope"'}
 RUNS: dict[str, tuple[str, str, int, dict]] = {
     "clm": ("gpt2-tiny", "clm", 400, WIDE),
-    "mlm": ("bert-tiny", "mlm", 700, {**WIDE, "model.sentence_head": "false"}),
-    "span": ("t5-tiny", "span", 500, WIDE),
-    "electra": ("electra-tiny", "electra", 600, {**WIDE, "model.embedding_size": 64}),
-    "sop": ("bert-tiny", "sop", 700, WIDE),
+    "mlm": ("bert-tiny", "mlm", 700, {**ENCODER, "model.sentence_head": "false"}),
+    # T5 pre-trains at a constant rate without weight decay (Raffel et al. 2020 §3.1.2);
+    # with the shared cosine decay + decay 0.1 span accuracy stayed at the unigram's 0.032
+    "span": (
+        "t5-tiny",
+        "span",
+        800,
+        {**WIDE, "optim.weight_decay": 0.0, "train.min_lr": 2e-3},
+    ),
+    # pre-LN and unfactorised embeddings: the post-LN discriminator stayed at AUC ~0.5 for
+    # 1,500 steps; pre-LN at lr 1e-3 is the only setting measured to move within budget
+    "electra": (
+        "electra-tiny",
+        "electra",
+        1000,
+        {
+            **ENCODER,
+            "model.norm_position": '"pre"',
+            "model.embedding_size": "null",
+            "train.lr": 1e-3,
+            "train.min_lr": 1e-4,
+        },
+    ),
+    "sop": ("bert-tiny", "sop", 1200, ENCODER),
 }
-MOE_STEPS = 300
+MOE_STEPS = 600
+# 8 experts, top-2, each of the dense FFN's half width: equal active FFN parameters
+MOE = {"model.n_experts": 8, "model.intermediate_size": 128}
 MOE_RUNS: dict[str, tuple[str, dict]] = {
-    "moe_aux": ("mixtral-tiny", {}),
-    "moe_no_aux": ("mixtral-tiny", {"model.moe_balance_coef": 0.0, "model.moe_z_coef": 0.0}),
-    "dense": ("llama-tiny", {"model.intermediate_size": 256}),  # = top-2 of 4 × 128
+    "moe_aux": ("mixtral-tiny", MOE),
+    "moe_no_aux": ("mixtral-tiny", {**MOE, "model.moe_balance_coef": 0.0, "model.moe_z_coef": 0.0}),
+    "dense": ("llama-tiny", {"model.intermediate_size": 256}),  # = top-2 of 8 × 128
 }
 TRAIN = {
     "model.block_size": 64,
@@ -71,6 +98,9 @@ TRAIN = {
     "train.log_every": 50,
     "train.precision": '"fp32"',
     "train.seed": 1337,
+    # the grad-norm spike guard skips steps whose grad norm jumps; a tiny model's grad norm
+    # jumps legitimately when it picks up a new task (SOP did at step ~80), so it is off
+    "stability.grad_zscore": 0,
 }
 
 
@@ -193,9 +223,26 @@ def active_params(model: torch.nn.Module) -> int:
     return total
 
 
+@torch.no_grad()
+def window_nll(trainer: Trainer, idx: list[int]) -> torch.Tensor:
+    """Mean next-token NLL of each val window (n,), model in eval mode: the paired samples
+    that compare two models on the same text."""
+    model, windows = trainer.model, trainer.val_windows
+    model.eval()
+    out = []
+    for i in range(0, len(idx), 32):
+        x, y = windows.batch(idx[i : i + 32])
+        logits = model(x.to(trainer.prec.device)).float()  # (B, T, V)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+        out.append(nll.mean(dim=1).cpu())  # (B,)
+    model.train()
+    return torch.cat(out)
+
+
 def run_moe(data: Path, tmp: Path, args) -> dict:
     steps = max(1, round(MOE_STEPS * args.scale))
     res: dict = {"steps": steps}
+    per_window = {}
     for name, (preset, extra) in MOE_RUNS.items():
         trainer = trainer_for(data, tmp / name, preset, "clm", steps, extra, args.threads)
         idx = eval_windows(trainer.val_windows, args.eval_tokens)
@@ -204,6 +251,7 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
         trainer.fit()
         wall = time.perf_counter() - t0
         ev = evaluate_objective(trainer.model, trainer.objective, trainer.val_windows, idx, 32)
+        per_window[name] = window_nll(trainer, idx)
         res[name] = {
             "val_nll": ev["token_nll"],
             "active_params": active_params(trainer.model),
@@ -213,7 +261,11 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
         if start_cv is not None:
             res[name].update({"cv_start": start_cv, "cv_end": expert_cv(trainer, idx)})
     res["balanced"] = res["moe_aux"]["cv_end"] < res["moe_no_aux"]["cv_end"]
-    res["moe_beats_dense"] = res["moe_aux"]["val_nll"] < res["dense"]["val_nll"]
+    # paired over val windows: mean NLL difference MoE - dense and its standard error
+    diff = (per_window["moe_aux"] - per_window["dense"]).double()
+    res["nll_diff_moe_minus_dense"] = float(diff.mean())
+    res["nll_diff_se"] = float(diff.std() / math.sqrt(diff.numel()))
+    res["moe_beats_dense"] = res["nll_diff_moe_minus_dense"] < -3 * res["nll_diff_se"]
     return res
 
 
@@ -239,6 +291,10 @@ def report(results: dict, moe: dict) -> None:
             f"{name:<20}{r['val_nll']:>9.3f}{r['active_params']:>10} / {r['total_params']:<9}"
             f"{cv:>16}"
         )
+    print(
+        f"MoE - dense val NLL (paired over windows): {moe['nll_diff_moe_minus_dense']:+.4f} "
+        f"± {moe['nll_diff_se']:.4f} (SE); beats dense by > 3 SE: {moe['moe_beats_dense']}"
+    )
 
 
 def main() -> int:

@@ -63,7 +63,7 @@ class ModelConfig:
     attn_dropout: float | None = None
     resid_dropout: float | None = None
     init_std: float = 0.02
-    init_scheme: Literal["normal", "gpt2", "small"] = "gpt2"  # see llmtrain.models.init
+    init_scheme: Literal["normal", "gpt2", "small", "t5"] = "gpt2"  # see llmtrain.models.init
     # A local Hugging Face directory (config.json + safetensors) whose weights initialise the
     # model after it is built (`train --init-from`); never reloaded when a run resumes.
     init_from: str | None = None

@@ -4,7 +4,8 @@ bidirectional encoder (BERT, RoBERTa, ELECTRA) — chosen by `ModelConfig.archit
 `forward(idx, ...)` returns logits only; losses live in `llmtrain.objectives`.
 `forward_hidden` + `logits` split the same computation so callers that need the final hidden
 states (or only the last position's logits, as generation does) pay for nothing more.
-`sentence_logits(hidden)` is the optional SOP/NSP head on position 0.
+`sentence_logits(hidden)` is the optional SOP/NSP head on position 0; `forward(...,
+sentence=True)` returns it beside the token logits.
 Construct through `llmtrain.models.build_model`, which also initialises every tensor.
 """
 
@@ -169,6 +170,13 @@ class Transformer(nn.Module):
         kv_cache: KVCache | None = None,
         token_type: torch.Tensor | None = None,
         prefix_len: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits (B, T, vocab) for token ids `idx` (B, T)."""
-        return self.logits(self.forward_hidden(idx, kv_cache, token_type, prefix_len))
+        *,
+        sentence: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, vocab) for token ids `idx` (B, T); with `sentence=True` also the
+        SOP/NSP logits (B, 2), so objectives get both heads through `forward` (a DDP wrapper
+        only synchronises gradients of what its own forward computed)."""
+        hidden = self.forward_hidden(idx, kv_cache, token_type, prefix_len)  # (B, T, C)
+        if sentence:
+            return self.logits(hidden), self.sentence_logits(hidden)
+        return self.logits(hidden)

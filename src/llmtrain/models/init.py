@@ -6,7 +6,8 @@ Schemes (matrices; biases 0, norm weights 1, derived tables recomputed):
   normal  N(0, init_std) everywhere;
   gpt2    as normal, residual output projections at init_std / sqrt(2·n_layer) (GPT-2 §2.3);
   small   "small init" N(0, sqrt(2 / (5·d))) (Nguyen & Salazar 2019), residual projections at
-          2 / (n_layer · sqrt(d)) (Wang's init, as GPT-NeoX pairs them).
+          2 / (n_layer · sqrt(d)) (Wang's init, as GPT-NeoX pairs them);
+  t5      as normal, token embeddings N(0, 1) (T5: HF `T5PreTrainedModel._init_weights`).
 """
 
 from __future__ import annotations
@@ -91,10 +92,22 @@ def init_small(model: nn.Module) -> None:
     _init(model, math.sqrt(2 / (5 * d)), 2 / (_depth(model) * math.sqrt(d)))
 
 
+def init_t5(model: nn.Module) -> None:
+    """`normal`, with the token embedding N(0, 1) as T5 initialises its shared embedding.
+
+    With 0.02 embeddings under pre-RMSNorm blocks the token identity is a small part of the
+    residual stream from the first step (measured on WikiText-2, t5-tiny at width 128, 600
+    AdamW steps: span-token accuracy 0.033 with 0.02 embeddings, 0.056 with N(0, 1))."""
+    init_normal(model)
+    with torch.no_grad():
+        nn.init.normal_(model.wte.weight, mean=0.0, std=1.0)
+
+
 INIT_SCHEMES: dict[str, Callable[[nn.Module], None]] = {
     "normal": init_normal,
     "gpt2": init_gpt2,
     "small": init_small,
+    "t5": init_t5,
 }
 
 

@@ -30,11 +30,11 @@ _BERT = {
     **{"norm_eps": 1e-12, "mlp": "gelu", "pos_embedding": "learned"},
 }
 # T5.1.1 (Raffel et al. 2020; v1.1 release notes): relative bias, RMSNorm, no biases, GeGLU
-# (HF "gated-gelu" = tanh GELU), untied head, unscaled attention.
+# (HF "gated-gelu" = tanh GELU), untied head, unscaled attention, T5's N(0, 1) embeddings.
 _T5 = {
     **{"architecture": "encoder_decoder", "pos_embedding": "relative", "norm": "rmsnorm"},
     **{"norm_eps": 1e-6, "bias": False, "mlp": "geglu_tanh", "tie_embeddings": False},
-    **{"attn_scale": 1.0, "init_scheme": "normal"},
+    **{"attn_scale": 1.0, "init_scheme": "t5"},
 }
 # ELECTRA (Clark et al. 2020): a BERT-style discriminator (post-LN, embedding LayerNorm,
 # segments, no MLM head of its own) + a generator at generator_scale of its width.

@@ -148,3 +148,15 @@ def test_unknown_preset_lists_valid_names():
     a = get_model_preset("gpt2-tiny")
     a["n_layer"] = 99
     assert get_model_preset("gpt2-tiny")["n_layer"] == 2  # callers get a copy
+
+
+def test_t5_scheme_gives_unit_token_embeddings():
+    torch.manual_seed(0)
+    fields = {**get_model_preset("t5-tiny"), "vocab_size": 256, "block_size": 16}
+    cfg = config_from_dict(ModelConfig, fields)
+    assert cfg.init_scheme == "t5"
+    assert_init_covers_every_tensor(EncoderDecoder, cfg, "t5")
+    model = build_model(cfg)
+    assert model.wte.weight.std().item() == pytest.approx(1.0, rel=0.05)
+    assert model.encoder[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert model.lm_head.weight.std().item() == pytest.approx(0.02, rel=0.1)
