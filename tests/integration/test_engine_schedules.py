@@ -126,7 +126,12 @@ def test_batch_warmup_counts_tokens_and_loader_position(char_data, tmp_path):
 
 def test_auto_micro_batch_on_cpu_keeps_the_global_batch(char_data, tmp_path, monkeypatch):
     per_seq = auto_micro.activation_bytes_per_sequence(2, 32, 2, 32, 100)  # ~ this model
-    monkeypatch.setattr(auto_micro, "available_memory_bytes", lambda: 2 * 2.5 * per_seq)
+    fixed: dict[str, int] = {}  # weights + grads + AdamW state of the model, as counted
+    count = auto_micro.state_bytes
+    monkeypatch.setattr(auto_micro, "state_bytes", lambda *a: fixed.setdefault("b", count(*a)))
+    monkeypatch.setattr(
+        auto_micro, "available_memory_bytes", lambda: 2 * (2.5 * per_seq + fixed["b"])
+    )
     tr = make(char_data, tmp_path / "run", 3, **{"train.auto_micro_batch": "true"})
     assert tr.cfg.train.micro == 2 and tr.accum == 4  # 8 = 2 x 4
     tr.fit()

@@ -10,6 +10,7 @@ from llmtrain.objectives.config import (
     ObjectiveConfig,
     build_objective,
     check_objective,
+    freeze_unused_heads,
     metrics_of,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "build_objective",
     "check_objective",
     "clm_loss",
+    "freeze_unused_heads",
     "metrics_of",
     "token_loss",
 ]

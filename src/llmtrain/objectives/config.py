@@ -134,3 +134,18 @@ def metrics_of(totals: dict[str, torch.Tensor]) -> dict[str, float]:
         out["rtd_acc"] = float(totals["rtd_correct"]) / int(totals["rtd_count"])
         out["replaced_frac"] = float(totals["replaced"]) / int(totals["rtd_count"])
     return out
+
+
+def freeze_unused_heads(model: torch.nn.Module, objective: Objective) -> list[str]:
+    """Freeze the SOP/NSP sentence head when `objective` never calls it (e.g. MLM on a
+    `bert-*` preset that carries one): DDP would otherwise wait forever for its gradients
+    ("Expected to have finished reduction"), and the head would stay at its init anyway.
+    Returns the frozen parameter names; the optimizer then leaves them out."""
+    if objective.needs_sentence_head:
+        return []
+    frozen = []
+    for name, p in model.named_parameters():
+        if name.split(".")[0] in ("pooler", "sentence_cls"):
+            p.requires_grad_(False)
+            frozen.append(name)
+    return frozen

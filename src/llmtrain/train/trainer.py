@@ -28,7 +28,7 @@ from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective, metrics_of
+from llmtrain.objectives import build_objective, freeze_unused_heads, metrics_of
 from llmtrain.optim import build_optimizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
@@ -78,6 +78,7 @@ class Trainer:
         self.model = build_model(cfg.model, device=self.prec.device)
         if cfg.model.init_from and not (resume and latest_checkpoint(self.ckpt_root)):
             init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
+        freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
         self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
             self.model,
             cfg.distributed,

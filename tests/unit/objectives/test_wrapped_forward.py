@@ -51,3 +51,24 @@ def test_objective_runs_through_the_ddp_wrapper(process_group, name):
     assert all(g is not None for g in grads[1])  # every head took part in the wrapped forward
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_mlm_on_a_model_with_a_sentence_head_trains_under_ddp(process_group):
+    """bert-* presets carry a SOP/NSP head; MLM never calls it, so it is frozen — else DDP
+    raises "Expected to have finished reduction" on the second step."""
+    from llmtrain.objectives import freeze_unused_heads
+
+    o = build_objective("mlm", ObjectiveConfig(), V, T, seed=0)
+    fields = {**get_model_preset("bert-tiny"), "vocab_size": V + o.extra_vocab, "block_size": T}
+    fields["sentence_head"] = True
+    model = build_model(config_from_dict(ModelConfig, fields))
+    frozen = freeze_unused_heads(model, o)
+    assert frozen and all(n.split(".")[0] in ("pooler", "sentence_cls") for n in frozen)
+    wrapped = DDP(model)
+    x = torch.randint(4, V, (4, T), generator=torch.Generator().manual_seed(1))
+    for step in range(3):  # the failure shows at step 2
+        batch = o.make_batch(x, x, step=step, micro=0)
+        loss, _ = o.loss(o.forward(wrapped, batch), batch)
+        loss.backward()
+    sop = build_objective("sop", ObjectiveConfig(), V, T, seed=0)
+    assert freeze_unused_heads(build_model(config_from_dict(ModelConfig, fields)), sop) == []
