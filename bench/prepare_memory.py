@@ -1,8 +1,9 @@
 """Peak memory of `llmtrain prepare` on a generated corpus several times its memory bound.
 
 The corpus is built from ../shared/data (Tiny Shakespeare + Chinese Wikipedia paragraphs),
-repeated with variation (every copy has words swapped and a unique header, so exact dedup
-keeps it) as JSONL files in a temporary folder. `prepare` runs in a child process; its peak
+repeated with variation (every copy has ~5 % of its words swapped, so exact dedup keeps it;
+`--headers` also prefixes a unique "[n]", which adds one distinct word per document for the
+tokenizer trainer to count) as JSONL files in a temporary folder (`--tmp`). `prepare` runs in a child process; its peak
 RSS (ru_maxrss) is compared with the corpus size. Prints a table, then one JSON line.
 
     flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_memory.py --mb 1024
@@ -23,7 +24,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def make_corpus(folder: Path, target_mb: int, seed: int = 0) -> int:
+def make_corpus(folder: Path, target_mb: int, seed: int = 0, headers: bool = True) -> int:
     rng = random.Random(seed)
     en = (SHARED / "tinyshakespeare.txt").read_text(encoding="utf-8").split("\n\n")
     zh = [json.loads(x)["text"] for x in (SHARED / "zh_wiki" / "zh_wiki_contexts.jsonl").open()]
@@ -36,8 +37,8 @@ def make_corpus(folder: Path, target_mb: int, seed: int = 0) -> int:
                 toks = base.split(" ")
                 for _ in range(max(1, len(toks) // 20)):  # ~5% of words changed
                     toks[rng.randrange(len(toks))] = rng.choice(words)
-                line = json.dumps({"id": f"d{n}", "text": f"[{n}] " + " ".join(toks)},
-                                  ensure_ascii=False) + "\n"  # fmt: skip
+                text = (f"[{n}] " if headers else "") + " ".join(toks)
+                line = json.dumps({"id": f"d{n}", "text": text}, ensure_ascii=False) + "\n"
                 f.write(line)
                 written += len(line.encode("utf-8"))
                 n += 1
@@ -50,12 +51,14 @@ def main() -> None:
     p.add_argument("--mb", type=int, default=1024, help="corpus size to generate (MiB)")
     p.add_argument("--tokenizer", default="bpe")
     p.add_argument("--train-mb", type=int, default=64, help="--tokenizer-train-bytes in MiB")
+    p.add_argument("--headers", action="store_true", help="a unique [n] header per document")
+    p.add_argument("--tmp", default=None, help="folder for the corpus and output (deleted)")
     p.add_argument("--extra", nargs="*", default=[], help="more prepare flags")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="llmtrain-mem-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="llmtrain-mem-", dir=args.tmp) as tmp:
         raw = Path(tmp) / "raw"
         raw.mkdir()
-        size = make_corpus(raw, args.mb)
+        size = make_corpus(raw, args.mb, headers=args.headers)
         cmd = [sys.executable, "-m", "llmtrain.cli.main", "prepare", str(raw), "--out",
                str(Path(tmp) / "out"), "--tokenizer", args.tokenizer, "--workers", "2",
                "--tokenizer-train-bytes", str(args.train_mb * 2**20), *args.extra]  # fmt: skip
@@ -68,6 +71,7 @@ def main() -> None:
            "corpus_over_peak": round(size / peak, 2), "wall_s": round(wall, 1),
            "mib_per_s": round(size / 2**20 / wall, 2), "tokenizer": args.tokenizer,
            "train_mib": args.train_mb, "documents": manifest["stats"]["documents_kept"],
+           "documents_read": manifest["stats"]["documents_read"], "headers": args.headers,
            "flags": " ".join(args.extra)}  # fmt: skip
     print(f"{'corpus MiB':>12} {'peak RSS MiB':>13} {'ratio':>6} {'wall s':>7} {'MiB/s':>6}")
     print(f"{row['corpus_mib']:>12} {row['peak_rss_mib']:>13} {row['corpus_over_peak']:>6} "

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from llmtrain.data.prepare import Document
+from llmtrain.data.prepare import Document, lsh
 from llmtrain.data.prepare.config import PrepareConfig
-from llmtrain.data.prepare.lsh import Components, bucket_pairs, verify_pairs
+from llmtrain.data.prepare.lsh import Components, SignatureFile, bucket_pairs, verify_pairs
 from llmtrain.data.prepare.minhash import LSH_PRESETS, LSHConfig, NearDedup
 from llmtrain.errors import ConfigError
 
@@ -40,6 +40,33 @@ def test_components_match_naive_union_find():
     assert comps.label.tolist() == roots
     assert mask.tolist() == [r != i for i, r in enumerate(roots)]
     assert clusters == len({r for i, r in enumerate(roots) if r != i})
+
+
+def test_components_work_a_block_of_labels_at_a_time(monkeypatch):
+    monkeypatch.setattr(lsh, "_LABEL_BLOCK", 7)  # many blocks: in-place jumps across them
+    rng = np.random.default_rng(4)
+    n = 200
+    a, b = rng.integers(0, n, 150), rng.integers(0, n, 150)
+    comps = Components(n)
+    comps.union(a, b)
+    mask, clusters = comps.duplicates()
+    roots = _naive_components(n, list(zip(a.tolist(), b.tolist())))
+    assert comps.label.tolist() == roots
+    assert mask.tolist() == [r != i for i, r in enumerate(roots)]
+    assert clusters == len({r for i, r in enumerate(roots) if r != i}) > 1
+
+
+def test_signature_file_reads_the_rows_asked_for(tmp_path, monkeypatch):
+    sigs = np.random.default_rng(5).integers(0, 4, (50, 6), dtype=np.uint32)
+    sigs.tofile(tmp_path / "s.u32")
+    f = SignatureFile(tmp_path / "s.u32", 50, 6)
+    assert (f.rows(np.array([3, 7, 49])) == sigs[[3, 7, 49]]).all()
+    a, b = np.array([0, 1, 2, 3, 4]), np.array([10, 20, 30, 40, 49])
+    monkeypatch.setattr(lsh, "_PAIR_BLOCK", 2)  # several blocks, rows shared within one
+    assert [x.tolist() for x in verify_pairs(a, b, f.rows, 0.3)] == [
+        x.tolist() for x in verify_pairs(a, b, sigs, 0.3)
+    ]
+    f.close()
 
 
 def _pairs(path, budget):

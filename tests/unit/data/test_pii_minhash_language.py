@@ -70,6 +70,8 @@ def _near_dedup(texts: list[str], tmp_path) -> np.ndarray:
     list(step(Document(text=t, id=str(i), source="t") for i, t in enumerate(texts)))
     mask = step.finish()
     assert step.stats["removed_near_duplicate"] == mask.sum()
+    assert any((tmp_path / "nd").iterdir())  # kept until close(): a crash can cluster again
+    step.close()
     assert not any((tmp_path / "nd").iterdir())  # band files removed
     return mask
 

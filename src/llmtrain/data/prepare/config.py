@@ -51,7 +51,8 @@ class PrepareConfig:
     keep_text: bool = False  # also write documents.jsonl: the cleaned text the model sees
     shard_index: int = 0  # this part of a --num-shards run (0-based)
     num_shards: int = 1  # split the input files into this many independent parts
-    resume: bool = False  # a complete DATA_DIR is skipped instead of refused
+    resume: bool = False  # skip a complete DATA_DIR; go on from the checkpoint of a crashed one
+    checkpoint_bytes: int = 64 << 20  # pass 1 checkpoints after each this much input read
 
     @property
     def lsh(self) -> LSHConfig:
@@ -89,6 +90,7 @@ class PrepareConfig:
         self._check_positive("shard_tokens", self.shard_tokens, "e.g. 100000000")
         self._check_positive("min_chars", self.min_chars, "1 keeps every non-empty document")
         self._check_positive("tokenizer_train_bytes", self.tokenizer_train_bytes, "e.g. 268435456")
+        self._check_positive("checkpoint_bytes", self.checkpoint_bytes, "e.g. 67108864")
         if self.quality not in QUALITY_PRESETS:
             raise ConfigError(
                 f"quality = {self.quality!r} is not a preset; choose one of "

@@ -80,8 +80,21 @@ class Step:
                 self.stats["bytes_out"] += size if same else len(out.text.encode("utf-8"))
                 yield out
 
-    def close(self) -> None:
-        """Release what the step holds on disk (files, databases); a no-op for most steps."""
+    def checkpoint(self, generation: int) -> None:
+        """Make what the step holds on disk durable up to here, as checkpoint number
+        `generation` (see `clean_pass`); a no-op for steps that keep nothing but counts."""
+
+    def close(self, remove: bool = True) -> None:
+        """Release what the step holds on disk (files, databases), deleting it unless
+        `remove` is False (a failed run keeps it for --resume); a no-op for most steps."""
+
+    def state(self) -> dict[str, Any]:
+        """Counts and examples, as JSON (a checkpoint)."""
+        return {"stats": dict(self.stats), "examples": self.examples}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.stats = Counter(state["stats"])
+        self.examples = state["examples"]
 
     def report(self) -> dict[str, int]:
         return dict(sorted(self.stats.items()))
@@ -105,6 +118,13 @@ class Problems:
         self.counts[kind] += 1
         if len(self.items) < MAX_RECORDED_PROBLEMS:
             self.items.append({"where": where, "kind": kind, "detail": detail})
+
+    def state(self) -> dict[str, Any]:
+        """Counts and recorded items, as JSON (a checkpoint)."""
+        return {"counts": dict(self.counts), "items": self.items}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.counts, self.items = Counter(state["counts"]), list(state["items"])
 
     def report(self) -> dict[str, Any]:
         shown = len(self.items)

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llmtrain.data.prepare.clean_pass import clean_steps
 from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.documents import Problems
 from llmtrain.data.prepare.minhash import NearDedup
-from llmtrain.data.prepare.pipeline import clean_steps
 from llmtrain.data.prepare.readers import Reader, plan_inputs
 
 DEFAULT_SAMPLE = 1000

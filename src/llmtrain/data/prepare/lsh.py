@@ -2,24 +2,28 @@
 
 `bucket_pairs` groups one band's keys with bounded memory: when the keys do not fit in
 `budget` bytes they are hash-partitioned into files first, so equal keys meet in one part.
-`verify_pairs` keeps the pairs whose MinHash signatures (a memory-mapped file) agree on at
-least `threshold` of their rows, and `Components` joins pairs with vectorised union-find
-(one int32 label per document, the only per-document array held in memory).
+`verify_pairs` keeps the pairs whose MinHash signatures (rows read from a `SignatureFile`)
+agree on at least `threshold` of their rows, and `Components` joins pairs with vectorised
+union-find (one int32 label per document, the only per-document array held in memory).
 """
 
 from __future__ import annotations
 
-import mmap
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-SORT_BUDGET = 64 << 20  # key + index + sort scratch bytes per part (~2x that at peak)
+SORT_BUDGET = 64 << 20  # peak bytes of one part's sort (keys, indexes and their scratch)
+_BYTES_PER_KEY = 64  # measured peak of `bucket_pairs` per key: key, index, order, run arrays
 _BLOCK = 1 << 20  # keys read per block while partitioning
-# pairs verified at once: they touch at most 2 x 16k pages of the signature file (128 MiB),
-# which `release` then unmaps, so the file's pages never pile up in the process's RSS
-_PAIR_BLOCK = 1 << 14
+# pairs verified at once: their signature rows (<= 2 x 64k x 448 B = 56 MiB) are read into
+# memory together (a memory map would map whole page-cache folios around every row and
+# grow the RSS towards the file's size)
+_PAIR_BLOCK = 1 << 16
+_LABEL_BLOCK = 1 << 20  # labels compressed / compared at once (4 MiB of int32 scratch)
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def _key_parts(path: Path, budget: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -29,7 +33,7 @@ def _key_parts(path: Path, budget: int) -> Iterator[tuple[np.ndarray, np.ndarray
     """
     n = path.stat().st_size // 8
     parts = 1
-    while n * 24 > budget * parts:  # key + index + argsort scratch per key
+    while n * _BYTES_PER_KEY > budget * parts:
         parts *= 2
     if parts == 1:
         yield np.fromfile(path, dtype=np.uint64), np.arange(n, dtype=np.int64)
@@ -79,54 +83,70 @@ def bucket_pairs(path: Path, budget: int = SORT_BUDGET) -> Iterator[tuple[np.nda
 
 
 def verify_pairs(
-    a: np.ndarray, b: np.ndarray, sigs: np.ndarray, threshold: float,
-    release: Callable[[], None] = lambda: None,
+    a: np.ndarray, b: np.ndarray, rows: Callable[[np.ndarray], np.ndarray] | np.ndarray,
+    threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The pairs whose signatures (rows of `sigs`, e.g. a memory map) agree on >= `threshold`;
-    `release()` runs after each block (to unmap the pages it touched)."""
+    """The pairs whose signatures agree on >= `threshold` of their rows (estimated Jaccard).
+
+    `rows(indexes)` returns the signatures of the (sorted, unique) documents asked for, e.g.
+    `SignatureFile.rows`; an in-memory (documents, rows) array works too.
+    """
     if threshold <= 0 or not len(a):
         return a, b
+    if isinstance(rows, np.ndarray):
+        rows = rows.__getitem__
     keep = np.empty(len(a), dtype=bool)
     for lo in range(0, len(a), _PAIR_BLOCK):
         hi = lo + _PAIR_BLOCK
-        agree = (sigs[a[lo:hi]] == sigs[b[lo:hi]]).mean(axis=1)  # estimated Jaccard
-        keep[lo:hi] = agree >= threshold
-        release()
+        docs, where = np.unique(np.r_[a[lo:hi], b[lo:hi]], return_inverse=True)
+        sigs = rows(docs)  # (unique documents, rows)
+        half = len(where) // 2
+        keep[lo:hi] = (sigs[where[:half]] == sigs[where[half:]]).mean(axis=1) >= threshold
     return a[keep], b[keep]
 
 
 class SignatureFile:
-    """The (documents, rows) uint32 signatures in a file, memory-mapped read-only; `release()`
-    drops the mapped pages from the process (they stay in the page cache)."""
+    """The (documents, rows) uint32 signatures in a file; `rows(indexes)` reads some of them.
+
+    Rows are read with one `pread` each, in file order (~1.3 us a row from the page cache),
+    so memory holds only the rows asked for.
+    """
 
     def __init__(self, path: Path, n_docs: int, rows: int) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 (closed in close)
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        self.sigs = np.frombuffer(self._map, dtype=np.uint32).reshape(n_docs, rows)
+        self._fd = os.open(path, os.O_RDONLY)
+        self.n_docs, self.width = n_docs, rows
+        self._row_bytes = rows * 4
 
-    def release(self) -> None:
-        self._map.madvise(mmap.MADV_DONTNEED)
+    def rows(self, indexes: np.ndarray) -> np.ndarray:
+        size, fd = self._row_bytes, self._fd
+        data = b"".join([os.pread(fd, size, i * size) for i in indexes.tolist()])
+        return np.frombuffer(data, dtype="<u4").reshape(len(indexes), self.width)
 
     def close(self) -> None:
-        del self.sigs  # the array's buffer export must go before the map can close
-        self._map.close()
-        self._file.close()
+        os.close(self._fd)
 
 
 class Components:
     """Union-find over `n` documents with vectorised unions; every root is a cluster's
-    earliest document."""
+    earliest document. Memory: one int32 label per document (int64 past 2**31 documents);
+    every full pass works a block of `_LABEL_BLOCK` labels at a time."""
 
     def __init__(self, n: int) -> None:
         dtype = np.int32 if n < 2**31 else np.int64
         self.label = np.arange(n, dtype=dtype)
 
     def _compress(self) -> None:
-        while True:  # pointer jumping until every label is a root
-            up = self.label[self.label]
-            if np.array_equal(up, self.label):
-                return
-            self.label = up
+        """Pointer jumping, in place, until every label is a root (labels only ever move to
+        an ancestor, so updating a block at a time stays correct)."""
+        changed = True
+        while changed:
+            changed = False
+            for lo in range(0, len(self.label), _LABEL_BLOCK):
+                block = self.label[lo : lo + _LABEL_BLOCK]
+                up = self.label[block]
+                if not np.array_equal(up, block):
+                    block[...] = up
+                    changed = True
 
     def union(self, a: np.ndarray, b: np.ndarray) -> None:
         """Join documents a[i] and b[i] for every i."""
@@ -140,7 +160,19 @@ class Components:
             np.minimum.at(self.label, np.maximum(ra, rb), np.minimum(ra, rb))
 
     def duplicates(self) -> tuple[np.ndarray, int]:
-        """(mask of documents with an earlier member in their cluster, number of clusters > 1)."""
+        """(mask of documents with an earlier member in their cluster, number of clusters > 1).
+
+        Besides the mask (1 byte a document) it needs one bit per document for the roots."""
         self._compress()
-        mask = self.label != np.arange(len(self.label), dtype=self.label.dtype)
-        return mask, len(np.unique(self.label[mask]))
+        n = len(self.label)
+        mask = np.empty(n, dtype=bool)
+        roots = np.zeros((n + 7) // 8, dtype=np.uint8)  # bit r: root r has a duplicate
+        for lo in range(0, n, _LABEL_BLOCK):
+            block = self.label[lo : lo + _LABEL_BLOCK]
+            dup = block != np.arange(lo, lo + len(block), dtype=block.dtype)
+            mask[lo : lo + len(block)] = dup
+            r = block[dup]
+            np.bitwise_or.at(roots, r >> 3, (1 << (r & 7)).astype(np.uint8))
+        clusters = sum(int(_POPCOUNT[roots[lo : lo + _LABEL_BLOCK]].sum(dtype=np.int64))
+                       for lo in range(0, len(roots), _LABEL_BLOCK))  # fmt: skip
+        return mask, clusters

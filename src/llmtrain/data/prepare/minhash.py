@@ -7,10 +7,10 @@ numpy pass. An `LSHConfig` splits the 112 rows into bands (one bucket key each) 
 confirm each candidate pair on its full signature (`LSH_PRESETS`; default "recall").
 
 `NearDedup` appends each band's keys to its own file on disk (8 bytes per document per band)
-and the signatures to another (448 bytes per document, memory-mapped and unmapped a block
-of pairs at a time when verifying); buckets are sorted a bounded part at a time (`lsh`), so
-memory holds one int32 cluster label per document plus fixed buffers. `finish()` returns the documents to drop: every member of a
-cluster but the first.
+and the signatures to another (448 bytes per document, read back a block of pairs at a time
+when verifying); buckets are sorted a bounded part at a time (`lsh`), so memory holds one
+int32 cluster label per document plus fixed buffers. `finish()` returns the documents to
+drop (a 1-byte mask): every member of a cluster but the first.
 """
 
 from __future__ import annotations
@@ -166,19 +166,26 @@ class NearDedup(Step):
 
     def __init__(
         self, work_dir: Path, lsh: LSHConfig | None = None, batch: int = 256,
-        sort_budget: int = SORT_BUDGET,
+        sort_budget: int = SORT_BUDGET, resume_docs: int = 0,
     ) -> None:  # fmt: skip
+        """`resume_docs` > 0 goes on from a checkpoint that had indexed that many documents
+        (the files are cut back to them)."""
         super().__init__()
         self.lsh = lsh or LSH_PRESETS[DEFAULT_LSH]
         self.lsh.validate()
         work_dir.mkdir(parents=True, exist_ok=True)
         self.band_files = [work_dir / f"band_{b:02d}.u64" for b in range(self.lsh.bands)]
         self.sig_file = work_dir / "band_signatures.u32"
-        paths = [*self.band_files, self.sig_file]
-        self._files = [open(p, "wb") for p in paths]  # noqa: SIM115 (closed in finish)
+        sizes = [8] * len(self.band_files) + [4 * NUM_HASHES * (self.lsh.threshold > 0)]
+        self._files = []
+        for path, size in zip([*self.band_files, self.sig_file], sizes):
+            f = open(path, "r+b" if resume_docs else "wb")  # noqa: SIM115 (closed in finish)
+            f.truncate(resume_docs * size)
+            f.seek(resume_docs * size)
+            self._files.append(f)
         self._pending: list[np.ndarray] = []
         self.batch, self.sort_budget = batch, sort_budget
-        self.n_docs = 0
+        self.n_docs = resume_docs
 
     def process(self, doc: Document) -> Document:
         self._pending.append(shingles(doc.text, doc.metadata.get("script")))
@@ -197,10 +204,23 @@ class NearDedup(Step):
                 sigs.tofile(self._files[-1])
             self._pending = []
 
+    def checkpoint(self, generation: int) -> None:
+        self._flush()
+        for f in self._files:
+            f.flush()
+
+    def close(self, remove: bool = True) -> None:
+        for f in self._files:
+            f.close()
+        if remove:
+            for p in [*self.band_files, self.sig_file]:
+                p.unlink(missing_ok=True)
+
     def finish(self, on_band: Callable[[], None] = lambda: None) -> np.ndarray:
         """Boolean mask over the documents that passed: True = near duplicate, drop it.
 
-        `on_band` is called after each band is clustered (a progress bar's `advance`)."""
+        `on_band` is called after each band is clustered (a progress bar's `advance`). The
+        band files stay until `close()`, so a crash here can cluster again on resume."""
         self._flush()
         for f in self._files:
             f.close()
@@ -211,7 +231,7 @@ class NearDedup(Step):
             for a, b in bucket_pairs(path, self.sort_budget):
                 self.stats["candidate_pairs"] += len(a)
                 if sigs is not None:
-                    a, b = verify_pairs(a, b, sigs.sigs, self.lsh.threshold, sigs.release)
+                    a, b = verify_pairs(a, b, sigs.rows, self.lsh.threshold)
                 clusters.union(a, b)
             on_band()
         if sigs is not None:
@@ -221,6 +241,4 @@ class NearDedup(Step):
         self.stats["removed_near_duplicate"] += removed
         self.stats["documents_out"] -= removed
         self.stats["duplicate_clusters"] = n_clusters
-        for p in [*self.band_files, self.sig_file]:
-            p.unlink(missing_ok=True)
         return mask

@@ -1,16 +1,30 @@
 """`prepare_corpus(inputs, out_dir, cfg)`: raw text → tokenizer + token shards + manifest.
 
-Pass 1 streams read → normalise → [language] → [quality filters] → [pii] → min_length →
-exact_dedup → [near_dedup index] into a temporary spool (bracketed steps are opt-in); near
-duplicates are then dropped from the spool; the split is decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
+Pass 1 (`clean_pass`) streams read → normalise → [language] → [quality filters] → [pii] →
+min_length → exact_dedup → [decontaminate] → [near_dedup index] into a temporary spool
+(bracketed steps are opt-in); near duplicates are then dropped from the spool; the split is
+decided from what survived; the tokenizer trains on the train split; pass 2 encodes and
 packs the spool into shards. `report.json` and then `manifest.json` are written last, so a
 crash never leaves a directory that looks complete.
 
-Memory: every per-document record lives on disk (spool, exact-dedup SQLite table, LSH band
-and signature files, the split decided from 5 numbers); RAM holds fixed buffers (~8 MiB of
-text per encode chunk, 64 MiB SQLite cache, LSH sorts of ~2.7 M keys at a time, ~130 MiB), the
-tokenizer trainer's state (bounded by `tokenizer_train_bytes`) and, with near-dedup, one
-int32 cluster label + one mask byte per document (5 B/doc: 50 MB per 10 M documents).
+Resume (`--resume`): pass 1 checkpoints every `checkpoint_bytes` of input (64 MiB), then
+after near-dedup, then once the tokenizer is saved (`resume`); a rerun after a crash goes on
+from the last checkpoint with byte-identical output. Pass 2 (tokenize + pack) restarts from
+its beginning. A user error (DataError, ConfigError) removes the temporaries instead.
+
+Memory (bench/prepare_memory.py): every per-document record lives on disk (spool,
+exact-dedup SQLite table, LSH band and signature files, the split decided from 5 numbers).
+RAM holds ~45 MiB of interpreter and libraries, the SQLite page cache (64 MiB), the encode
+chunk (1 MiB of text, ~40 MiB of token encodings), the LSH sort (~64 MiB a part, signature
+rows of 64k pairs, ~60 MiB) and the tokenizer trainer, bounded by `tokenizer_train_bytes`
+because it reads only that much text: byte-level BPE on 64 MiB measured a 197 MiB peak for
+the whole run on prose and 350 MiB when every document adds a distinct word (the trainer's
+word counts grow with distinct words, which the byte cap bounds). Both stay flat from 0.25
+to 1 GiB of input. Near-dedup's own per-document arrays are 4 bytes a document (int32
+union-find labels) + a 1-byte mask while the duplicates are dropped (none is held during
+tokenizer training and packing), but its clustering step still measured a peak that grows:
+268 MiB at 0.25 GiB of input, 365 MiB at 1 GiB (3.0 M documents clustered), ~45 B per
+document, most of it freed heap that glibc keeps (fragmentation between bands).
 """
 
 from __future__ import annotations
@@ -22,30 +36,29 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from llmtrain import __version__
+from llmtrain.data.prepare.clean_pass import (
+    NEAR_DEDUP_DIR,
+    CheckpointMismatch,
+    CleanResult,
+    clean_pass,
+    pick_state,
+)
 from llmtrain.data.prepare.config import PrepareConfig
-from llmtrain.data.prepare.decontaminate import Decontaminate, EvalNgrams
-from llmtrain.data.prepare.dedup import ExactDedup
-from llmtrain.data.prepare.documents import Document, Problems, Step
-from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, KeptTextWriter, finish_kept_text
-from llmtrain.data.prepare.language import LanguageFilter
-from llmtrain.data.prepare.minhash import NearDedup
-from llmtrain.data.prepare.normalise import MinLength, Normalise
+from llmtrain.data.prepare.heap import release_free_memory
+from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, finish_kept_text
 from llmtrain.data.prepare.pack import Packer, encoding_pieces
-from llmtrain.data.prepare.pii import RedactPII
-from llmtrain.data.prepare.quality import QUALITY_STEPS, quality_steps
-from llmtrain.data.prepare.readers import InputPlan, Reader, plan_inputs
+from llmtrain.data.prepare.quality import QUALITY_STEPS
+from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
-from llmtrain.data.prepare.split import SplitRule, contiguous_cut, split_score
-from llmtrain.data.prepare.spool import SpoolWriter, read_spool
+from llmtrain.data.prepare.resume import fingerprint, load_checkpoint, save_checkpoint
+from llmtrain.data.prepare.split import SplitRule, contiguous_cut
+from llmtrain.data.prepare.spool import read_spool
 from llmtrain.data.prepare.summary import print_summary
 from llmtrain.data.shards import (
     FORMAT,
@@ -58,7 +71,7 @@ from llmtrain.data.shards import (
     read_manifest,
     shard_dtype,
 )
-from llmtrain.errors import DataError
+from llmtrain.errors import DataError, LLMTrainError
 from llmtrain.tokenizer import (
     META_FILE,
     Tokenizer,
@@ -72,27 +85,10 @@ from llmtrain.tokenizer.train import train_bytes_for
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
-SPOOL_FILE = ".prepare_spool.tmp"
-EXACT_DEDUP_DB = ".prepare_exact_dedup.tmp"
-NEAR_DEDUP_DIR = ".prepare_near_dedup.tmp"
-KEPT_TMP = ".prepare_kept_text.tmp"
-_OUTPUTS = (REPORT_FILE, REPORT_HTML, KEPT_TEXT_FILE, TOKENIZER_DIR, *SPLITS, SPOOL_FILE,
-            NEAR_DEDUP_DIR, KEPT_TMP, EXACT_DEDUP_DB)  # fmt: skip
+TEMPORARY_PREFIX = ".prepare_"  # the spool, dedup tables, checkpoint: gone once complete
+_OUTPUTS = (REPORT_FILE, REPORT_HTML, KEPT_TEXT_FILE, TOKENIZER_DIR, *SPLITS)
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
 _TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
-
-
-@dataclass
-class CleanResult:
-    """What pass 1 left: the spool, its document count and split rule, and step counts."""
-
-    spool: Path
-    documents: int
-    rule: SplitRule
-    steps: list[Any]
-    problems: Problems
-    plan: InputPlan
-    near_mask: np.ndarray | None = None  # over pass-1 survivors: True = near duplicate
 
 
 @dataclass
@@ -110,7 +106,7 @@ def _written_by_prepare(path: Path) -> bool:
         return path.is_dir() and all(p.name in _TOKENIZER_FILES for p in path.iterdir())
     if path.name == NEAR_DEDUP_DIR:
         return path.is_dir() and all(p.name.startswith("band_") for p in path.iterdir())
-    return path.is_file()  # report.json, the spool
+    return path.is_file()  # report.json, the spool, the checkpoint
 
 
 def prepare_output_dir(out: Path, overwrite: bool) -> None:
@@ -128,6 +124,7 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
             "replace it, or choose another --out directory"
         )
     stale = [out / name for name in _OUTPUTS if (out / name).exists()]
+    stale += _temporaries(out)
     foreign = [str(p) for p in stale if not _written_by_prepare(p)]
     if foreign:
         raise DataError(
@@ -143,82 +140,20 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
             path.unlink()
 
 
-def clean_steps(
-    cfg: PrepareConfig, work_dir: Path, eval_ngrams: EvalNgrams | None = None
-) -> list[Step]:
-    """The pass-1 steps `cfg` asks for, in order (near_dedup, when on, comes last)."""
-    steps: list[Step] = [Normalise()]
-    if cfg.languages or cfg.detect_language:
-        steps.append(LanguageFilter(cfg.languages))
-    steps += quality_steps(cfg.quality, cfg.quality_set, cfg.zh_words)
-    if cfg.pii:
-        steps.append(RedactPII())
-    steps += [MinLength(cfg.min_chars), ExactDedup(work_dir / EXACT_DEDUP_DB)]
-    if cfg.decontaminate:
-        ngrams = eval_ngrams or EvalNgrams.from_files(cfg.decontaminate, cfg.decontaminate_ngram)
-        steps.append(Decontaminate(ngrams, flag_only=cfg.decontaminate_mode == "flag"))
-    if cfg.near_dedup:
-        steps.append(NearDedup(work_dir / NEAR_DEDUP_DIR, cfg.lsh))
-    return steps
+def _temporaries(out: Path) -> list[Path]:
+    return sorted(out.glob(TEMPORARY_PREFIX + "*")) if out.is_dir() else []
 
 
-def _drop_near_duplicates(
-    steps: list[Step], spool: Path, rule: SplitRule, quiet: bool
-) -> tuple[SplitRule, np.ndarray | None]:
-    """Rewrite the spool without the documents `NearDedup` marked; the kept docs' rule + mask."""
-    near = steps[-1]
-    if not isinstance(near, NearDedup):
-        return rule, None
-    with progress(len(near.band_files), "near-dedup: cluster", "band", quiet) as bar:
-        mask = near.finish(on_band=bar.advance)
-    shutil.rmtree(near.band_files[0].parent, ignore_errors=True)
-    if not mask.any():
-        return rule, mask
-    kept = SplitRule(rule.val_fraction)
-    tmp = spool.with_suffix(".near.tmp")
-    with SpoolWriter(tmp) as writer, progress(len(mask), "near-dedup: drop", "doc", quiet) as bar:
-        for i, (dup, (score, text)) in enumerate(zip(mask, read_spool(spool))):
-            bar.advance()
-            if not dup:
-                writer.write(score, text)
-                kept.observe(score)
-            else:
-                near.add_example("near_duplicate", Document(text, f"kept document #{i}", ""))
-    tmp.replace(spool)
-    return kept, mask
-
-
-def _clean_pass(plan: InputPlan, cfg: PrepareConfig, spool: Path, quiet: bool) -> CleanResult:
-    """Pass 1: read → the clean steps, spooling the survivors; then drop near duplicates."""
-    problems = Problems(cfg.skip_bad_files)
-    rule = SplitRule(cfg.val_fraction)
-    with progress(plan.total_bytes, "read + clean", "B", quiet) as bar:
-        reader = Reader(plan, cfg.text_field, problems, on_bytes=bar.advance)
-        steps = clean_steps(cfg, spool.parent)
-        docs: Iterator = iter(reader)
-        for step in steps:
-            docs = step(docs)
-        keep = KeptTextWriter(spool.parent / KEPT_TMP) if cfg.keep_text else nullcontext()
-        try:
-            with SpoolWriter(spool) as writer, keep as kept:
-                for doc in docs:
-                    score = split_score(doc.text, cfg.seed)
-                    writer.write(score, doc.text)
-                    rule.observe(score)
-                    if kept is not None:
-                        kept.write(doc)
-        finally:
-            for step in steps:
-                step.close()
-    rule, mask = _drop_near_duplicates(steps, spool, rule, quiet)
-    result = CleanResult(spool, rule.count, rule, [reader, *steps], problems, plan, mask)
-    if not rule.count:
-        raise DataError(_empty_corpus_message(result))
-    return result
+def _remove_temporaries(out: Path) -> None:
+    for path in _temporaries(out):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _empty_corpus_message(clean: CleanResult) -> str:
-    counts = {step.name: dict(step.stats) for step in clean.steps}
+    counts = {step.name: dict(step.stats) for step in clean.steps}  # StepCounts
     read = counts["read"]
     removed = [
         f"{n} {key.removeprefix('removed_')}"
@@ -473,31 +408,63 @@ def prepare_corpus(
             print(f"{out} is complete ({MANIFEST_FILE} exists): skipped (--resume)")
         return read_manifest(out)
     plan = select_part(plan_inputs(inputs, exclude=out), cfg.shard_index, cfg.num_shards)
-    prepare_output_dir(out, cfg.overwrite)
+    fp = fingerprint(plan, cfg)
+    state = load_checkpoint(out, fp) if cfg.resume else None
+    if state is not None and state["phase"] == "clean":
+        try:
+            state = {**state, "clean": pick_state(state, out)}
+        except CheckpointMismatch:
+            state = None
+    if state is None:
+        prepare_output_dir(out, cfg.overwrite)
+    elif not quiet:
+        print(f"{out}: resuming from the last checkpoint (phase {state['phase']!r})")
     _use_workers(cfg.workers)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     try:
-        clean = _clean_pass(plan, cfg, out / SPOOL_FILE, quiet)
-        split = _plan_split(clean, cfg)
-        timings["read_clean"] = time.perf_counter() - t0
-        tok = _get_tokenizer(cfg, clean, split, quiet)
-        tok.save(out / TOKENIZER_DIR)
-        timings["tokenizer"] = time.perf_counter() - t0 - sum(timings.values())
-        splits = _pack_pass(cfg, clean, split, tok, out, quiet)
-        timings["tokenize_pack"] = time.perf_counter() - t0 - sum(timings.values())
-        if cfg.keep_text:
-            finish_kept_text(out / KEPT_TMP, out / KEPT_TEXT_FILE, clean.near_mask,
-                             _split_names(clean, split))  # fmt: skip
-    finally:
-        for tmp in (SPOOL_FILE, KEPT_TMP, EXACT_DEDUP_DB):
-            (out / tmp).unlink(missing_ok=True)
-        shutil.rmtree(out / NEAR_DEDUP_DIR, ignore_errors=True)
+        clean, split, tok, splits, timings = _run_phases(plan, cfg, out, fp, state, quiet)
+    except LLMTrainError:  # a user error: rerunning cannot help, so keep no checkpoint
+        _remove_temporaries(out)
+        raise
     report = _build_report(inputs, cfg, clean, split, tok, splits, timings)
     atomic_write_json(out / REPORT_FILE, report)
     write_report_html(report, out / REPORT_HTML, str(out))
+    _remove_temporaries(out)
     manifest = _build_manifest(cfg, tok, out, splits, report)
     atomic_write_json(out / MANIFEST_FILE, manifest)  # last: its presence means complete
     if not quiet:
         print_summary(manifest, report, out)
     return manifest
+
+
+def _run_phases(
+    plan: InputPlan, cfg: PrepareConfig, out: Path, fp: str, state: dict[str, Any] | None,
+    quiet: bool,
+) -> tuple[CleanResult, SplitPlan, Tokenizer, dict[str, dict], dict[str, float]]:  # fmt: skip
+    """Pass 1, tokenizer, pass 2 and the kept text, each skipped when `state` (a checkpoint)
+    says it is done; temporaries stay on disk when this raises, for --resume."""
+    phase = state["phase"] if state else None
+    if phase in ("cleaned", "tokenizer"):
+        clean = CleanResult.from_state(state["result"], out, plan)
+    else:
+        clean = clean_pass(plan, cfg, out, fp, quiet, state and state["clean"])
+    if not clean.documents:
+        raise DataError(_empty_corpus_message(clean))
+    split = _plan_split(clean, cfg)
+    timings = {"read_clean": clean.seconds}
+    t0 = time.perf_counter()
+    if phase == "tokenizer":
+        tok = load_tokenizer(out / TOKENIZER_DIR)
+        timings["tokenizer"] = state["tokenizer_s"]
+    else:
+        tok = _get_tokenizer(cfg, clean, split, quiet)
+        release_free_memory()  # the trainer's freed heap, before pass 2 allocates its own
+        tok.save(out / TOKENIZER_DIR)
+        timings["tokenizer"] = time.perf_counter() - t0
+        save_checkpoint(out, fp, "tokenizer", result=clean.state(),
+                        tokenizer_s=timings["tokenizer"])  # fmt: skip
+    t0 = time.perf_counter()
+    splits = _pack_pass(cfg, clean, split, tok, out, quiet)
+    timings["tokenize_pack"] = time.perf_counter() - t0
+    if clean.kept is not None:
+        finish_kept_text(clean.kept, out / KEPT_TEXT_FILE, _split_names(clean, split))
+    return clean, split, tok, splits, timings

@@ -8,10 +8,13 @@ Arrow rows (`text_field` names the column), HTML pages and WARC responses (text 
 boilerplate removed) come from `formats`; `.gz`, `.bz2` and `.zst` are read transparently.
 Bad files and lines go to `Problems`, which stops the run with the fix or (with
 --skip-bad-files) records and skips; a file cut short keeps the documents read before the cut.
+`Reader.position` says where the next document comes from; a `Reader` given that position
+as `start` goes on from there (a JSONL file from its byte offset, other records by count).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import Counter
@@ -37,6 +40,18 @@ BUILTIN_PREFIX = "builtin:"
 _BINARY_SAMPLE = 1 << 16
 _UTF8_FIX = "Convert the file to UTF-8 (e.g. `iconv -f GB18030 -t UTF-8 in.txt > out.txt`)"
 _BINARY_FIX = "Remove it from the inputs (point prepare at the text files only)"
+
+
+@dataclass
+class ReadPosition:
+    """A place in the input stream: `source` indexes builtins then files; within it,
+    `records` documents/records were read (or, for a JSONL file, `lines` lines ending at
+    byte `offset` of its decompressed stream)."""
+
+    source: int = 0
+    records: int = 0
+    offset: int = 0
+    lines: int = 0
 
 
 @dataclass
@@ -140,6 +155,18 @@ def _binary_reason(sample: bytes) -> str | None:
     return None
 
 
+def _skip_bytes(f: IO[bytes], offset: int) -> None:
+    """Move `f` to byte `offset` (seek a plain file; read past it in a compressed one)."""
+    if isinstance(f, io.BufferedReader) and isinstance(f.raw, io.FileIO):
+        f.seek(offset)
+        return
+    while offset > 0:
+        chunk = f.read(min(offset, 1 << 20))
+        if not chunk:
+            return
+        offset -= len(chunk)
+
+
 def get_field(record: dict[str, Any], dotted: str) -> Any:
     """`record["a"]["b"]` for "a.b" (list items by number: "messages.0.content"); KeyError."""
     node: Any = record
@@ -164,32 +191,47 @@ class Reader:
         text_field: str,
         problems: Problems,
         on_bytes: Callable[[int], None] = lambda n: None,
+        start: ReadPosition | None = None,
     ) -> None:
-        self.plan, self.text_field, self.problems, self.on_bytes = (
-            plan,
-            text_field,
-            problems,
-            on_bytes,
-        )
+        self.plan, self.text_field, self.problems = plan, text_field, problems
+        self.on_bytes = on_bytes
         self.stats: Counter[str] = Counter()
+        self.start = start or ReadPosition()
+        self.position = ReadPosition(self.start.source)
+
+    def _resuming(self, source: int) -> ReadPosition | None:
+        """The start position when `source` is the one to resume inside (counted already)."""
+        start = self.start
+        return start if source == start.source and (start.records or start.lines) else None
 
     def __iter__(self) -> Iterator[Document]:
-        for name in self.plan.builtins:
+        for i, name in enumerate(self.plan.builtins):
+            if i < self.start.source:
+                continue
+            self.position = ReadPosition(i)
+            skip = (resume := self._resuming(i)) and resume.records
             for doc in builtin.builtin_corpus_documents(name):
+                self.position.records += 1
+                if self.position.records <= skip:
+                    continue
                 size = len(doc.text.encode("utf-8"))
                 self.stats["bytes_read"] += size
                 self.stats["documents_read"] += 1
                 self.on_bytes(size)
                 yield doc
             self.stats["builtin_corpora_read"] += 1
-        for path in self.plan.files:
+        for i, path in enumerate(self.plan.files, len(self.plan.builtins)):
+            if i < self.start.source:
+                continue
+            self.position = ReadPosition(i)
+            resume = self._resuming(i)
             suffix = _base_suffix(path)
             if suffix in TEXT_SUFFIXES:
-                docs = self._read_text(path)
+                docs = iter(()) if resume else self._read_text(path)
             elif suffix in JSONL_SUFFIXES:
-                docs = self._read_json(path)
+                docs = self._read_json(path, resume)
             else:
-                docs = self._read_records(path, suffix)
+                docs = self._read_records(path, suffix, resume)
             try:
                 for doc in docs:
                     self.stats["documents_read"] += 1
@@ -198,12 +240,16 @@ class Reader:
                 detail = f"unreadable ({type(e).__name__}: {e}); documents before it were kept"
                 fix = "Re-download or re-compress the file"
                 self.problems.bad(str(path), "corrupt_file", detail, fix)
+        self.position = ReadPosition(len(self.plan.builtins) + len(self.plan.files))
 
-    def _read_records(self, path: Path, suffix: str) -> Iterator[Document]:
+    def _read_records(
+        self, path: Path, suffix: str, resume: ReadPosition | None
+    ) -> Iterator[Document]:
         """CSV / Parquet / Arrow rows, an HTML page or WARC records (see `formats`)."""
-        size = path.stat().st_size
-        self.on_bytes(size)
-        self.stats["bytes_read"] += size
+        if resume is None:  # a resumed file was counted before the checkpoint
+            size = path.stat().st_size
+            self.on_bytes(size)
+            self.stats["bytes_read"] += size
         if suffix in formats.CSV_SUFFIXES or suffix in formats.TABLE_SUFFIXES:
             is_csv = suffix in formats.CSV_SUFFIXES
             records = (formats.iter_csv if is_csv else formats.iter_table)(path, self.text_field)
@@ -211,8 +257,12 @@ class Reader:
             records = formats.iter_html(path)
         else:
             records = formats.iter_warc(path)
+        skip = resume.records if resume else 0
         try:
             for where, text, doc_id in records:
+                self.position.records += 1
+                if self.position.records <= skip:
+                    continue
                 yield Document(
                     text=text, id=doc_id or where, source=str(path), metadata={"at": where}
                 )
@@ -240,22 +290,30 @@ class Reader:
             self.problems.bad(str(path), "invalid_utf8_file", detail, _UTF8_FIX)
             return
         self.stats["files_read"] += 1
+        self.position.records = 1
         yield Document(text=text, id=str(path), source=str(path))
 
-    def _read_json(self, path: Path) -> Iterator[Document]:
+    def _read_json(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
         with _open_binary(path) as f:
             head = f.read(_BINARY_SAMPLE)
-        reason = _binary_reason(head)
-        if reason is not None:
-            self.on_bytes(path.stat().st_size)
-            self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
-            return
-        self.stats["files_read"] += 1
+        if resume is None:  # a resumed file passed these checks before the checkpoint
+            reason = _binary_reason(head)
+            if reason is not None:
+                self.on_bytes(path.stat().st_size)
+                self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
+                return
+            self.stats["files_read"] += 1
         if head.lstrip()[:1] == b"[":
-            yield from self._read_json_array(path)
+            yield from self._read_json_array(path, resume)
             return
         with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, 1):
+            start = resume.lines if resume else 0
+            if resume:
+                _skip_bytes(f, resume.offset)
+                self.position.offset, self.position.lines = resume.offset, resume.lines
+            for lineno, raw in enumerate(f, start + 1):
+                self.position.offset += len(raw)
+                self.position.lines = lineno
                 self.on_bytes(len(raw))
                 self.stats["bytes_read"] += len(raw)
                 if raw.strip():
@@ -263,12 +321,13 @@ class Reader:
                     if doc is not None:
                         yield doc
 
-    def _read_json_array(self, path: Path) -> Iterator[Document]:
+    def _read_json_array(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
         """A .json file holding one array of records (read whole: such files are small)."""
         with _open_binary(path) as f:
             data = f.read()
-        self.on_bytes(path.stat().st_size)
-        self.stats["bytes_read"] += len(data)
+        if resume is None:
+            self.on_bytes(path.stat().st_size)
+            self.stats["bytes_read"] += len(data)
         try:
             records = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError as e:
@@ -279,7 +338,9 @@ class Reader:
             detail = f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
             self.problems.bad(str(path), "malformed_json_file", detail, "Fix the JSON")
             return
-        for i, record in enumerate(records):
+        skip = resume.records if resume else 0
+        for i, record in enumerate(records[skip:], skip):
+            self.position.records = i + 1
             doc = self._to_document(record, f"{path}[{i}]", str(path))
             if doc is not None:
                 yield doc

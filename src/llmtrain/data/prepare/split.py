@@ -36,6 +36,20 @@ class SplitRule:
         self.min_index = self.max_index = -1
         self._min, self._max = 2**64, -1
 
+    def state(self) -> dict[str, int | float]:
+        """The 5 numbers (and the fraction), as JSON (a checkpoint)."""
+        return {"val_fraction": self.val_fraction, "count": self.count,
+                "val_count": self.val_count, "min_index": self.min_index,
+                "max_index": self.max_index, "min": self._min, "max": self._max}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, int | float]) -> SplitRule:
+        rule = cls(float(state["val_fraction"]))
+        rule.count, rule.val_count = int(state["count"]), int(state["val_count"])
+        rule.min_index, rule.max_index = int(state["min_index"]), int(state["max_index"])
+        rule._min, rule._max = int(state["min"]), int(state["max"])
+        return rule
+
     def _below(self, score: int) -> bool:
         return score / _SCORE_SCALE < self.val_fraction
 

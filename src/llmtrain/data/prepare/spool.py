@@ -11,14 +11,18 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 _HEADER = struct.Struct("<QQ")
 
 
 class SpoolWriter:
-    def __init__(self, path: Path) -> None:
+    """Appends records to `path`; `resume_bytes` goes on after that many bytes of an existing
+    spool (a checkpoint's `size()`), cutting off what a crash left after them."""
+
+    def __init__(self, path: Path, resume_bytes: int | None = None) -> None:
         self.path = path
-        self._f = open(path, "wb")  # noqa: SIM115 (closed in __exit__)
+        self._f = open_at(path, resume_bytes)
         self.documents = 0
 
     def write(self, score: int, text: str) -> None:
@@ -27,11 +31,26 @@ class SpoolWriter:
         self._f.write(data)
         self.documents += 1
 
+    def size(self) -> int:
+        """Bytes written so far, flushed to the file (a checkpoint)."""
+        self._f.flush()
+        return self._f.tell()
+
     def __enter__(self) -> SpoolWriter:
         return self
 
     def __exit__(self, et: type | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._f.close()
+
+
+def open_at(path: Path, resume_bytes: int | None) -> BinaryIO:
+    """`path` opened for writing: emptied, or cut to `resume_bytes` and positioned there."""
+    if resume_bytes is None:
+        return open(path, "wb")  # noqa: SIM115 (the caller closes it)
+    f = open(path, "r+b")  # noqa: SIM115
+    f.truncate(resume_bytes)
+    f.seek(resume_bytes)
+    return f
 
 
 def read_spool(path: Path) -> Iterator[tuple[int, str]]:

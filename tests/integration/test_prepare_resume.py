@@ -1,0 +1,124 @@
+"""`prepare --resume` inside one part: a process killed mid-way (no cleanup, unflushed
+buffers) goes on from its last checkpoint, and the output is byte-identical to a run that
+never stopped (shards, tokenizer, documents.jsonl, report counts); the manifest comes last."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.data.prepare import normalise as normalise_module
+from llmtrain.data.prepare.resume import CHECKPOINT_FILE
+
+from .test_prepare_pipeline import EN, ZH
+
+SETTINGS = {"tokenizer": "bpe", "vocab_size": 300, "workers": 1, "near_dedup": True,
+            "keep_text": True, "checkpoint_bytes": 3000, "shard_tokens": 4000}  # fmt: skip
+# Kill the process (os._exit: no finally, no flush) at the N-th call of a function.
+_CRASHER = """
+import json, os, sys
+from llmtrain.data.prepare import PrepareConfig, prepare_corpus, dedup, lsh, normalise, pack
+where, after = sys.argv[4], int(sys.argv[5])
+owner, name = {"clean": (normalise.Normalise, "process"), "cluster": (lsh.Components, "union"),
+               "commit": (dedup.DigestSet, "checkpoint"), "pack": (pack.Packer, "flush")}[where]
+original, calls = getattr(owner, name), [0]
+def crashing(*args, **kw):
+    calls[0] += 1
+    if calls[0] > after:
+        os._exit(3)
+    return original(*args, **kw)
+setattr(owner, name, crashing)
+prepare_corpus([sys.argv[1]], sys.argv[2], PrepareConfig(**json.loads(sys.argv[3])), quiet=True)
+"""
+
+
+def _corpus(root: Path) -> Path:
+    """JSONL (plain and gzip) with exact and near duplicates, a text file, a CSV, Chinese."""
+    rng = random.Random(0)
+    words = (EN + " " + " ".join(ZH)).split()
+    raw = root / "raw"
+    raw.mkdir()
+    rows = []
+    for i in range(240):
+        text = " ".join(rng.choice(words) for _ in range(40)) + f" doc{i}"
+        rows.append({"id": f"d{i}", "text": text})
+        if i % 10 == 0:
+            rows.append({"id": f"dup{i}", "text": text})  # exact duplicate
+        if i % 7 == 0:
+            rows.append({"id": f"near{i}", "text": text.replace(text.split()[3], "edited", 1)})
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    (raw / "a.jsonl").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")
+    with gzip.open(raw / "b.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines[200:]) + "\n")
+    (raw / "c.txt").write_text((ZH + "\n") * 8, encoding="utf-8")
+    (raw / "d.csv").write_text("text\n" + "".join(f"row {i} {EN}\n" for i in range(30)))
+    return raw
+
+
+def _outputs(out: Path) -> dict[str, object]:
+    """Everything that must not change: file bytes (but the report's timings) and counts."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and p.name not in ("manifest.json", "report.json", "report.html")}  # fmt: skip
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    del report["timings_s"], report["config"]["resume"], manifest["created"]
+    return {"files": files, "report": report, "manifest": manifest}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    root = tmp_path_factory.mktemp("whole")
+    raw = _corpus(root)
+    prepare_corpus([raw], root / "out", PrepareConfig(**SETTINGS), quiet=True)
+    return raw, _outputs(root / "out")
+
+
+@pytest.mark.parametrize(
+    "where,after",  # inside plain JSONL, gzip JSONL, CSV; between a checkpoint's JSON and
+    # its commit; clustering; packing
+    [("clean", 150), ("clean", 250), ("clean", 310), ("commit", 5), ("cluster", 3), ("pack", 0)],
+)
+def test_killed_run_resumes_to_identical_output(tmp_path, whole, monkeypatch, where, after):
+    raw, expected = whole
+    out = tmp_path / "out"
+    code = subprocess.run([sys.executable, "-c", _CRASHER, str(raw), str(out),
+                           json.dumps(SETTINGS), where, str(after)]).returncode  # fmt: skip
+    assert code == 3  # killed where asked
+    assert not (out / "manifest.json").exists() and (out / CHECKPOINT_FILE).is_file()
+    checkpoint = json.loads((out / CHECKPOINT_FILE).read_text())
+    assert checkpoint["phase"] == {"pack": "tokenizer"}.get(where, "clean")
+    if where == "commit":  # the JSON is one generation ahead of the table's last commit
+        assert checkpoint["clean"]["generation"] == after + 1
+
+    normalised = []  # documents the resumed run cleans again
+    original = normalise_module.Normalise.process
+    monkeypatch.setattr(normalise_module.Normalise, "process",
+                        lambda self, doc: normalised.append(1) or original(self, doc))  # fmt: skip
+    prepare_corpus([raw], out, PrepareConfig(**SETTINGS, resume=True), quiet=True)
+    assert _outputs(out) == expected
+    read = expected["manifest"]["stats"]["documents_read"]
+    if where == "clean":  # from the last checkpoint (every ~3000 B: a dozen documents) on
+        assert read - after <= len(normalised) < read - after + 40
+    elif where == "commit":  # from the 5th checkpoint, whose commit was the last to land
+        assert 0 < len(normalised) < read - 40
+    else:  # pass 1 is not redone
+        assert not normalised
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".prepare_")]
+
+
+def test_resume_ignores_a_checkpoint_of_other_settings(tmp_path, whole):
+    raw, expected = whole
+    out = tmp_path / "out"
+    settings = json.dumps({**SETTINGS, "seed": 7})
+    subprocess.run([sys.executable, "-c", _CRASHER, str(raw), str(out), settings, "clean",
+                    "300"], check=False)  # fmt: skip
+    assert (out / CHECKPOINT_FILE).is_file()
+    prepare_corpus([raw], out, PrepareConfig(**SETTINGS, resume=True), quiet=True)
+    assert _outputs(out) == expected  # started afresh with the settings given now
