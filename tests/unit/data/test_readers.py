@@ -130,3 +130,13 @@ def test_builtin_python_corpus_skips_tests():
     first = next(builtin_corpus_documents("python"))
     assert first.source == "builtin:python" and first.id.startswith("python-stdlib/")
     assert plan_inputs(["builtin:python"]).total_bytes > 5_000_000
+
+
+def test_reader_streams_the_builtin_corpus_from_the_start():
+    """`llmtrain demo` reads builtin:python through the Reader with no resume position."""
+    import itertools
+
+    reader = Reader(plan_inputs(["builtin:python"]), "text", Problems(skip_bad=False))
+    docs = list(itertools.islice(iter(reader), 3))
+    assert len(docs) == 3 and docs[0].id.startswith("python-stdlib/")
+    assert reader.stats["documents_read"] == 3

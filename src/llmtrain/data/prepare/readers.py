@@ -209,7 +209,8 @@ class Reader:
             if i < self.start.source:
                 continue
             self.position = ReadPosition(i)
-            skip = (resume := self._resuming(i)) and resume.records
+            resume = self._resuming(i)
+            skip = resume.records if resume else 0
             for doc in builtin.builtin_corpus_documents(name):
                 self.position.records += 1
                 if self.position.records <= skip:
