@@ -13,6 +13,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.models import ModelConfig, build_model, get_model_preset
 from llmtrain.objectives import ObjectiveConfig, build_objective, check_objective
 from llmtrain.objectives.electra import roc_auc
+from tests.unit.objectives.counting import counting_windows, train_on_counting
 
 
 def setup():
@@ -80,19 +81,8 @@ def test_discriminator_learns_replacements_it_can_see():
     fields |= {"pos_embedding": "rope", "norm_position": "pre", "embedding_size": None}
     torch.manual_seed(0)
     model = build_model(config_from_dict(ModelConfig, fields))
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    g = torch.Generator().manual_seed(1)
-
-    def counting(n):
-        return torch.randint(4, V - T, (n, 1), generator=g) + torch.arange(T)
-
-    for step in range(300):
-        x = counting(32)
-        batch = obj.make_batch(x, x, step, 0)
-        loss, _ = obj.loss(obj.forward(model, batch), batch)
-        (loss / batch.n_targets).backward()
-        opt.step()
-        opt.zero_grad()
+    counting = counting_windows(V, T)
+    train_on_counting(obj, model, counting, lr=2e-3)
     x = counting(128)
     batch = obj.make_batch(x, x, -1, 0)
     with torch.no_grad():

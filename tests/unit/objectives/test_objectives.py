@@ -14,6 +14,7 @@ from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, build_objective, 
 from llmtrain.objectives.clm import clm_loss
 from llmtrain.objectives.config import check_objective
 from llmtrain.objectives.span import span_lengths
+from tests.unit.objectives.counting import counting_windows, train_on_counting
 
 V = 300
 
@@ -126,19 +127,8 @@ def test_sop_head_learns_an_order_it_can_see():
     fields |= {"vocab_size": V_syn + o.extra_vocab, "block_size": T, "n_layer": 2, "n_head": 2}
     torch.manual_seed(0)
     model = build_model(config_from_dict(ModelConfig, {**fields, "n_embd": 32}))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(1)
-
-    def counting(n):
-        return torch.randint(4, V_syn - T, (n, 1), generator=g) + torch.arange(T)
-
-    for step in range(300):
-        x = counting(32)
-        b = o.make_batch(x, x, step, 0)
-        loss, _ = o.loss(o.forward(model, b), b)
-        (loss / b.n_targets).backward()
-        opt.step()
-        opt.zero_grad()
+    counting = counting_windows(V_syn, T)
+    train_on_counting(o, model, counting, lr=1e-3)
     x = counting(256)
     b = o.make_batch(x, x, -1, 0)
     with torch.no_grad():
