@@ -25,6 +25,7 @@ _FIELDS = (
     "seed",
     "shard_tokens",
     "min_chars",
+    "fix_encoding",
     "skip_bad_files",
     "overwrite",
     "quality",
@@ -94,6 +95,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--shard-tokens", type=int, help="tokens per shard (default 100M)")
     p.add_argument("--min-chars", type=int, help="drop documents shorter than this (default 1)")
+    p.add_argument(
+        "--no-fix-encoding",
+        dest="fix_encoding",
+        action="store_false",
+        default=None,
+        help="keep mojibake as it is (default: repair text that was UTF-8 decoded as "
+        "Latin-1/cp1252/MacRoman, with ftfy)",
+    )
     p.add_argument(
         "--skip-bad-files",
         action="store_true",

@@ -65,3 +65,19 @@ def test_contiguous_cut_at_line_boundary():
     cut = contiguous_cut(text, 0.1)
     assert text[cut - 1] == "\n" and abs(cut - 0.9 * len(text)) <= 9
     assert contiguous_cut("x" * 1000, 0.1) == 900  # no newline: exact position (nanoGPT)
+
+
+def test_normalise_repairs_mojibake_in_english_and_chinese():
+    texts = ["Café — naïve, München und Köln", "中文维基百科是一个自由的百科全书。"]
+    broken = [texts[0].encode("utf-8").decode("cp1252")]
+    broken += [t.encode("utf-8").decode("latin-1") for t in texts]
+    step = Normalise()
+    out = [d.text for d in step(docs(*broken, *texts))]
+    assert out == [texts[0], *texts, *texts]  # repaired; clean text untouched
+    assert step.stats["fixed_mojibake"] == 3
+
+
+def test_normalise_can_keep_mojibake():
+    broken = "doesnâ€™t"
+    assert normalise_text(broken) == "doesn’t"
+    assert normalise_text(broken, fix_encoding=False) == broken

@@ -101,7 +101,7 @@ def clean_steps(
 
     `resume_docs` (not None) reopens the dedup state on disk from a checkpoint that had
     indexed that many documents for near-dedup."""
-    steps: list[Step] = [Normalise()]
+    steps: list[Step] = [Normalise(cfg.fix_encoding)]
     if cfg.languages or cfg.detect_language:
         steps.append(LanguageFilter(cfg.languages))
     steps += quality_steps(cfg.quality, cfg.quality_set, cfg.zh_words)

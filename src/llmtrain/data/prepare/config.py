@@ -33,6 +33,7 @@ class PrepareConfig:
     seed: int = 1337  # seeds the document split
     shard_tokens: int = 100_000_000  # start a new shard past this many tokens
     min_chars: int = 1  # drop documents shorter than this (after normalisation)
+    fix_encoding: bool = True  # repair mojibake (UTF-8 read as Latin-1/cp1252/MacRoman) with ftfy
     skip_bad_files: bool = False  # skip (and report) undecodable files and bad JSONL lines
     overwrite: bool = False  # replace a complete DATA_DIR
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
