@@ -95,7 +95,9 @@ def datatrove_cases(en: list[str], zh: list[str]) -> dict:
         assert kept > 0.5 * len(texts), kept  # the documents flow through every filter
         return time.perf_counter() - t0
 
-    def zh_chain():  # FineWeb-2's cmn_Hani thresholds; spaCy + jieba words ("zh": no jieba)
+    # FineWeb-2's cmn_Hani thresholds; spaCy + jieba words. The same work as our jieba chain,
+    # whose alphabetic-word ratio counts characters instead (see quality._JIEBA_QUALITY).
+    def zh_chain():
         lang = "cmn_Hani"
         return [
             GopherRepetitionFilter(

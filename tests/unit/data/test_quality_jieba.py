@@ -1,19 +1,18 @@
-"""`zh_words = "jieba"`: Chinese words from jieba with FineWeb-2's Mandarin thresholds."""
+"""`zh_words = "jieba"`: Chinese words from jieba with FineWeb-2's Mandarin thresholds, the
+alphabetic-word ratio measured over characters (keeps Wikipedia, drops keyword lists)."""
 
 from __future__ import annotations
 
-import json
+import random
 import sys
 
 import pytest
 
 from llmtrain.data.prepare import Document
 from llmtrain.data.prepare.config import PrepareConfig
-from llmtrain.data.prepare.quality import GopherQuality, quality_steps
+from llmtrain.data.prepare.quality import GopherQuality, quality_steps, set_threshold
 from llmtrain.data.prepare.textstats import words
 from llmtrain.errors import ConfigError
-
-from .conftest import SHARED_DATA, needs_corpus
 
 pytest.importorskip("jieba")  # the zh extra, part of dev
 
@@ -60,14 +59,38 @@ def test_missing_jieba_is_a_config_error_naming_the_extra(monkeypatch):
         PrepareConfig(zh_words="pkuseg").validate()
 
 
-@pytest.mark.corpus
-@needs_corpus
-def test_zh_wiki_with_jieba_mostly_survives():
-    path = SHARED_DATA / "zh_wiki" / "zh_wiki_contexts.jsonl"
-    texts = [json.loads(line)["text"] for line in path.open(encoding="utf-8")][::5]
-    docs = (Document(text=t, id=str(i), source="t") for i, t in enumerate(texts))
-    for step in quality_steps("web", zh_words="jieba"):
-        docs = step(docs)
-    # measured 84.6 % on all 3,104 paragraphs (every 5th: a Hans/Hant mix like the whole): FineWeb-2's min_alpha_words_ratio (0.735)
-    # counts jieba's punctuation and digit tokens as non-alphabetic words
-    assert sum(1 for _ in docs) >= 0.8 * len(texts)
+# Written after a Chinese Wikipedia paragraph: glosses in brackets, enumerations, numbers.
+WIKI = (
+    "雅芳河（River Avon），又译埃文河、艾芬河，源于英格兰格洛斯特郡（Gloucestershire），流经威尔特郡"
+    "（Wiltshire）、萨默塞特郡（Somerset），在布里斯托（Bristol）注入塞文河口。雅芳河长120公里（75英哩），"
+    "流域面积2,220平方公里，是格洛斯特郡与萨默塞特郡的传统分界线。沿岸城镇有马姆斯伯里（Malmesbury）、"
+    "奇彭纳姆（Chippenham）、梅尔克舍姆（Melksham）、巴斯（Bath）和凯恩舍姆（Keynsham），1724年至1727年间"
+    "修建了6座船闸。"
+)
+# a shop's product keywords, sampled into keyword-stuffed "sentences"
+GOODS = (
+    "手机", "手机壳", "钢化膜", "充电器", "数据线", "耳机", "音箱", "鼠标", "键盘", "显示器", "路由器", "硬盘", "内存", "相机", "镜头",
+    "支架", "电池", "台灯", "插座", "空调", "冰箱", "风扇", "电视", "平板", "手表", "手环", "背包", "雨伞", "水杯", "拖鞋",
+)  # fmt: skip
+
+
+def _removed(step, text: str) -> dict[str, int]:
+    list(step([Document(text=text, id="0", source="t")]))
+    return {k: v for k, v in step.stats.items() if k.startswith("removed_")}
+
+
+def test_alphabetic_ratio_counts_characters_not_jieba_punctuation_tokens():
+    # FineWeb-2's ratio over jieba tokens (0.735) drops the paragraph: each of its ，、（） and
+    # numbers is a token as long as a word, so only ~60 % of the tokens hold a letter
+    fineweb2 = GopherQuality("jieba")
+    set_threshold([fineweb2], "gopher_quality.jieba.alpha_ratio_in_chars=false")
+    set_threshold([fineweb2], "gopher_quality.jieba.min_alpha_words_ratio=0.735")
+    assert _removed(fineweb2, WIKI) == {"removed_too_few_alphabetic_words": 1}
+    assert _removed(GopherQuality("jieba"), WIKI) == {}  # over characters: 91 % letters
+    # a keyword list punctuated into "sentences" is still dropped by that rule in both modes
+    rng = random.Random(0)
+    keywords = "".join("，".join(rng.sample(GOODS, 8)) + "。" for _ in range(10))
+    for zh_words in ("chars", "jieba"):
+        assert _removed(GopherQuality(zh_words), keywords) == {
+            "removed_too_few_alphabetic_words": 1
+        }

@@ -3,14 +3,18 @@
 `words(text)`: whitespace-separated tokens for spaced scripts, and one token per character
 for unsegmented ones (Han, kana, Thai...), because `str.split()` sees a whole Chinese
 paragraph as one word; `words(text, "jieba")` segments Chinese into words with jieba (the
-optional `zh` extra) instead. `script_of(text)` names the dominant script: "cjk" when at least
-30 % of the letters are CJK characters, else "latin" (every spaced script).
+optional `zh` extra) instead; `count_words` and `has_long_word` answer the filters' questions
+about a line without listing all its words. `script_of(text)` names the dominant script: "cjk"
+when at least 30 % of the letters are CJK characters, else "latin" (every spaced script).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 
@@ -25,8 +29,8 @@ CJK_CLASS = (
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 )
 _WORD = re.compile(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")
-_CJK = re.compile(rf"[{CJK_CLASS}]")
-_LETTER = re.compile(r"[^\W\d_]")
+_CJK_RUN = re.compile(rf"[{CJK_CLASS}]+")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
 CJK_SHARE = 0.3
 _SAMPLE_CHARS = 4096
 
@@ -54,6 +58,38 @@ def words(text: str, segmenter: str = "chars") -> list[str]:
     return _WORD.findall(text)
 
 
+def _iter_words(text: str, segmenter: str) -> Iterator[object]:
+    if segmenter == "jieba":  # a generator: jieba cuts one punctuation-free block at a time
+        return (w for w in _jieba().cut(text) if not w.isspace())
+    return _WORD.finditer(text)
+
+
+def count_words(text: str, segmenter: str = "chars", limit: int | None = None) -> int:
+    """`len(words(text, segmenter))`, or `min(that, limit)` found by segmenting only as far
+    as the `limit`-th word."""
+    if limit is None:
+        return len(words(text, segmenter))
+    return sum(1 for _ in islice(_iter_words(text, segmenter), max(limit, 0)))
+
+
+@lru_cache(maxsize=8)
+def _non_cjk_run(longer_than: int) -> re.Pattern[str]:
+    return re.compile(rf"[^\s{CJK_CLASS}]{{{longer_than + 1},}}")
+
+
+def has_long_word(text: str, limit: int, segmenter: str = "chars") -> bool:
+    """`any(len(w) > limit for w in words(text, segmenter))`, segmenting only text with a
+    whitespace-free run longer than `limit`: no word of either segmenter spans whitespace, and
+    in "chars" mode every word longer than one character is a run outside CJK_CLASS."""
+    if len(text) <= limit:
+        return False
+    if segmenter == "chars" and limit >= 1:
+        return _non_cjk_run(limit).search(text) is not None
+    if max(map(len, text.split()), default=0) <= limit:
+        return False
+    return max(map(len, words(text, segmenter)), default=0) > limit
+
+
 def check_segmenter(segmenter: str) -> None:
     """Raise a ConfigError naming the fix when `segmenter` is unknown or not installed."""
     if segmenter not in SEGMENTERS:
@@ -68,8 +104,8 @@ def check_segmenter(segmenter: str) -> None:
 def script_of(text: str) -> str:
     """ "cjk" or "latin", from the share of CJK characters among the letters of a sample."""
     sample = text[:_SAMPLE_CHARS]
-    cjk = len(_CJK.findall(sample))
-    letters = len(_LETTER.findall(sample))
+    cjk = sum(map(len, _CJK_RUN.findall(sample)))  # runs: far fewer matches than characters
+    letters = sum(map(len, _LETTER_RUN.findall(sample)))
     return "cjk" if letters and cjk / letters >= CJK_SHARE else "latin"
 
 
@@ -109,9 +145,9 @@ class TokenTable:
 def token_table(text: str, segmenter: str = "chars") -> TokenTable:
     """Tokenize `text` (see `words`) into a `TokenTable`; the per-token work is C-level."""
     tokens = words(text, segmenter)
-    index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
+    uniq = list(dict.fromkeys(tokens))
+    index = dict(zip(uniq, range(len(uniq))))
     ids = np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
-    uniq = list(index)
     uniq_lengths = np.fromiter(map(len, uniq), np.int64, len(uniq))
     counts = np.bincount(ids, minlength=len(uniq))
     return TokenTable(text, uniq, ids, counts, uniq_lengths, uniq_lengths[ids])
