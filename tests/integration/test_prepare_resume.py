@@ -1,11 +1,13 @@
 """`prepare --resume` inside one part: a process killed mid-way (no cleanup, unflushed
-buffers) goes on from its last checkpoint, and the output is byte-identical to a run that
-never stopped (shards, tokenizer, documents.jsonl, report counts); the manifest comes last."""
+buffers) in pass 1 or while packing goes on from its last checkpoint, and the output is
+byte-identical to a run that never stopped (shards, indexes, tokenizer, documents.jsonl,
+report counts); the manifest comes last. A checkpoint that does not match never mixes."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,25 +17,35 @@ import pytest
 
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 from llmtrain.data.prepare import normalise as normalise_module
+from llmtrain.data.prepare import pack as pack_module
 from llmtrain.data.prepare.resume import CHECKPOINT_FILE
 
 from .test_prepare_pipeline import EN, ZH
 
 SETTINGS = {"tokenizer": "bpe", "vocab_size": 300, "workers": 1, "near_dedup": True,
             "keep_text": True, "checkpoint_bytes": 3000, "shard_tokens": 4000}  # fmt: skip
-# Kill the process (os._exit: no finally, no flush) at the N-th call of a function.
+# Kill the process (os._exit: no finally, no flush) at the N-th call of a function (after
+# the call returns for "closed": a shard's files written; "synced": a writer's state fsynced,
+# its checkpoint not written; "report": the shards complete, documents.jsonl finished).
 _CRASHER = """
 import json, os, sys
+from llmtrain.data import shards
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus, dedup, lsh, normalise, pack
+from llmtrain.data.prepare import pipeline
 where, after = sys.argv[4], int(sys.argv[5])
 owner, name = {"clean": (normalise.Normalise, "process"), "cluster": (lsh.Components, "union"),
-               "commit": (dedup.DigestSet, "checkpoint"), "pack": (pack.Packer, "flush")}[where]
+               "commit": (dedup.DigestSet, "checkpoint"), "pack": (pack.Packer, "flush"),
+               "closed": (shards.ShardWriter, "_close"), "synced": (shards.ShardWriter, "state"),
+               "report": (pipeline, "write_report_html")}[where]
 original, calls = getattr(owner, name), [0]
 def crashing(*args, **kw):
     calls[0] += 1
+    if calls[0] > after and where not in ("closed", "synced"):
+        os._exit(3)
+    result = original(*args, **kw)
     if calls[0] > after:
         os._exit(3)
-    return original(*args, **kw)
+    return result
 setattr(owner, name, crashing)
 prepare_corpus([sys.argv[1]], sys.argv[2], PrepareConfig(**json.loads(sys.argv[3])), quiet=True)
 """
@@ -113,12 +125,96 @@ def test_killed_run_resumes_to_identical_output(tmp_path, whole, monkeypatch, wh
     assert not [p.name for p in out.iterdir() if p.name.startswith(".prepare_")]
 
 
-def test_resume_ignores_a_checkpoint_of_other_settings(tmp_path, whole):
+@pytest.mark.parametrize("where,after", [("clean", 300), ("closed", 3)])
+def test_resume_ignores_a_checkpoint_of_other_settings(tmp_path, whole, where, after):
     raw, expected = whole
     out = tmp_path / "out"
-    settings = json.dumps({**SETTINGS, "seed": 7})
-    subprocess.run([sys.executable, "-c", _CRASHER, str(raw), str(out), settings, "clean",
-                    "300"], check=False)  # fmt: skip
-    assert (out / CHECKPOINT_FILE).is_file()
+    settings = json.dumps({**SETTINGS, "seed": 7})  # another split: other shards
+    subprocess.run([sys.executable, "-c", _CRASHER, str(raw), str(out), settings, where,
+                    str(after)], check=False)  # fmt: skip
+    phase = json.loads((out / CHECKPOINT_FILE).read_text())["phase"]
+    assert phase == {"clean": "clean", "closed": "pack"}[where]
     prepare_corpus([raw], out, PrepareConfig(**SETTINGS, resume=True), quiet=True)
     assert _outputs(out) == expected  # started afresh with the settings given now
+
+
+def _crash(raw: Path, out: Path, settings: dict, where: str, after: int) -> dict:
+    """Run prepare in a child killed at (`where`, `after`); its checkpoint. The child gets a
+    fresh RAYON_NUM_THREADS, so its `workers` really sizes the encoder's thread pool."""
+    env = {k: v for k, v in os.environ.items() if k != "RAYON_NUM_THREADS"}
+    code = subprocess.run([sys.executable, "-c", _CRASHER, str(raw), str(out),
+                           json.dumps(settings), where, str(after)], env=env).returncode  # fmt: skip
+    assert code == 3  # killed where asked
+    assert not (out / "manifest.json").exists()
+    return json.loads((out / CHECKPOINT_FILE).read_text())
+
+
+def _count_encoded(monkeypatch) -> list[int]:
+    """Documents the (in-process) resumed run encodes, appended to the returned list."""
+    encoded, original = [], pack_module.encode_documents
+    monkeypatch.setattr(pack_module, "encode_documents",
+                        lambda tok, texts: encoded.append(len(texts)) or original(tok, texts))  # fmt: skip
+    return encoded
+
+
+def _on_disk_tokens(out: Path) -> int:
+    return sum(p.stat().st_size for p in out.glob("*/shard_*.bin")) // 2  # uint16
+
+
+def _recorded_tokens(pack_state: dict) -> int:
+    return sum(sum(s["tokens"] for s in w["shards"]) + (w["open"] or {"tokens": 0})["tokens"]
+               for w in pack_state["writers"].values())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "where,after,phase",  # at the 5th checkpoint's flush; right after the 4th shard closed;
+    # after both writers of the 6th checkpoint fsynced, before its JSON; after the last
+    # shard and the "packed" checkpoint (documents.jsonl done, report.html not)
+    [("pack", 4, "pack"), ("closed", 3, "pack"), ("synced", 11, "pack"),
+     ("report", 0, "packed")],
+)  # fmt: skip
+def test_killed_packing_resumes_to_identical_output(tmp_path, whole, monkeypatch, where, after,
+                                                    phase):  # fmt: skip
+    raw, expected = whole
+    out = tmp_path / "out"
+    checkpoint = _crash(raw, out, {**SETTINGS, "workers": 2}, where, after)  # 2 encode threads
+    assert checkpoint["phase"] == phase
+    documents = sum(expected["manifest"]["splits"][s]["documents"] for s in ("train", "val"))
+    if phase == "pack":
+        done = checkpoint["pack"]["records"]
+        assert 0 < done < documents
+        if where in ("closed", "synced"):  # the shards hold bytes no checkpoint describes
+            assert _on_disk_tokens(out) > _recorded_tokens(checkpoint["pack"])
+    else:
+        done = documents
+        assert not (out / ".prepare_kept_text.tmp").exists()  # documents.jsonl was finished
+
+    encoded = _count_encoded(monkeypatch)
+    prepare_corpus([raw], out, PrepareConfig(**SETTINGS, resume=True), quiet=True)
+    assert _outputs(out) == expected
+    assert sum(encoded) == documents - done  # from the checkpoint on, each document once
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".prepare_")]
+
+
+@pytest.mark.parametrize("damage", ["shard bytes", "writer state"])
+def test_packing_checkpoint_that_does_not_match_the_shards_packs_again(
+    tmp_path, whole, monkeypatch, capsys, damage
+):
+    """An altered open shard or an unreadable writer state: packing restarts from the first
+    document over emptied split folders (the tokenizer and pass 1 are kept)."""
+    raw, expected = whole
+    out = tmp_path / "out"
+    checkpoint = _crash(raw, out, SETTINGS, "closed", 3)
+    if damage == "shard bytes":
+        open_shard = len(checkpoint["pack"]["writers"]["train"]["shards"])
+        path = out / f"train/shard_{open_shard:05d}.bin"
+        path.write_bytes(b"\x07\x00" + path.read_bytes()[2:])
+    else:
+        del checkpoint["pack"]["writers"]["val"]["open"]
+        (out / CHECKPOINT_FILE).write_text(json.dumps(checkpoint))
+    encoded = _count_encoded(monkeypatch)
+    prepare_corpus([raw], out, PrepareConfig(**SETTINGS, resume=True), quiet=False)
+    assert "packing again from the first document" in capsys.readouterr().out
+    assert _outputs(out) == expected
+    documents = sum(expected["manifest"]["splits"][s]["documents"] for s in ("train", "val"))
+    assert sum(encoded) == documents

@@ -126,8 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zh-words",
         choices=("chars", "jieba"),
         help="how the quality filters count Chinese words: chars (default: one per character) "
-        "or jieba (word segmentation with FineWeb-2's Chinese thresholds; pip install "
-        "'llmtrain[zh]')",
+        "or jieba (word segmentation with FineWeb-2's Chinese thresholds, except that the "
+        "share of words with a letter is counted over characters; pip install 'llmtrain[zh]')",
     )
     p.add_argument(
         "--languages",
@@ -202,8 +202,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="skip DATA_DIR when it is already complete; after a crash, go on from its last "
-        "checkpoint (every 64 MiB of input while cleaning, then after near-dedup and after "
-        "the tokenizer; packing restarts) with output identical to an uninterrupted run",
+        "checkpoint (every 64 MiB of input while cleaning, after near-dedup and the "
+        "tokenizer, every 64 MiB of text packed) with output identical to an uninterrupted run",
     )
     p.add_argument(
         "--merge",

@@ -1,7 +1,8 @@
 """The prepared-data format (docs/data_format.md): token shards, document indexes, manifest.
 
 Writing: `ShardWriter` streams documents (ids + EOS) into `SPLIT/shard_XXXXX.bin` with a
-`.idx.npy` of document offsets, hashing as it goes. Reading: `read_manifest`, `open_split`
+`.idx.npy` of document offsets, hashing as it goes; `state()` / `restore()` checkpoint it so
+an interrupted writer goes on with the same bytes. Reading: `read_manifest`, `open_split`
 (read-only memmaps) and `verify_shards` (sha256 of every shard against the manifest).
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from array import array
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,12 @@ REPORT_FILE = "report.json"
 TOKENIZER_DIR = "tokenizer"
 SPLITS = ("train", "val")
 _FLUSH_TOKENS = 1 << 20
+_SHARD_FILE = re.compile(r"shard_(\d{5})\.(bin|idx\.npy)")
+_READ = 1 << 20
+
+
+class ShardStateError(DataError):
+    """The shard files on disk do not hold what a writer state records."""
 
 
 def shard_dtype(vocab_size: int) -> str:
@@ -38,22 +47,33 @@ class ShardWriter:
     """Appends documents to the shards of one split, starting a new shard past `shard_tokens`.
 
     A document never straddles two shards. `close()` returns the manifest's shard records.
+    `state()` makes what was written durable and describes it; `restore(state)` on a new
+    writer cuts the files back to that point and goes on from there. The open shard's
+    document offsets go to `OUT_DIR/{partial_prefix}{split}_shard_XXXXX.idx` at each
+    `state()`; the writer never deletes that file (an older state may still need it after a
+    crash): the caller removes it once no state it may restore refers to it.
     """
 
-    def __init__(self, out_dir: Path, split: str, dtype: str, shard_tokens: int, eos_id: int):
+    def __init__(
+        self, out_dir: Path, split: str, dtype: str, shard_tokens: int, eos_id: int,
+        partial_prefix: str = ".partial_",
+    ) -> None:  # fmt: skip
         self.out_dir, self.split, self.dtype = Path(out_dir), split, np.dtype(dtype)
         self.shard_tokens, self.eos_id = shard_tokens, eos_id
+        self.partial_prefix = partial_prefix
         self.shards: list[dict[str, Any]] = []
         self._file = None
+        self._synced = 0  # closed shards made durable by state()
         (self.out_dir / split).mkdir(parents=True, exist_ok=True)
 
-    def _open(self) -> None:
+    def _open(self, mode: str = "wb") -> None:
         name = f"{self.split}/shard_{len(self.shards):05d}"
         self._rel_bin, self._rel_idx = f"{name}.bin", f"{name}.idx.npy"
-        self._file = open(self.out_dir / self._rel_bin, "wb")  # noqa: SIM115 (closed in _close)
+        self._file = open(self.out_dir / self._rel_bin, mode)  # noqa: SIM115 (closed in _close)
         self._hash = hashlib.sha256()
         self._offsets = array("Q")
         self._tokens = 0
+        self._journaled = 0  # offsets already in the partial index (state())
         self._pending: list[np.ndarray] = []
         self._pending_tokens = 0
 
@@ -102,6 +122,101 @@ class ShardWriter:
         if self._file is not None:
             self._close()
         return self.shards
+
+    def _partial_index(self, number: int | None = None) -> Path:
+        number = len(self.shards) if number is None else number
+        return self.out_dir / f"{self.partial_prefix}{self.split}_shard_{number:05d}.idx"
+
+    def state(self) -> dict[str, Any]:
+        """Flush and fsync every shard written so far and the open shard's offsets (to its
+        partial index); the JSON state that `restore` goes on from.
+
+        Costs a flush and an fsync: call it every few MiB of documents, not per document."""
+        self._flush_open()
+        for shard in self.shards[self._synced :]:
+            for rel in (shard["path"], shard["index"]):
+                _fsync(self.out_dir / rel)
+        self._synced = len(self.shards)
+        if self._file is None:
+            return {"shards": [dict(s) for s in self.shards], "open": None}
+        os.fsync(self._file.fileno())
+        offsets = np.frombuffer(self._offsets, dtype=np.uint64)
+        with open(self._partial_index(), "r+b" if self._journaled else "wb") as f:
+            f.seek(self._journaled * offsets.itemsize)
+            f.truncate()
+            f.write(offsets[self._journaled :].astype("<u8").tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        self._journaled = len(offsets)
+        open_shard = {"tokens": self._tokens, "documents": len(offsets),
+                      "sha256": self._hash.copy().hexdigest()}  # fmt: skip
+        return {"shards": [dict(s) for s in self.shards], "open": open_shard}
+
+    def _flush_open(self) -> None:
+        if self._file is not None:
+            self._flush()
+            self._file.flush()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from `state` (a `state()` of a writer of the same split, dtype and shard
+        size): cut the open shard back to it, drop shards written after it.
+
+        ShardStateError when the files do not hold what `state` records (missing, shorter,
+        or other bytes): the caller starts this split again rather than mix outputs."""
+        if self._file is not None or self.shards:
+            raise ValueError("restore() needs a new writer")
+        shards, open_shard = list(state["shards"]), state["open"]
+        itemsize = self.dtype.itemsize
+        for shard in shards:
+            path, index = self.out_dir / shard["path"], self.out_dir / shard["index"]
+            if not index.is_file() or _size(path) != shard["tokens"] * itemsize:
+                raise ShardStateError(f"{path} (or its index) does not match the checkpoint")
+        self._remove_after(len(shards), keep_open=open_shard is not None)
+        self.shards, self._synced = shards, len(shards)
+        if open_shard is not None:
+            self._reopen(open_shard["tokens"], open_shard["documents"], open_shard["sha256"])
+
+    def _remove_after(self, open_number: int, keep_open: bool) -> None:
+        """Delete the files a crash left past a state: later shards, the open one's index
+        (and its bytes and partial index when the state has no open shard)."""
+        for path in (self.out_dir / self.split).iterdir():
+            m = _SHARD_FILE.fullmatch(path.name)
+            if m is None or int(m.group(1)) < open_number:
+                continue
+            if int(m.group(1)) > open_number or m.group(2) == "idx.npy" or not keep_open:
+                path.unlink()
+        for path in self.out_dir.glob(f"{self.partial_prefix}{self.split}_shard_*.idx"):
+            if not (keep_open and path == self._partial_index(open_number)):
+                path.unlink()
+
+    def _reopen(self, tokens: int, documents: int, sha256: str) -> None:
+        """Reopen the open shard at `tokens` tokens and `documents` offsets, checking both."""
+        path = self.out_dir / f"{self.split}/shard_{len(self.shards):05d}.bin"
+        if _size(path) < tokens * self.dtype.itemsize:
+            raise ShardStateError(f"{path} is shorter than the checkpoint says")
+        self._open("r+b")
+        self._file.truncate(tokens * self.dtype.itemsize)
+        while chunk := self._file.read(_READ):  # leaves the file at its end, to append
+            self._hash.update(chunk)
+        partial = self._partial_index()
+        offsets = np.fromfile(partial, dtype="<u8", count=documents) if partial.is_file() else ()
+        if self._hash.hexdigest() != sha256 or len(offsets) != documents:
+            self._file.close()
+            self._file = None
+            raise ShardStateError(f"{path} or its partial index differs from the checkpoint")
+        self._offsets.frombytes(np.asarray(offsets, dtype=np.uint64).tobytes())
+        self._tokens, self._journaled = tokens, documents
+        with open(partial, "r+b") as f:
+            f.truncate(documents * 8)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else -1
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The shard format: dtype choice, the writer (EOS, offsets, roll-over, checksums), manifest
-validation, memmaps and checksum verification."""
+"""The shard format: dtype choice, the writer (EOS, offsets, roll-over, checksums, state and
+restore after a crash), manifest validation, memmaps and checksum verification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from llmtrain.data.prepare.pack import encode_documents, encoding_pieces
-from llmtrain.data.shards import ShardWriter, open_split, read_manifest, shard_dtype, verify_shards
+from llmtrain.data.shards import (
+    ShardStateError,
+    ShardWriter,
+    open_split,
+    read_manifest,
+    shard_dtype,
+    verify_shards,
+)
 from llmtrain.errors import DataError
 from llmtrain.tokenizer import train_tokenizer
 from llmtrain.utils.io import sha256_file
@@ -37,6 +44,65 @@ def test_writer_rejects_ids_beyond_dtype(tmp_path):
     w = ShardWriter(tmp_path, "train", "uint16", shard_tokens=100, eos_id=3)
     with pytest.raises(DataError, match="out of range"):
         w.add([70000])
+
+
+DOCS = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [], [14, 15], [16] * 9, [17, 18], [19], [20, 21]]
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".partial_")}  # fmt: skip
+
+
+@pytest.mark.parametrize("cut", [2, 3, 5, 7])
+def test_writer_restored_after_a_crash_writes_the_same_bytes(tmp_path, cut):
+    """State after `cut` documents, more written (a shard closes past it, bytes sit in the
+    open shard and its partial index), then the process dies: a restored writer cuts back
+    and ends with the same files and records as one that never stopped."""
+    whole = ShardWriter(tmp_path / "whole", "train", "uint16", shard_tokens=8, eos_id=3)
+    for doc in DOCS:
+        whole.add(doc)
+    expected = whole.close()
+    out = tmp_path / "crashed"
+    w = ShardWriter(out, "train", "uint16", shard_tokens=8, eos_id=3)
+    for doc in DOCS[:cut]:
+        w.add(doc)
+    state = json.loads(json.dumps(w.state()))  # as a checkpoint stores it
+    for doc in DOCS[cut:-1]:
+        w.add(doc)
+    w.state()  # a later state whose checkpoint never landed
+    w._flush_open()  # the crash: no close; the files hold more than `state` says
+    assert sum(p.stat().st_size for p in (out / "train").glob("*.bin")) > 2 * sum(
+        s["tokens"] for s in state["shards"]) + 2 * (state["open"] or {"tokens": 0})["tokens"]  # fmt: skip
+    resumed = ShardWriter(out, "train", "uint16", shard_tokens=8, eos_id=3)
+    resumed.restore(state)
+    kept = {s["path"] for s in state["shards"]} | {s["index"] for s in state["shards"]}
+    kept |= {f"train/shard_{len(state['shards']):05d}.bin"} if state["open"] else set()
+    assert set(_files(out)) == kept  # what the crash left past `state` is gone
+    for doc in DOCS[cut:]:
+        resumed.add(doc)
+    assert resumed.close() == expected
+    assert _files(out) == _files(tmp_path / "whole")
+
+
+def test_restore_refuses_files_that_differ_from_the_state(tmp_path):
+    w = ShardWriter(tmp_path, "train", "uint16", shard_tokens=8, eos_id=3)
+    for doc in DOCS[:5]:
+        w.add(doc)
+    state = w.state()
+    assert state["open"]["tokens"] == 4 and len(state["shards"]) == 1
+    w._flush_open()
+    open_bin = tmp_path / "train/shard_00001.bin"
+    data = open_bin.read_bytes()
+    open_bin.write_bytes(data[:2] + b"\xff\xff" + data[4:])  # same size, other bytes
+    with pytest.raises(ShardStateError, match=r"shard_00001\.bin .*differs"):
+        ShardWriter(tmp_path, "train", "uint16", 8, 3).restore(state)
+    open_bin.write_bytes(data[:2])
+    with pytest.raises(ShardStateError, match="shorter"):
+        ShardWriter(tmp_path, "train", "uint16", 8, 3).restore(state)
+    (tmp_path / "train/shard_00000.bin").unlink()
+    with pytest.raises(ShardStateError, match=r"shard_00000\.bin"):
+        ShardWriter(tmp_path, "train", "uint16", 8, 3).restore(state)
 
 
 def _fake_data_dir(tmp_path):

@@ -53,7 +53,7 @@ class PrepareConfig:
     shard_index: int = 0  # this part of a --num-shards run (0-based)
     num_shards: int = 1  # split the input files into this many independent parts
     resume: bool = False  # skip a complete DATA_DIR; go on from the checkpoint of a crashed one
-    checkpoint_bytes: int = 64 << 20  # pass 1 checkpoints after each this much input read
+    checkpoint_bytes: int = 64 << 20  # checkpoint after each this much input read / text packed
 
     @property
     def lsh(self) -> LSHConfig:

@@ -3,18 +3,23 @@
 Long documents are cut into ~64k-character pieces at boundaries where byte-level BPE cannot
 merge across (a newline between two non-space characters), so one book still encodes on all
 cores through `encode_batch`, with ids identical to encoding it whole. Char and byte
-tokenizers encode vectorised (`encode_array`).
+tokenizers encode vectorised (`encode_array`). `pack_records` checkpoints the packing every
+so many bytes of text (`Packer.state`: counts + each split's `ShardWriter.state`), so a rerun
+goes on from there; ids do not depend on where a chunk ends, so neither do the shards.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from llmtrain.data.shards import ShardWriter
+from llmtrain.data.shards import SPLITS, ShardStateError, ShardWriter, shard_dtype
 from llmtrain.tokenizer.base import Tokenizer
 
 PIECE_CHARS = 1 << 16
@@ -67,11 +72,13 @@ class Packer:
         self.stats: dict[str, Counter[str]] = {s: Counter() for s in writers}
         self._buffer: list[tuple[str, str]] = []
         self._buffer_bytes = 0
+        self.bytes_added = 0  # UTF-8 bytes of text added, over both splits
 
     def add(self, split: str, text: str) -> None:
         size = len(text.encode("utf-8"))
         self._buffer.append((split, text))
         self._buffer_bytes += size
+        self.bytes_added += size
         counts = self.stats[split]
         counts["documents"] += 1
         counts["bytes"] += size
@@ -95,6 +102,21 @@ class Packer:
         self.on_bytes(self._buffer_bytes)
         self._buffer, self._buffer_bytes = [], 0
 
+    def state(self) -> dict[str, Any]:
+        """Encode and write what is buffered, make the shards durable; the JSON state
+        (counts and every writer's state) that `restore` goes on from."""
+        self.flush()
+        return {"stats": {split: dict(counts) for split, counts in self.stats.items()},
+                "writers": {split: w.state() for split, w in self.writers.items()}}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from `state` (of a packer of the same splits); ShardStateError from a writer
+        whose files do not match it."""
+        for split, writer in self.writers.items():
+            writer.restore(state["writers"][split])
+        self.stats = {split: Counter(state["stats"][split]) for split in self.writers}
+        self.bytes_added = sum(counts["bytes"] for counts in self.stats.values())
+
     def close(self) -> dict[str, dict]:
         """Flush, close the shards, return per-split counts and shard records."""
         self.flush()
@@ -110,3 +132,54 @@ class Packer:
                 "shards": writer.close(),
             }
         return out
+
+
+def pack_records(
+    packer: Packer,
+    records: Iterable[tuple[int, list[tuple[str, str]]]],
+    every_bytes: int,
+    save: Callable[[dict[str, Any]], None],
+    done: int = 0,
+) -> None:
+    """Add the (split, text) pairs of every (position, pairs) record to `packer`. After each
+    `every_bytes` of text, `save` the packer's state plus `records` (records added so far,
+    counting the `done` added before these) and `position` (the last record's: where a
+    resume goes on). A checkpoint falls between records and costs a flush and an fsync."""
+    due = packer.bytes_added + every_bytes
+    for position, pairs in records:
+        for split, text in pairs:
+            packer.add(split, text)
+        done += 1
+        if packer.bytes_added >= due:
+            save({**packer.state(), "records": done, "position": position})
+            due = packer.bytes_added + every_bytes
+
+
+def open_packer(
+    tok: Tokenizer, out: Path, shard_tokens: int, partial_prefix: str,
+    at: dict[str, Any] | None = None, quiet: bool = True,
+) -> tuple[Packer, dict[str, Any] | None]:  # fmt: skip
+    """A packer of the train and val shards in `out`, gone back to checkpoint state `at`
+    when given. When the shards on disk do not match `at` the split folders are emptied and
+    the packer starts afresh (state None): never a mix of two runs' bytes."""
+    dtype = shard_dtype(tok.vocab_size)
+
+    def new() -> Packer:
+        return Packer(tok, {split: ShardWriter(out, split, dtype, shard_tokens, tok.eos_id,
+                                               partial_prefix) for split in SPLITS})  # fmt: skip
+
+    if at is None:
+        return new(), None
+    packer = new()
+    try:
+        packer.restore(at)
+        return packer, at
+    except (ShardStateError, KeyError, TypeError, ValueError) as e:  # altered files or JSON
+        if not quiet:
+            print(f"{out}: the packing checkpoint does not match the shards ({e}); packing "
+                  "again from the first document")  # fmt: skip
+    for split in SPLITS:
+        shutil.rmtree(out / split)
+    for path in out.glob(partial_prefix + "*"):
+        path.unlink()
+    return new(), None

@@ -8,9 +8,10 @@ packs the spool into shards. `report.json` and then `manifest.json` are written 
 crash never leaves a directory that looks complete.
 
 Resume (`--resume`): pass 1 checkpoints every `checkpoint_bytes` of input (64 MiB), then
-after near-dedup, then once the tokenizer is saved (`resume`); a rerun after a crash goes on
-from the last checkpoint with byte-identical output. Pass 2 (tokenize + pack) restarts from
-its beginning. A user error (DataError, ConfigError) removes the temporaries instead.
+after near-dedup, then once the tokenizer is saved (`resume`); pass 2 checkpoints every
+`checkpoint_bytes` of text packed (the shard writers' state and the spool position), then
+once the shards are complete; a rerun after a crash goes on from the last checkpoint with
+byte-identical output. A user error (DataError, ConfigError) removes the temporaries instead.
 
 Memory (bench/prepare_memory.py): every per-document record lives on disk (spool,
 exact-dedup SQLite table, LSH band and signature files, the split decided from 5 numbers).
@@ -35,7 +36,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,13 +53,13 @@ from llmtrain.data.prepare.clean_pass import (
 from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.heap import release_free_memory
 from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, finish_kept_text
-from llmtrain.data.prepare.pack import Packer, encoding_pieces
+from llmtrain.data.prepare.pack import encoding_pieces, open_packer, pack_records
 from llmtrain.data.prepare.quality import QUALITY_STEPS
 from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.prepare.resume import fingerprint, load_checkpoint, save_checkpoint
 from llmtrain.data.prepare.split import SplitRule, contiguous_cut
-from llmtrain.data.prepare.spool import read_spool
+from llmtrain.data.prepare.spool import read_spool, read_spool_from
 from llmtrain.data.prepare.summary import print_summary
 from llmtrain.data.shards import (
     FORMAT,
@@ -67,7 +68,6 @@ from llmtrain.data.shards import (
     REPORT_FILE,
     SPLITS,
     TOKENIZER_DIR,
-    ShardWriter,
     read_manifest,
     shard_dtype,
 )
@@ -86,6 +86,7 @@ from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
 TEMPORARY_PREFIX = ".prepare_"  # the spool, dedup tables, checkpoint: gone once complete
+PARTIAL_INDEX_PREFIX = TEMPORARY_PREFIX + "pack_"  # the open shards' offsets (checkpoints)
 _OUTPUTS = (REPORT_FILE, REPORT_HTML, KEPT_TEXT_FILE, TOKENIZER_DIR, *SPLITS)
 _SHARD_NAME = re.compile(r"shard_\d{5}\.(bin|idx\.npy)")
 _TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
@@ -190,14 +191,22 @@ def _plan_split(clean: CleanResult, cfg: PrepareConfig) -> SplitPlan:
     )
 
 
+def _split_records(
+    clean: CleanResult, split: SplitPlan, start: int = 0, offset: int = 0
+) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """(spool offset past the document, its (split, text) pairs) for every spooled document
+    from the `start`-th (at byte `offset`) on; a single-document corpus is cut in two."""
+    for i, (end, score, text) in enumerate(read_spool_from(clean.spool, offset), start):
+        if split.rule is None:
+            yield end, [("train", text[: split.cut]), ("val", text[split.cut :])]
+        else:
+            yield end, [("val" if split.rule.is_val(i, score) else "train", text)]
+
+
 def _split_texts(clean: CleanResult, split: SplitPlan) -> Iterator[tuple[str, str]]:
     """(split, text) for every spooled document, single-document corpora cut in two."""
-    for i, (score, text) in enumerate(read_spool(clean.spool)):
-        if split.rule is None:
-            yield "train", text[: split.cut]
-            yield "val", text[split.cut :]
-        else:
-            yield ("val" if split.rule.is_val(i, score) else "train"), text
+    for _, pairs in _split_records(clean, split):
+        yield from pairs
 
 
 def _split_names(clean: CleanResult, split: SplitPlan) -> Iterator[str]:
@@ -265,16 +274,21 @@ def _get_tokenizer(
 
 def _pack_pass(
     cfg: PrepareConfig, clean: CleanResult, split: SplitPlan, tok: Tokenizer, out: Path,
-    quiet: bool,
+    quiet: bool, save: Callable[[dict[str, Any]], None], at: dict[str, Any] | None,
 ) -> dict[str, dict]:  # fmt: skip
-    """Pass 2: encode every document and write the train and val shards."""
-    dtype = shard_dtype(tok.vocab_size)
-    writers = {s: ShardWriter(out, s, dtype, cfg.shard_tokens, tok.eos_id) for s in SPLITS}
+    """Pass 2: encode every document and write the train and val shards, from checkpoint
+    state `at` (a "pack" phase) on when given; `save`s a state every `checkpoint_bytes`."""
+    packer, at = open_packer(tok, out, cfg.shard_tokens, PARTIAL_INDEX_PREFIX, at, quiet)
+    start = (at["records"], at["position"]) if at else (0, 0)
     total = clean.spool.stat().st_size - 16 * clean.documents  # minus record headers
     with progress(total, "tokenize + pack", "B", quiet) as bar:
-        packer = Packer(tok, writers, on_bytes=bar.advance)
-        packer.add_all(_split_texts(clean, split))
-        return packer.close()
+        bar.advance(packer.bytes_added)
+        packer.on_bytes = bar.advance
+        records = _split_records(clean, split, *start)
+        pack_records(packer, records, cfg.checkpoint_bytes, save, done=start[0])
+        splits = packer.close()
+    packer.state()  # the last shards durable before a checkpoint says they are complete
+    return splits
 
 
 def _use_workers(workers: int) -> None:
@@ -443,7 +457,7 @@ def _run_phases(
     """Pass 1, tokenizer, pass 2 and the kept text, each skipped when `state` (a checkpoint)
     says it is done; temporaries stay on disk when this raises, for --resume."""
     phase = state["phase"] if state else None
-    if phase in ("cleaned", "tokenizer"):
+    if phase in ("cleaned", "tokenizer", "pack", "packed"):
         clean = CleanResult.from_state(state["result"], out, plan)
     else:
         clean = clean_pass(plan, cfg, out, fp, quiet, state and state["clean"])
@@ -452,7 +466,7 @@ def _run_phases(
     split = _plan_split(clean, cfg)
     timings = {"read_clean": clean.seconds}
     t0 = time.perf_counter()
-    if phase == "tokenizer":
+    if phase in ("tokenizer", "pack", "packed"):
         tok = load_tokenizer(out / TOKENIZER_DIR)
         timings["tokenizer"] = state["tokenizer_s"]
     else:
@@ -462,9 +476,21 @@ def _run_phases(
         timings["tokenizer"] = time.perf_counter() - t0
         save_checkpoint(out, fp, "tokenizer", result=clean.state(),
                         tokenizer_s=timings["tokenizer"])  # fmt: skip
-    t0 = time.perf_counter()
-    splits = _pack_pass(cfg, clean, split, tok, out, quiet)
-    timings["tokenize_pack"] = time.perf_counter() - t0
-    if clean.kept is not None:
+    done = {"result": clean.state(), "tokenizer_s": timings["tokenizer"]}
+    if phase == "packed":
+        splits, timings["tokenize_pack"] = state["splits"], state["tokenize_pack_s"]
+    else:
+        at = state["pack"] if phase == "pack" else None
+        t0 = time.perf_counter() - (at["elapsed_s"] if at else 0.0)
+
+        def save(pack: dict[str, Any]) -> None:
+            pack["elapsed_s"] = time.perf_counter() - t0
+            save_checkpoint(out, fp, "pack", **done, pack=pack)
+
+        splits = _pack_pass(cfg, clean, split, tok, out, quiet, save, at)
+        timings["tokenize_pack"] = time.perf_counter() - t0
+        save_checkpoint(out, fp, "packed", **done, splits=splits,
+                        tokenize_pack_s=timings["tokenize_pack"])  # fmt: skip
+    if clean.kept is not None and clean.kept.exists():  # gone: finished before a crash
         finish_kept_text(clean.kept, out / KEPT_TEXT_FILE, _split_names(clean, split))
     return clean, split, tok, splits, timings

@@ -3,8 +3,10 @@
 `.prepare_checkpoint.json` in DATA_DIR holds the phase reached ("clean": pass 1 under way,
 with the reader's position, every step's counts and the byte sizes of the spool, kept text
 and near-dedup files; "cleaned": pass 1 and near-dedup done; "tokenizer": the tokenizer is
-saved) and a fingerprint of the inputs and settings. A checkpoint of another fingerprint is
-ignored, so a changed corpus or config starts afresh.
+saved; "pack": pass 2 under way, with the spool position, the counts and each split's shard
+writer state, written after the shard bytes it describes are fsynced; "packed": the shards
+are complete) and a fingerprint of the inputs and settings. A checkpoint of another
+fingerprint (or unreadable) is ignored, so a changed corpus or config starts afresh.
 """
 
 from __future__ import annotations

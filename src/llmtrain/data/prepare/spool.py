@@ -59,3 +59,14 @@ def read_spool(path: Path) -> Iterator[tuple[int, str]]:
         while header := f.read(_HEADER.size):
             score, size = _HEADER.unpack(header)
             yield score, f.read(size).decode("utf-8")
+
+
+def read_spool_from(path: Path, start: int = 0) -> Iterator[tuple[int, int, str]]:
+    """Yield (byte offset just past the record, score, text) for every record from byte
+    `start` (a record boundary: 0 or an offset this yielded) on."""
+    with open(path, "rb", buffering=1 << 20) as f:
+        f.seek(start)
+        while header := f.read(_HEADER.size):
+            score, size = _HEADER.unpack(header)
+            start += _HEADER.size + size
+            yield start, score, f.read(size).decode("utf-8")
