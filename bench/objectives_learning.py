@@ -18,7 +18,11 @@ val (per layer, averaged), and the val NLL of the balanced MoE against a dense l
 whose FFN (2 × 128 = 256) matches the MoE's active parameters, same steps and data; "beats" =
 the mean NLL difference over val windows (paired) is below -3 standard errors.
 
-Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2]
+T5 span corruption also reports `swapped_enc_acc`: the span-token accuracy when each window's
+decoder reads another window's encoder output. A decoder that uses its encoder loses most of
+its accuracy there; one that only learned a language model of span tokens does not.
+
+Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2] [--only span,sop]
 Needs ../shared/data/wikitext2/wiki.test.raw. Run alone (flock): the machine is shared.
 The last line is one JSON object with all figures.
 """
@@ -39,7 +43,9 @@ import torch
 from llmtrain.data.loader import eval_windows
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 from llmtrain.eval import evaluate_objective, target_unigram
+from llmtrain.eval.objective import scored_targets
 from llmtrain.models.moe import moe_layers, tokens_per_expert
+from llmtrain.objectives.base import IGNORE_INDEX
 from llmtrain.train.config import load_run_config
 from llmtrain.train.trainer import Trainer
 
@@ -111,7 +117,17 @@ def parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary")
     p.add_argument("--eval-tokens", type=int, default=1 << 16, help="val tokens per measure")
-    return p.parse_args()
+    p.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated runs to do (of {', '.join([*RUNS, 'moe'])}); default all",
+    )
+    args = p.parse_args()
+    args.only = [n for n in args.only.split(",") if n] or [*RUNS, "moe"]
+    unknown = sorted(set(args.only) - {*RUNS, "moe"})
+    if unknown:
+        p.error(f"--only: unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}, moe")
+    return args
 
 
 def prepare(text: Path, tmp: Path, vocab: int, threads: int) -> Path:
@@ -184,6 +200,8 @@ def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
     trainer.fit()
     wall = time.perf_counter() - t0
     end = measure(trainer, val_idx, unigram)
+    if name == "span":
+        end["swapped_enc_acc"] = swapped_encoder_acc(trainer, val_idx)
     metric, value, base, beats = verdict(name, end)
     return {
         "steps": steps,
@@ -196,6 +214,27 @@ def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
         "end_value": value,
         "beats_baseline": beats,
     }
+
+
+@torch.no_grad()
+def swapped_encoder_acc(trainer: Trainer, idx: list[int]) -> float:
+    """Span-token accuracy with each window's encoder output replaced by the next window's
+    (rolled by one in the batch); the eval masks are those of `measure`."""
+    model, objective, device = trainer.model, trainer.objective, trainer.prec.device
+    model.eval()
+    correct = total = 0
+    for i in range(0, len(idx), 32):
+        x, y = trainer.val_windows.batch(idx[i : i + 32])
+        batch = objective.make_batch(x, y, step=-1, micro=i).to(device)
+        t = batch.tensors
+        memory = model.encode(t["src"]).roll(1, dims=0)  # (B, S, C) of another window
+        logits = model.logits(model.decode_hidden(t["dec_in"], memory))  # (B, U, V)
+        tgt = scored_targets(objective, batch)
+        keep = tgt != IGNORE_INDEX
+        correct += int((logits.argmax(-1)[keep] == tgt[keep]).sum())
+        total += int(keep.sum())
+    model.train()
+    return correct / max(1, total)
 
 
 @torch.no_grad()
@@ -269,7 +308,7 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
     return res
 
 
-def report(results: dict, moe: dict) -> None:
+def report(results: dict, moe: dict | None) -> None:
     print(
         f"\n{'objective':<9}{'steps':>6}{'loss 0→end':>18}{'metric':>14}{'start':>8}"
         f"{'end':>8}{'baseline':>10}{'uni NLL':>9}{'NLL end':>9}  beats"
@@ -283,6 +322,14 @@ def report(results: dict, moe: dict) -> None:
             f"{r['start_value']:>8.3f}{r['end_value']:>8.3f}{r['baseline']:>10.3f}"
             f"{uni:>9}{nll:>9}  {'yes' if r['beats_baseline'] else 'NO'}"
         )
+    if "span" in results:
+        span = results["span"]["end"]
+        print(
+            f"span: token_acc {span['token_acc']:.3f}, with another window's encoder output "
+            f"{span['swapped_enc_acc']:.3f} (unigram {span['unigram_acc']:.3f})"
+        )
+    if moe is None:
+        return
     print(f"\nMoE ({moe['steps']} steps)      val NLL  active / total params  CV start → end")
     for name in MOE_RUNS:
         r = moe[name]
@@ -307,8 +354,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp_name:
         tmp = Path(tmp_name)
         data = prepare(args.text, tmp, args.vocab, args.threads)
-        results = {name: run_objective(name, data, tmp, args) for name in RUNS}
-        moe = run_moe(data, tmp, args)
+        results = {name: run_objective(name, data, tmp, args) for name in RUNS if name in args.only}
+        moe = run_moe(data, tmp, args) if "moe" in args.only else None
     report(results, moe)
     out = {
         "objectives": results,

@@ -150,13 +150,58 @@ def test_unknown_preset_lists_valid_names():
     assert get_model_preset("gpt2-tiny")["n_layer"] == 2  # callers get a copy
 
 
-def test_t5_scheme_gives_unit_token_embeddings():
+def t5_tiny(**kw) -> ModelConfig:
+    fields = {**get_model_preset("t5-tiny"), "vocab_size": 256, "block_size": 16, **kw}
+    return config_from_dict(ModelConfig, fields)
+
+
+def test_t5_scheme_is_t5_variance_scaling():
+    """Embeddings N(0, 1); matrices N(0, 1/fan_in); queries also 1/sqrt(hs) (unscaled
+    attention); relative biases and the head N(0, 1/d) (Mesh TF / t5x)."""
     torch.manual_seed(0)
-    fields = {**get_model_preset("t5-tiny"), "vocab_size": 256, "block_size": 16}
-    cfg = config_from_dict(ModelConfig, fields)
+    cfg = t5_tiny(n_embd=128, n_head=4)
     assert cfg.init_scheme == "t5"
     assert_init_covers_every_tensor(EncoderDecoder, cfg, "t5")
     model = build_model(cfg)
-    assert model.wte.weight.std().item() == pytest.approx(1.0, rel=0.05)
-    assert model.encoder[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
-    assert model.lm_head.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    d, hs, ffn = 128, 32, cfg.ffn_dim
+    qkv = model.encoder[0].attn.qkv.weight  # (3·nh·hs, d): q rows first
+    expected = {
+        "wte": (model.wte.weight, 1.0),
+        "q": (qkv[: 4 * hs], (d * hs) ** -0.5),
+        "kv": (qkv[4 * hs :], d**-0.5),
+        "o": (model.encoder[0].attn.proj.weight, (4 * hs) ** -0.5),
+        "cross q": (model.decoder[0].xattn.q.weight, (d * hs) ** -0.5),
+        "cross kv": (model.decoder[0].xattn.kv.weight, d**-0.5),
+        "wi": (model.decoder[1].mlp.fc.weight, d**-0.5),
+        "wo": (model.decoder[1].mlp.proj.weight, ffn**-0.5),
+        "rel": (model.enc_rel.embedding.weight, d**-0.5),
+        "head": (model.lm_head.weight, d**-0.5),
+    }
+    for name, (w, std) in expected.items():
+        assert w.std().item() == pytest.approx(std, rel=0.15), name
+
+
+def test_t5_scheme_keeps_queries_at_the_softmax_scale_in_use():
+    """With the usual 1/sqrt(hs) softmax scale, W_q must not be shrunk a second time."""
+    torch.manual_seed(0)
+    model = build_model(t5_tiny(attn_scale=None))
+    q = model.encoder[0].attn.qkv.weight[:64]
+    assert q.std().item() == pytest.approx(64**-0.5, rel=0.15)
+
+
+@torch.no_grad()
+def test_t5_residual_branches_start_at_the_embedding_scale():
+    """Under N(0, 1) embeddings the blocks must start large enough to change the stream:
+    with 0.02 matrices a branch added ~1% to the stream and the encoder output was ~its input
+    tokens (cosine 0.9997)."""
+    torch.manual_seed(0)
+    model = build_model(t5_tiny(n_embd=128, n_head=4)).eval()
+    src = torch.randint(4, 256, (4, 16))
+    x = model.wte(src)  # (B, S, C)
+    bias = model.enc_rel(0, 16, 16)
+    block = model.encoder[0]
+    branch = block.attn(block.ln_1(x), bias=bias)  # (B, S, C)
+    ratio = branch.pow(2).mean().sqrt() / x.pow(2).mean().sqrt()
+    assert ratio > 0.1, ratio  # 0.02 init: ~0.01
+    cos = torch.nn.functional.cosine_similarity(model.encode(src), x, dim=-1).mean()
+    assert cos < 0.95, cos
