@@ -1,20 +1,24 @@
-"""Peak memory of `llmtrain prepare` on a generated corpus several times its memory bound.
+"""Peak memory of `llmtrain prepare` on generated corpora several times its memory bound.
 
 The corpus is built from ../shared/data (Tiny Shakespeare + Chinese Wikipedia paragraphs),
 repeated with variation (every copy has ~5 % of its words swapped, so exact dedup keeps it;
 `--headers` also prefixes a unique "[n]", which adds one distinct word per document for the
-tokenizer trainer to count) as JSONL files in a temporary folder (`--tmp`). `prepare` runs in a child process; its peak
-RSS (ru_maxrss) is compared with the corpus size. Prints a table, then one JSON line.
+tokenizer trainer to count) as JSONL files in a temporary folder (`--tmp`). Each size in
+`--mb` is generated once and prepared once per `--near-dedup` setting (off, on or both),
+each `prepare` in its own child process whose peak RSS (ru_maxrss from wait4) is compared
+with the corpus size. Prints a table, then one JSON line (a list of rows).
 
-    flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_memory.py --mb 1024
+    OMP_NUM_THREADS=2 flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_memory.py \
+        --mb 256 1024 --near-dedup both
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,37 +50,59 @@ def make_corpus(folder: Path, target_mb: int, seed: int = 0, headers: bool = Tru
     return written
 
 
+def run_prepare(raw: Path, out: Path, args: argparse.Namespace, near: bool) -> dict:
+    """Prepare `raw` into `out` in a child process: its peak RSS, wall time and counts."""
+    cmd = [sys.executable, "-m", "llmtrain.cli.main", "prepare", str(raw), "--out", str(out),
+           "--tokenizer", args.tokenizer, "--workers", "2",
+           "--tokenizer-train-bytes", str(args.train_mb * 2**20), "--quiet",
+           *(["--near-dedup"] if near else []), *args.extra]  # fmt: skip
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the max of all
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    wall = time.perf_counter() - t0
+    stats = json.loads((out / "manifest.json").read_text())["stats"]
+    shutil.rmtree(out)
+    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1),
+            "documents": stats["documents_kept"], "documents_read": stats["documents_read"],
+            "near_duplicates_removed": stats.get("near_duplicates_removed", 0)}  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--mb", type=int, default=1024, help="corpus size to generate (MiB)")
+    p.add_argument("--mb", type=int, nargs="+", default=[1024], help="corpus sizes (MiB)")
+    p.add_argument("--near-dedup", choices=["off", "on", "both"], default="off",
+                   help="prepare each corpus without --near-dedup, with it, or both")  # fmt: skip
     p.add_argument("--tokenizer", default="bpe")
     p.add_argument("--train-mb", type=int, default=64, help="--tokenizer-train-bytes in MiB")
     p.add_argument("--headers", action="store_true", help="a unique [n] header per document")
     p.add_argument("--tmp", default=None, help="folder for the corpus and output (deleted)")
     p.add_argument("--extra", nargs="*", default=[], help="more prepare flags")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="llmtrain-mem-", dir=args.tmp) as tmp:
-        raw = Path(tmp) / "raw"
-        raw.mkdir()
-        size = make_corpus(raw, args.mb, headers=args.headers)
-        cmd = [sys.executable, "-m", "llmtrain.cli.main", "prepare", str(raw), "--out",
-               str(Path(tmp) / "out"), "--tokenizer", args.tokenizer, "--workers", "2",
-               "--tokenizer-train-bytes", str(args.train_mb * 2**20), *args.extra]  # fmt: skip
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
-        manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
-    row = {"corpus_mib": round(size / 2**20, 1), "peak_rss_mib": round(peak / 2**20, 1),
-           "corpus_over_peak": round(size / peak, 2), "wall_s": round(wall, 1),
-           "mib_per_s": round(size / 2**20 / wall, 2), "tokenizer": args.tokenizer,
-           "train_mib": args.train_mb, "documents": manifest["stats"]["documents_kept"],
-           "documents_read": manifest["stats"]["documents_read"], "headers": args.headers,
-           "flags": " ".join(args.extra)}  # fmt: skip
-    print(f"{'corpus MiB':>12} {'peak RSS MiB':>13} {'ratio':>6} {'wall s':>7} {'MiB/s':>6}")
-    print(f"{row['corpus_mib']:>12} {row['peak_rss_mib']:>13} {row['corpus_over_peak']:>6} "
-          f"{row['wall_s']:>7} {row['mib_per_s']:>6}")  # fmt: skip
-    print(json.dumps(row))
+    nears = {"off": [False], "on": [True], "both": [False, True]}[args.near_dedup]
+    rows = []
+    print(f"{'corpus MiB':>10} {'near-dedup':>10} {'documents':>10} {'peak RSS MiB':>12} "
+          f"{'ratio':>6} {'wall s':>7} {'MiB/s':>6}")  # fmt: skip
+    for mb in args.mb:
+        with tempfile.TemporaryDirectory(prefix="llmtrain-mem-", dir=args.tmp) as tmp:
+            raw = Path(tmp) / "raw"
+            raw.mkdir()
+            size = make_corpus(raw, mb, headers=args.headers)
+            for near in nears:
+                got = run_prepare(raw, Path(tmp) / "out", args, near)
+                row = {"corpus_mib": round(size / 2**20, 1), "near_dedup": near, **got,
+                       "corpus_over_peak": round(size / 2**20 / got["peak_rss_mib"], 2),
+                       "mib_per_s": round(size / 2**20 / got["wall_s"], 2),
+                       "tokenizer": args.tokenizer, "train_mib": args.train_mb,
+                       "headers": args.headers, "flags": " ".join(args.extra)}  # fmt: skip
+                rows.append(row)
+                print(f"{row['corpus_mib']:>10} {'on' if near else 'off':>10} "
+                      f"{row['documents_read']:>10} {row['peak_rss_mib']:>12} "
+                      f"{row['corpus_over_peak']:>6} {row['wall_s']:>7} {row['mib_per_s']:>6}",
+                      flush=True)  # fmt: skip
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from llmtrain.data.prepare import Document, lsh
 from llmtrain.data.prepare.config import PrepareConfig
-from llmtrain.data.prepare.lsh import Components, SignatureFile, bucket_pairs, verify_pairs
+from llmtrain.data.prepare.lsh import (
+    Components,
+    SignatureFile,
+    bucket_pairs,
+    cluster_bands,
+    verify_pairs,
+)
 from llmtrain.data.prepare.minhash import LSH_PRESETS, LSHConfig, NearDedup
 from llmtrain.errors import ConfigError
 
@@ -63,6 +70,7 @@ def test_signature_file_reads_the_rows_asked_for(tmp_path, monkeypatch):
     assert (f.rows(np.array([3, 7, 49])) == sigs[[3, 7, 49]]).all()
     a, b = np.array([0, 1, 2, 3, 4]), np.array([10, 20, 30, 40, 49])
     monkeypatch.setattr(lsh, "_PAIR_BLOCK", 2)  # several blocks, rows shared within one
+    monkeypatch.setattr(lsh, "_COMPARE_BLOCK", 1)  # ... compared a pair at a time
     assert [x.tolist() for x in verify_pairs(a, b, f.rows, 0.3)] == [
         x.tolist() for x in verify_pairs(a, b, sigs, 0.3)
     ]
@@ -128,3 +136,52 @@ def test_lsh_config_errors_name_the_fix():
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         PrepareConfig(near_dedup_threshold=1.5).validate()
     assert PrepareConfig(near_dedup_threshold=0.7).lsh == LSHConfig(28, 4, 0.7)
+
+
+def _planted_keys(n: int, seed: int) -> np.ndarray:
+    """n uint64 keys: mostly distinct, every 5th document copies an earlier one's key."""
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 2**63, n, dtype=np.uint64)
+    copies = np.arange(5, n, 5)
+    keys[copies] = keys[rng.integers(0, copies)]
+    return keys
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 1 << 20])  # in memory; 16+ parts on disk
+def test_bucket_pairs_keeps_only_the_pairs_between_yields(tmp_path, budget):
+    n = 100_000  # 1.6 MB of keys + indexes, 4 MB+ of sort scratch
+    _planted_keys(n, 6).tofile(tmp_path / "band.u64")
+    tracemalloc.start()
+    try:
+        for a, b in bucket_pairs(tmp_path / "band.u64", budget):
+            live = tracemalloc.get_traced_memory()[0]
+            assert live <= a.nbytes + b.nbytes + 64 * 1024, (live, len(a))
+    finally:
+        tracemalloc.stop()
+
+
+def test_cluster_bands_matches_naive_and_its_memory_does_not_grow_with_the_corpus(tmp_path):
+    """Peak (numpy, traced) memory of clustering is the sort budget + the signature block +
+    5 bytes a document, whatever the number of documents or pairs."""
+    n, width, budget = 200_000, 112, 2 << 20
+    bands = []
+    for k in range(2):
+        bands.append(tmp_path / f"band_{k}.u64")
+        _planted_keys(n, 7 + k).tofile(bands[-1])
+    sig = tmp_path / "sig.u32"
+    with open(sig, "wb") as f:  # sparse: every row reads as zeros, so every pair agrees
+        f.truncate(n * width * 4)
+    calls = []
+    tracemalloc.start()
+    try:
+        found = cluster_bands(bands, n, sig, width, 0.5, budget, lambda: calls.append(1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    rows = 2 * lsh._PAIR_BLOCK * width * 4  # one block of pairs' signature rows
+    assert peak <= budget + rows + 5 * n + (4 << 20), peak / 2**20
+    assert found.candidate_pairs > lsh._PAIR_BLOCK and len(calls) == 2
+    pairs = [p for band in bands for p in _pairs(band, 1 << 30)]
+    roots = _naive_components(n, pairs)
+    assert found.mask.tolist() == [r != i for i, r in enumerate(roots)]
+    assert found.clusters == len({r for i, r in enumerate(roots) if r != i})

@@ -8,9 +8,9 @@ confirm each candidate pair on its full signature (`LSH_PRESETS`; default "recal
 
 `NearDedup` appends each band's keys to its own file on disk (8 bytes per document per band)
 and the signatures to another (448 bytes per document, read back a block of pairs at a time
-when verifying); buckets are sorted a bounded part at a time (`lsh`), so memory holds one
-int32 cluster label per document plus fixed buffers. `finish()` returns the documents to
-drop (a 1-byte mask): every member of a cluster but the first.
+when verifying); buckets are sorted a bounded part at a time (`lsh.cluster_bands`), so
+memory holds one int32 cluster label per document plus fixed buffers. `finish()` returns
+the documents to drop (a 1-byte mask): every member of a cluster but the first.
 """
 
 from __future__ import annotations
@@ -23,13 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from llmtrain.data.prepare.documents import Document, Step
-from llmtrain.data.prepare.lsh import (
-    SORT_BUDGET,
-    Components,
-    SignatureFile,
-    bucket_pairs,
-    verify_pairs,
-)
+from llmtrain.data.prepare.lsh import SORT_BUDGET, cluster_bands
 from llmtrain.data.prepare.textstats import CJK_CLASS, ngram_keys, script_of
 from llmtrain.errors import ConfigError
 
@@ -225,20 +219,13 @@ class NearDedup(Step):
         for f in self._files:
             f.close()
         verify = self.lsh.threshold > 0 and self.n_docs > 0
-        sigs = SignatureFile(self.sig_file, self.n_docs, NUM_HASHES) if verify else None
-        clusters = Components(self.n_docs)
-        for path in self.band_files:
-            for a, b in bucket_pairs(path, self.sort_budget):
-                self.stats["candidate_pairs"] += len(a)
-                if sigs is not None:
-                    a, b = verify_pairs(a, b, sigs.rows, self.lsh.threshold)
-                clusters.union(a, b)
-            on_band()
-        if sigs is not None:
-            sigs.close()
-        mask, n_clusters = clusters.duplicates()
-        removed = int(mask.sum())
+        found = cluster_bands(
+            self.band_files, self.n_docs, self.sig_file if verify else None, NUM_HASHES,
+            self.lsh.threshold, self.sort_budget, on_band,
+        )  # fmt: skip
+        removed = int(found.mask.sum())
+        self.stats["candidate_pairs"] += found.candidate_pairs
         self.stats["removed_near_duplicate"] += removed
         self.stats["documents_out"] -= removed
-        self.stats["duplicate_clusters"] = n_clusters
-        return mask
+        self.stats["duplicate_clusters"] = found.clusters
+        return found.mask

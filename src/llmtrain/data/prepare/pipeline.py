@@ -17,15 +17,16 @@ Memory (bench/prepare_memory.py): every per-document record lives on disk (spool
 exact-dedup SQLite table, LSH band and signature files, the split decided from 5 numbers).
 RAM holds ~45 MiB of interpreter and libraries, the SQLite page cache (64 MiB), the encode
 chunk (1 MiB of text, ~40 MiB of token encodings), the LSH sort (~64 MiB a part, signature
-rows of 64k pairs, ~60 MiB) and the tokenizer trainer, bounded by `tokenizer_train_bytes`
+rows of 16k pairs, 14 MiB) and the tokenizer trainer, bounded by `tokenizer_train_bytes`
 because it reads only that much text: byte-level BPE on 64 MiB measured a 197 MiB peak for
 the whole run on prose and 350 MiB when every document adds a distinct word (the trainer's
 word counts grow with distinct words, which the byte cap bounds). Both stay flat from 0.25
-to 1 GiB of input. Near-dedup's own per-document arrays are 4 bytes a document (int32
-union-find labels) + a 1-byte mask while the duplicates are dropped (none is held during
-tokenizer training and packing), but its clustering step still measured a peak that grows:
-268 MiB at 0.25 GiB of input, 365 MiB at 1 GiB (3.0 M documents clustered), ~45 B per
-document, most of it freed heap that glibc keeps (fragmentation between bands).
+to 1 GiB of input. Near-dedup's clustering (`lsh.cluster_bands`) adds fixed scratch and
+5 bytes a document (int32 union-find labels + the 1-byte drop mask; none is held during
+tokenizer training and packing): 117 MiB peak at 3.0 M documents, below the tokenizer's
+share, so a run with near-dedup measured 187 MiB at 0.25 GiB and 195 MiB at 1 GiB of input
+(it was 268 / 365 MiB while freed sort arrays, a 64k-pair block of signature rows and the
+last partition block stayed resident).
 """
 
 from __future__ import annotations
