@@ -4,6 +4,7 @@ manifest, determinism, output-directory hygiene, and clear failures that leave n
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 
 from llmtrain.cli.main import main
 from llmtrain.data import open_split, read_manifest, verify_shards
-from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.data.prepare import PrepareConfig, parallel, prepare_corpus
+from llmtrain.data.prepare import normalise as normalise_module
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.tokenizer import load_tokenizer
 
@@ -38,6 +40,42 @@ def make_corpus(root: Path) -> Path:
 
 def cfg(**kw) -> PrepareConfig:
     return PrepareConfig(**{"tokenizer": "bpe", "vocab_size": 300, "workers": 1, **kw})
+
+
+EN_WORDS = (f"{EN} a river runs through the old town where people walk with their dogs in the "
+            "morning and that have been to market for bread cheese and fresh fruit").split()  # fmt: skip
+_ZH_TEXT = (ZH + "这是我们在城市里的生活他们在河边散步了很久今天的天气很好也有一点风学生们为了考试"
+            "都在图书馆学习老师说明天会有新的课程我们一起去看看吧")  # fmt: skip
+ZH_WORDS = [_ZH_TEXT[i : i + 2] for i in range(0, len(_ZH_TEXT) - 1, 2)]
+
+
+def make_web_corpus(root: Path, n: int = 160) -> Path:
+    """English and Chinese documents of several lines for --quality web: some repetitive
+    (dropped by the filters), some with an e-mail address and phone number (redacted),
+    exact and near duplicates."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(n):
+        if i % 2:
+            lines = ["".join(rng.choice(ZH_WORDS) for _ in range(16)) + "。" for _ in range(6)]
+        else:
+            lines = [" ".join(rng.choice(EN_WORDS) for _ in range(14)).capitalize() + "."
+                     for _ in range(6)]  # fmt: skip
+        if i % 9 == 0:
+            lines.append(f"Write to person{i}@example.com or call +1 415-555-{1000 + i}.")
+        if i % 13 == 0:
+            lines = ["buy now"] * 30
+        text = "\n".join(lines)
+        rows.append({"id": f"d{i}", "text": text})
+        if i % 10 == 0:
+            rows.append({"id": f"dup{i}", "text": text})
+        if i % 7 == 0:
+            rows.append({"id": f"near{i}", "text": text.replace(" ", "  ", 1) + " x"})
+    raw = root / "raw"
+    raw.mkdir()
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    (raw / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return raw
 
 
 def test_prepare_writes_the_documented_format(tmp_path):
@@ -185,3 +223,76 @@ def test_seed_script_verbatim_flags(tmp_path):
         )
         == ZH + " " + EN
     )
+
+
+def _everything(out: Path) -> tuple[dict[str, bytes], dict]:
+    """Every output file's bytes (but the report's), and the report without timings/workers."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and p.name not in ("manifest.json", "report.json", "report.html")}  # fmt: skip
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    del report["timings_s"], report["config"]["workers"]
+    return files, report
+
+
+def test_workers_clean_in_a_pool_with_the_output_of_one(tmp_path, monkeypatch):
+    """Pass 1 in 2 processes, in batches of 7 documents (so examples and counts merge
+    across many batches): the same shards, documents.jsonl and report as 1 process."""
+    raw = make_web_corpus(tmp_path)
+    calls = []  # Normalise.process calls in this process (a forked worker's are its own)
+    original = normalise_module.Normalise.process
+    monkeypatch.setattr(normalise_module.Normalise, "process",
+                        lambda self, doc: calls.append(1) or original(self, doc))  # fmt: skip
+    monkeypatch.setattr(parallel, "BATCH_DOCS", 7)
+    settings = {"tokenizer": "byte", "quality": "web", "pii": True, "near_dedup": True,
+                "detect_language": True, "keep_text": True, "checkpoint_bytes": 2000}  # fmt: skip
+    one = prepare_corpus([raw], tmp_path / "one", cfg(**settings), quiet=True)
+    assert len(calls) == one["stats"]["documents_read"]
+    calls.clear()
+    two = prepare_corpus([raw], tmp_path / "two", cfg(**settings, workers=2), quiet=True)
+    assert not calls  # the pool normalised every document
+    files, report = _everything(tmp_path / "one")
+    files_two, report_two = _everything(tmp_path / "two")
+    assert files == files_two and one["stats"] == two["stats"]
+    assert json.dumps(report, ensure_ascii=False) == json.dumps(report_two, ensure_ascii=False)
+    stats = one["stats"]
+    assert stats["quality_removed"] > 0 and stats["pii_replaced"] > 0
+    assert stats["near_duplicates_removed"] > 0 and stats["exact_duplicates_removed"] > 0
+    rows = [json.loads(x) for x in (tmp_path / "one" / "documents.jsonl").open(encoding="utf-8")]
+    assert {r["annotations"]["language"] for r in rows} == {"en", "zh"}
+    step = next(s for s in report["steps"] if s["name"] == "gopher_repetition")
+    assert step["removed_dup_line_frac"] > 3  # in many batches: the first 3 are the examples
+    assert len(report["examples"]["gopher_repetition"]["dup_line_frac"]) == 3
+
+
+def test_pool_only_when_it_pays(monkeypatch):
+    from llmtrain.data.prepare.normalise import MinLength, Normalise
+    from llmtrain.data.prepare.pii import RedactPII
+
+    cheap, heavy = [Normalise(), MinLength(1)], [Normalise(), RedactPII(), MinLength(1)]
+    assert parallel.use_pool(heavy, 2, 10) and not parallel.use_pool(heavy, 1, 1 << 40)
+    assert not parallel.use_pool(cheap, 2, 10)
+    monkeypatch.setattr(parallel, "POOL_MIN_BYTES", 10)
+    assert parallel.use_pool(cheap, 2, 10)
+
+
+def test_a_dead_cleaning_worker_is_a_clear_error(tmp_path, monkeypatch):
+    """A worker killed mid-run (as the OOM killer would) ends the run with an llmtrain error
+    that names --resume and --workers, not a BrokenProcessPool traceback."""
+    import os
+
+    from llmtrain.errors import LLMTrainError
+
+    raw = make_web_corpus(tmp_path, n=40)
+    parent = os.getpid()
+    original = normalise_module.Normalise.process
+
+    def die_in_a_worker(self, doc):
+        if os.getpid() != parent:
+            os._exit(9)
+        return original(self, doc)
+
+    monkeypatch.setattr(normalise_module.Normalise, "process", die_in_a_worker)
+    with pytest.raises(LLMTrainError, match=r"worker process died.*--resume.*--workers"):
+        prepare_corpus([raw], tmp_path / "out", cfg(tokenizer="byte", pii=True, workers=2),
+                       quiet=True)  # fmt: skip
+    assert not (tmp_path / "out" / "manifest.json").exists()

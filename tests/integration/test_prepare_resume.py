@@ -31,9 +31,11 @@ _CRASHER = """
 import json, os, sys
 from llmtrain.data import shards
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus, dedup, lsh, normalise, pack
-from llmtrain.data.prepare import pipeline
+from llmtrain.data.prepare import parallel, pipeline
+parallel.BATCH_DOCS = 16  # many batches (and checkpoints between them) with --workers 2
 where, after = sys.argv[4], int(sys.argv[5])
-owner, name = {"clean": (normalise.Normalise, "process"), "cluster": (lsh.Components, "union"),
+owner, name = {"clean": (normalise.Normalise, "process"),
+               "exact": (dedup.ExactDedup, "process"), "cluster": (lsh.Components, "union"),
                "commit": (dedup.DigestSet, "checkpoint"), "pack": (pack.Packer, "flush"),
                "closed": (shards.ShardWriter, "_close"), "synced": (shards.ShardWriter, "state"),
                "report": (pipeline, "write_report_html")}[where]
@@ -218,3 +220,28 @@ def test_packing_checkpoint_that_does_not_match_the_shards_packs_again(
     assert _outputs(out) == expected
     documents = sum(expected["manifest"]["splits"][s]["documents"] for s in ("train", "val"))
     assert sum(encoded) == documents
+
+
+@pytest.mark.parametrize("resume_workers", [2, 1])
+def test_killed_pooled_clean_pass_resumes_to_identical_output(tmp_path, resume_workers):
+    """Pass 1 in a pool of 2 (pii on, so the pool is used) killed in the main process while
+    the workers are batches ahead of what was written: the checkpoint holds the reader's
+    place after the last written batch, so a resume (with 2 workers or 1) matches one
+    uninterrupted single-process run."""
+    raw = _corpus(tmp_path)
+    settings = {**SETTINGS, "pii": True}
+    prepare_corpus([raw], tmp_path / "whole", PrepareConfig(**settings), quiet=True)
+    expected = _outputs(tmp_path / "whole")
+    out = tmp_path / "out"
+    checkpoint = _crash(raw, out, {**settings, "workers": 2}, "exact", 200)
+    assert checkpoint["phase"] == "clean" and checkpoint["clean"]["generation"] >= 2
+    normalised = checkpoint["clean"]["steps"][0]["stats"]["documents_in"]
+    assert 0 < normalised <= 200  # of the written batches only, not those in flight
+    assert checkpoint["clean"]["reader_stats"]["documents_read"] == normalised
+    cfg = PrepareConfig(**{**settings, "workers": resume_workers, "resume": True})
+    prepare_corpus([raw], out, cfg, quiet=True)
+    got = _outputs(out)
+    for report in (got["report"], expected["report"]):
+        del report["config"]["workers"]
+    assert got == expected
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".prepare_")]

@@ -84,7 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"share of text held out for validation (default {_DEFAULTS.val_fraction})",
     )
     p.add_argument(
-        "--workers", type=int, help="threads for BPE training/encoding (default: all cores)"
+        "--workers",
+        type=int,
+        help="processes for the cleaning steps and threads for tokenizer training/encoding "
+        "(default: all cores); the output is the same for any value",
     )
     p.add_argument(
         "--text-field",

@@ -6,6 +6,11 @@ spool, kept text, exact-dedup table and near-dedup files durable and records whe
 (`resume`); a rerun with --resume cuts the files back to that point and goes on from the
 same reader position with the same counts, so its output is byte-identical. Near
 duplicates are then dropped from the spool and the kept text together.
+
+With `cfg.workers` > 1 the per-document steps before exact dedup run in a process pool
+(`parallel.clean_batches`) and the rest in this process, in document order, so the output
+is that of one worker; checkpoints then fall between batches and record where the reader
+was after the batch (`ReadMark`), not where it is (it reads ahead).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from llmtrain.data.prepare.keep_text import KeptTextWriter
 from llmtrain.data.prepare.language import LanguageFilter
 from llmtrain.data.prepare.minhash import NearDedup
 from llmtrain.data.prepare.normalise import MinLength, Normalise
+from llmtrain.data.prepare.parallel import ReadMark, clean_batches, parallel_prefix, use_pool
 from llmtrain.data.prepare.pii import RedactPII
 from llmtrain.data.prepare.quality import quality_steps
 from llmtrain.data.prepare.readers import InputPlan, Reader, ReadPosition
@@ -147,20 +153,41 @@ class _Pass:
             docs = step(docs)
         return docs
 
-    def checkpoint(self, spool: SpoolWriter, kept: KeptTextWriter | None, fp: str) -> None:
+    def batches(self) -> Iterator[tuple[Iterator[Document], ReadMark | None]]:
+        """The cleaned documents: one stream (mark None: checkpoint anywhere, the reader is
+        in step) or, with the pool, one stream per batch and the reader's mark after it."""
+        head = parallel_prefix(self.steps)
+        pooled = self.steps[:head]
+        if not use_pool(pooled, self.cfg.workers, self.reader.plan.total_bytes):
+            yield self.documents(), None
+            return
+        for batch in clean_batches(self.reader, self.problems, pooled, self.cfg.workers,
+                                   lambda: self.bytes_seen):  # fmt: skip
+            docs: Iterator[Document] = iter(batch.docs)
+            for step in self.steps[head:]:
+                docs = step(docs)
+            yield docs, batch.mark
+
+    def checkpoint(
+        self, spool: SpoolWriter, kept: KeptTextWriter | None, fp: str,
+        mark: ReadMark | None = None,
+    ) -> None:  # fmt: skip
         """Flush every file, record the place, then commit the exact-dedup table.
 
         The table's commit (which carries the generation number) is the moment the
         checkpoint takes effect: the JSON keeps this state and the previous one, and a
-        resume picks the one whose generation the table committed (`pick_state`)."""
+        resume picks the one whose generation the table committed (`pick_state`). `mark`,
+        when given, is where the reader was after the last document written (it reads ahead)."""
         near = self.steps[-1]
         self.generation += 1
+        mark = mark or ReadMark(dataclasses.asdict(self.reader.position),
+                                dict(self.reader.stats), self.problems.state(), self.bytes_seen)  # fmt: skip
         state = {
             "generation": self.generation, "spool_bytes": spool.size(),
             "kept_bytes": kept.size() if kept else None,
-            "reader": dataclasses.asdict(self.reader.position),
-            "reader_stats": dict(self.reader.stats), "bar_bytes": self.bytes_seen,
-            "problems": self.problems.state(), "steps": [s.state() for s in self.steps],
+            "reader": mark.position, "reader_stats": mark.reader_stats,
+            "bar_bytes": mark.bytes_seen, "problems": mark.problems,
+            "steps": [s.state() for s in self.steps],
             "rule": self.rule.state(), "elapsed_s": time.perf_counter() - self.t0,
             "near_docs": near.n_docs if isinstance(near, NearDedup) else None,
         }  # fmt: skip
@@ -182,15 +209,19 @@ class _Pass:
                 spool = SpoolWriter(self.out / SPOOL_FILE, at and at["spool_bytes"])
                 with spool, keep as kept:
                     due = self.bytes_seen + cfg.checkpoint_bytes
-                    for doc in self.documents():
-                        score = split_score(doc.text, cfg.seed)
-                        spool.write(score, doc.text)
-                        self.rule.observe(score)
-                        if kept is not None:
-                            kept.write(doc)
-                        if self.bytes_seen >= due:
-                            self.checkpoint(spool, kept, fp)
-                            due = self.bytes_seen + cfg.checkpoint_bytes
+                    for docs, mark in self.batches():
+                        for doc in docs:
+                            score = split_score(doc.text, cfg.seed)
+                            spool.write(score, doc.text)
+                            self.rule.observe(score)
+                            if kept is not None:
+                                kept.write(doc)
+                            if mark is None and self.bytes_seen >= due:
+                                self.checkpoint(spool, kept, fp)
+                                due = self.bytes_seen + cfg.checkpoint_bytes
+                        if mark is not None and mark.bytes_seen >= due:  # all read up
+                            self.checkpoint(spool, kept, fp, mark)  # to `mark` is written
+                            due = mark.bytes_seen + cfg.checkpoint_bytes
                     self.checkpoint(spool, kept, fp)  # the reader is past the last input
             finally:
                 for step in self.steps:  # files stay until the "cleaned" checkpoint
