@@ -76,3 +76,12 @@ def test_misfit_objective_is_refused_with_the_reason(char_data):
     sets = tiny_overrides(char_data, 2, **{"train.objective": '"mlm"'})
     with pytest.raises(ConfigError, match="bidirectional"):
         load_run_config(overrides=sets)
+
+
+@pytest.mark.parametrize(("objective", "ppl"), [("prefix_lm", True), ("electra", False)])
+def test_val_line_shows_ppl_only_for_a_token_loss(char_data, tmp_path, capsys, objective, ppl):
+    """ELECTRA's loss is generator MLM + 50 x discriminator BCE: exp of it is no perplexity."""
+    train(char_data, tmp_path / objective, objective, steps=4, **FAMILIES[objective])
+    out = capsys.readouterr()
+    lines = [x for x in (out.out + out.err).splitlines() if ": val loss " in x]
+    assert lines and all(("ppl" in x and "bpb" in x) == ppl for x in lines), lines
