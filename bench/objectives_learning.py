@@ -85,19 +85,15 @@ RUNS: dict[str, tuple[str, str, int, dict]] = {
             "train.min_lr": 3e-2,
         },
     ),
-    # pre-LN and unfactorised embeddings: the post-LN discriminator stayed at AUC ~0.5 for
-    # 1,500 steps; pre-LN at lr 1e-3 is the only setting measured to move within budget
+    # the preset as published (post-LN, factorised embeddings, BERT's N(0, 0.02) init), at lr
+    # 1e-3 with 100 warm-up steps (measured, 1,000 steps: AUC 0.728; the same with the GPT-2
+    # scaled-residual init 0.647; pre-LN + unfactorised 0.664; post-LN at lr 2e-3 with 30
+    # warm-up steps stayed at ~0.5 for 1,500 steps)
     "electra": (
         "electra-tiny",
         "electra",
         1000,
-        {
-            **ENCODER,
-            "model.norm_position": '"pre"',
-            "model.embedding_size": "null",
-            "train.lr": 1e-3,
-            "train.min_lr": 1e-4,
-        },
+        {**ENCODER, "train.lr": 1e-3, "train.min_lr": 1e-4, "train.warmup_steps": 100},
     ),
     "sop": ("bert-tiny", "sop", 1200, ENCODER),
 }
