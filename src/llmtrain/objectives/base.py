@@ -79,6 +79,9 @@ class Objective:
     architectures: tuple[str, ...] = ("decoder",)
     needs_sentence_head = False
     extra_vocab = 0  # ids appended after the tokenizer vocabulary
+    # the loss is one token cross-entropy, so exp(loss) is a perplexity and loss/ln2 bits per
+    # token; False where terms are summed (ELECTRA, SOP/NSP)
+    token_cross_entropy = True
 
     def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
         self.tok_vocab = vocab_size  # the tokenizer's vocabulary (without our extra ids)

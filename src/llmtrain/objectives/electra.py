@@ -41,6 +41,7 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 class ReplacedTokenDetection(MLM):
     name = "electra"
+    token_cross_entropy = False  # generator MLM + 50 x discriminator BCE
     architectures = ("encoder",)
     needs_generator = True
 

@@ -123,6 +123,7 @@ class SentenceOrder(MLM):
     any micro-batch split."""
 
     name = "sop"
+    token_cross_entropy = False  # MLM + sentence-order CE
     needs_sentence_head = True
 
     def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:

@@ -47,10 +47,6 @@ from llmtrain.train.rollback import (
 from llmtrain.train.signals import StopRequest
 from llmtrain.utils.io import atomic_write_json
 
-# objectives whose loss adds terms (ELECTRA: generator MLM + 50 x discriminator BCE; SOP/NSP:
-# MLM + sentence CE), so exp(loss) is no perplexity and loss/ln2 no bits per byte
-_SUMMED_LOSSES = ("electra", "sop", "nsp")
-
 
 class Trainer:
     def __init__(
@@ -250,7 +246,7 @@ class Trainer:
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
                     line = f"step {self.step}: val loss {last_eval['val_loss']:.4f}"
-                    if t.objective not in _SUMMED_LOSSES:  # a token cross-entropy: ppl, bpb
+                    if self.objective.token_cross_entropy:  # else exp(loss) is no ppl
                         line += f", ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
                     console.print(line)
                 # signal, deadline, or (WSD under --max-time) the early decay is done

@@ -5,6 +5,7 @@ modes) while keyword lists, spam and page boilerplate (English and Chinese) do n
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import re
@@ -24,6 +25,13 @@ from llmtrain.data.prepare.textstats import count_words, has_long_word, script_o
 from llmtrain.errors import ConfigError
 
 from .conftest import SHARED_DATA, needs_corpus
+
+# both Chinese word modes; jieba (the `zh` extra) skipped when it is not installed
+ZH_WORDS = pytest.mark.parametrize(
+    "zh_words",
+    ["chars", pytest.param("jieba", marks=pytest.mark.skipif(
+        importlib.util.find_spec("jieba") is None, reason="jieba (llmtrain[zh]) not installed"))],
+)  # fmt: skip
 
 PROSE = (
     "The river runs past the old mill and the children of the village walk along it to "
@@ -124,10 +132,9 @@ def test_set_threshold_by_name_and_errors():
     assert quality_steps("off") == []
 
 
-@pytest.mark.parametrize("segmenter", ["chars", "jieba"])
-def test_word_count_shortcuts_agree_with_the_word_list(segmenter):
-    if segmenter == "jieba":
-        pytest.importorskip("jieba")
+@ZH_WORDS
+def test_word_count_shortcuts_agree_with_the_word_list(zh_words):
+    segmenter = zh_words
     texts = [
         PROSE, ZH_PROSE, "", "  \n ", "hello 世界 abc", "a" * 40 + " 中文" + "b" * 7,
         "超长" * 30, "x\ty", "数据2024年data_set，https://example.com/path?q=1。",
@@ -156,10 +163,8 @@ def _zh_wiki() -> list[str]:
 
 @pytest.mark.corpus
 @needs_corpus
-@pytest.mark.parametrize("zh_words", ["chars", "jieba"])
+@ZH_WORDS
 def test_zh_wiki_survives_web_quality(zh_words):
-    if zh_words == "jieba":
-        pytest.importorskip("jieba")
     texts = _zh_wiki()
     share = len(_survivors(texts, zh_words)) / len(texts)
     assert share >= 0.90, share  # measured 92.5 % (chars) and 92.6 % (jieba) of 3,104
@@ -215,10 +220,8 @@ def _zh_bad_texts(rng: random.Random) -> dict[str, list[str]]:
 
 @pytest.mark.corpus
 @needs_corpus
-@pytest.mark.parametrize("zh_words", ["chars", "jieba"])
+@ZH_WORDS
 def test_chinese_spam_keyword_lists_and_boilerplate_removed(zh_words):
-    if zh_words == "jieba":
-        pytest.importorskip("jieba")
     for kind, texts in _zh_bad_texts(random.Random(0)).items():
         assert len(texts) >= 20 and all(len(t) >= 200 for t in texts), kind
         kept = _survivors(texts, zh_words)

@@ -15,7 +15,6 @@ was after the batch (`ReadMark`), not where it is (it reads ahead).
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from collections import Counter
@@ -29,7 +28,6 @@ from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.decontaminate import Decontaminate, EvalNgrams
 from llmtrain.data.prepare.dedup import ExactDedup, committed_generation
 from llmtrain.data.prepare.documents import Document, Problems, Step
-from llmtrain.data.prepare.heap import release_free_memory
 from llmtrain.data.prepare.keep_text import KeptTextWriter
 from llmtrain.data.prepare.language import LanguageFilter
 from llmtrain.data.prepare.minhash import NearDedup
@@ -180,8 +178,7 @@ class _Pass:
         when given, is where the reader was after the last document written (it reads ahead)."""
         near = self.steps[-1]
         self.generation += 1
-        mark = mark or ReadMark(dataclasses.asdict(self.reader.position),
-                                dict(self.reader.stats), self.problems.state(), self.bytes_seen)  # fmt: skip
+        mark = mark or ReadMark.now(self.reader, self.problems, self.bytes_seen)
         state = {
             "generation": self.generation, "spool_bytes": spool.size(),
             "kept_bytes": kept.size() if kept else None,
@@ -232,12 +229,7 @@ class _Pass:
 def _drop_near_duplicates(near: NearDedup, result: CleanResult, quiet: bool) -> None:
     """Rewrite the spool and kept text without the documents `near` marked (in `result`)."""
     with progress(len(near.band_files), "near-dedup: cluster", "band", quiet) as bar:
-
-        def on_band() -> None:
-            bar.advance()
-            release_free_memory()  # each band's sort arrays, so the heap does not fragment
-
-        mask = near.finish(on_band=on_band)
+        mask = near.finish(on_band=bar.advance)  # (it trims the heap after each band)
     rule = SplitRule(result.rule.val_fraction)
     spool = result.spool.with_name(result.spool.name + _WITHOUT_NEAR)
     kept = result.kept and result.kept.with_name(result.kept.name + _WITHOUT_NEAR)

@@ -86,10 +86,6 @@ class Packer:
         if self._buffer_bytes >= CHUNK_BYTES:
             self.flush()
 
-    def add_all(self, items: Iterable[tuple[str, str]]) -> None:
-        for split, text in items:
-            self.add(split, text)
-
     def flush(self) -> None:
         if not self._buffer:
             return

@@ -71,6 +71,13 @@ class ReadMark:
     problems: dict[str, Any]
     bytes_seen: int
 
+    @classmethod
+    def now(cls, reader: Reader, problems: Problems, bytes_seen: int) -> ReadMark:
+        """Where `reader` is now; a copy, unchanged by what it reads next."""
+        seen = problems.state()
+        seen["items"] = list(seen["items"])  # the live list grows as reading goes on
+        return cls(dataclasses.asdict(reader.position), dict(reader.stats), seen, bytes_seen)
+
 
 @dataclass
 class Batch:
@@ -137,10 +144,7 @@ def clean_batches(
                 if not batch:
                     more = False
                     break
-                seen = problems.state()
-                seen["items"] = list(seen["items"])  # the live list grows as reading goes on
-                mark = ReadMark(dataclasses.asdict(reader.position), dict(reader.stats), seen,
-                                bytes_seen())  # fmt: skip
+                mark = ReadMark.now(reader, problems, bytes_seen())
                 pending.append((pool.submit(_clean, batch), mark))
             if not pending:
                 return

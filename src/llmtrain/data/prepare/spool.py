@@ -55,10 +55,8 @@ def open_at(path: Path, resume_bytes: int | None) -> BinaryIO:
 
 def read_spool(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (score, text) for every spooled document, in write order."""
-    with open(path, "rb", buffering=1 << 20) as f:
-        while header := f.read(_HEADER.size):
-            score, size = _HEADER.unpack(header)
-            yield score, f.read(size).decode("utf-8")
+    for _, score, text in read_spool_from(path):
+        yield score, text
 
 
 def read_spool_from(path: Path, start: int = 0) -> Iterator[tuple[int, int, str]]:
