@@ -21,6 +21,7 @@ LAYER = {
     "monitor": 4,
     "eval": 4,
     "train": 5,
+    "finetune": 5,  # the `finetune` run-config section, and tasks the Trainer takes
     "generation": 6,
     "export": 6,
     "cli": 7,

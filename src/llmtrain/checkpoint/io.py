@@ -157,8 +157,8 @@ def _write_files(
 
 
 def prune(root: Path, keep_last: int) -> None:
-    """Keep the last `keep_last` checkpoints plus the one with the lowest `val_loss` in its
-    state.json (the best so far); 0 keeps all."""
+    """Keep the last `keep_last` checkpoints plus the one with the lowest `val_score` (else
+    `val_loss`) in its state.json (the best so far); 0 keeps all."""
     found = list_checkpoints(root)
     if keep_last <= 0 or len(found) <= keep_last:
         return
@@ -172,7 +172,9 @@ def _best_by_val_loss(found: list[Path]) -> Path | None:
     scored = []
     for p in found:
         try:
-            v = json.loads((p / "state.json").read_text()).get("val_loss")
+            state = json.loads((p / "state.json").read_text())
+            v = state.get("val_score")  # a fine-tune's chosen metric (lower = better)
+            v = state.get("val_loss") if v is None else v
         except (OSError, json.JSONDecodeError):
             continue
         if isinstance(v, (int, float)) and v == v:  # not NaN

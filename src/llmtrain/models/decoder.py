@@ -80,21 +80,26 @@ class Transformer(nn.Module):
         return self.wte.weight if self.lm_head is None else self.lm_head.weight
 
     def attention_bias(
-        self, T: int, start: int = 0, prefix_len: torch.Tensor | None = None
+        self,
+        T: int,
+        start: int = 0,
+        prefix_len: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """One additive bias (B|1, nh|1, T, S) for every layer, or None for the fast path
-        (plain causal or plain bidirectional attention handled inside SDPA)."""
+        (plain causal or plain bidirectional attention handled inside SDPA). `key_mask`
+        (B, S) bool: False keys (padding) are never attended."""
         pos_bias = None
         S = start + T
         if self.alibi is not None:
             pos_bias = self.alibi(start, T, S)  # (nh, T, S)
         elif self.rel_bias is not None:
             pos_bias = self.rel_bias(start, T, S)  # (nh, T, S)
-        if pos_bias is None and prefix_len is None:
+        if pos_bias is None and prefix_len is None and key_mask is None:
             return None
         dev = self.wte.weight.device
         if not self.cfg.causal:
-            allowed = None
+            allowed = None if key_mask is None else key_mask.to(dev)[:, None, None, :]
         else:
             q = torch.arange(start, S, device=dev)[:, None]  # (T, 1)
             k = torch.arange(S, device=dev)[None, :]  # (1, S)
@@ -102,6 +107,8 @@ class Transformer(nn.Module):
             if prefix_len is not None:  # prefix LM: the prefix is seen whole from anywhere
                 allowed = allowed | (k < prefix_len.to(dev)[:, None, None])  # (B, T, S)
             allowed = allowed.unsqueeze(-3)  # (B|1, 1, T, S)
+            if key_mask is not None:
+                allowed = allowed & key_mask.to(dev)[:, None, None, :]  # (B, 1, T, S)
         bias = pos_bias if pos_bias is not None else torch.zeros((), device=dev)
         return bias if allowed is None else bias + mask_to_bias(allowed)
 
@@ -111,11 +118,13 @@ class Transformer(nn.Module):
         kv_cache: KVCache | None = None,
         token_type: torch.Tensor | None = None,
         prefix_len: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states (B, T, C) of token ids `idx` (B, T), after the last norm.
 
         With a cache, `idx` continues the cached sequence: positions start at `kv_cache.pos`.
         `prefix_len` (B,) makes the first prefix_len[b] positions bidirectional (prefix LM).
+        `key_mask` (B, T) bool hides padding keys (classification of unequal lengths).
         """
         B, T = idx.shape  # (B, T)
         start = 0 if kv_cache is None else kv_cache.pos
@@ -142,7 +151,7 @@ class Transformer(nn.Module):
             x = F.dropout(x, p, training=True)  # embedding dropout
         if self.emb_proj is not None:
             x = self.emb_proj(x)  # (B, T, E) -> (B, T, C)
-        bias = self.attention_bias(T, start, prefix_len)
+        bias = self.attention_bias(T, start, prefix_len, key_mask)
         for block in self.blocks:
             x = block(x, rope, kv_cache, bias)  # (B, T, C)
         if kv_cache is not None:

@@ -17,6 +17,7 @@ from llmtrain.config import (
 )
 from llmtrain.distributed.config import DistributedConfig
 from llmtrain.errors import ConfigError
+from llmtrain.finetune.config import FinetuneConfig
 from llmtrain.models.config import ModelConfig
 from llmtrain.monitor.config import MonitorConfig
 from llmtrain.objectives.config import ObjectiveConfig, check_objective
@@ -138,6 +139,7 @@ class RunConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # objective options
     stability: StabilityConfig = field(default_factory=StabilityConfig)  # NaN/spike guards
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # `llmtrain finetune`
 
     def validate(self) -> None:
         check_objective(self.train.objective, self.model)  # e.g. mlm needs an encoder

@@ -50,9 +50,17 @@ from llmtrain.utils.io import atomic_write_json
 
 class Trainer:
     def __init__(
-        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True
+        self,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        show_progress: bool = True,
+        task: Any = None,
     ):
+        """`task` (a `finetune.task.FinetuneTask`) replaces the prepared data directory: it
+        gives the data source, objective, model, eval, best score and early stop."""
         self.cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.task = task
         self.ckpt_root = self.run_dir / "checkpoints"
         t = cfg.train
         if t.threads:
@@ -60,6 +68,43 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.prec = resolve_precision(t.precision, t.device, t.compile)
         self.dist = init_distributed(cfg.distributed, self.prec.device.type)  # torchrun env
+        seq = cfg.model.block_size
+        resuming = bool(resume and latest_checkpoint(self.ckpt_root))
+        if task is None:
+            self._setup_pretraining(resuming)
+        else:  # fine-tuning: data, objective and model from the task
+            self.manifest, self.objective = None, task.objective
+            self.batches = task.batches(t.seed)
+            self.model = task.build_model(self.prec.device, load_base_weights=not resuming)
+        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
+            self.model,
+            cfg.distributed,
+            self.dist,
+            device=self.prec.device,
+            compile=self.prec.compile,
+            activation_checkpointing=cfg.distributed.activation_checkpointing,
+        )
+        if t.auto_micro_batch and task is None and not resuming:
+            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
+            vocab = int(self.manifest["tokenizer"]["vocab_size"])
+            t.micro_batch_size = choose_micro_batch(cfg, *args, vocab)
+        self.accum = t.grad_accum(world_size=self.dist.world_size)
+        # the sample position of each step: batch-size / seq-len warm-up, rollback skips
+        self.ramp = BatchRamp(t, self.dist.world_size, seq)
+        if task is None:
+            self.batches = self.ramp.wrap(self.batches)
+        self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
+        self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
+        self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
+        self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
+        self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
+        self.step, self.tokens, self.elapsed = 0, 0, 0.0
+        self.flops_per_token = flops_per_token(cfg.model, seq)
+        self._prepare_run_dir(resume)
+
+    def _setup_pretraining(self, resuming: bool) -> None:
+        """Data, objective and model of a pre-training run (a prepared data directory)."""
+        cfg, t = self.cfg, self.cfg.train
         self.manifest = read_manifest(cfg.data.path)
         tok = self.manifest["tokenizer"]
         self.objective = build_objective(  # batches + loss; may append ids (MASK, sentinels)
@@ -76,32 +121,9 @@ class Trainer:
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
         self.batches = TrainBatches(self.train_windows, t.seed)
         self.model = build_model(cfg.model, device=self.prec.device)
-        if cfg.model.init_from and not (resume and latest_checkpoint(self.ckpt_root)):
+        if cfg.model.init_from and not resuming:
             init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
         freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
-        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
-            self.model,
-            cfg.distributed,
-            self.dist,
-            device=self.prec.device,
-            compile=self.prec.compile,
-            activation_checkpointing=cfg.distributed.activation_checkpointing,
-        )
-        if t.auto_micro_batch and not (resume and latest_checkpoint(self.ckpt_root)):
-            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
-            t.micro_batch_size = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
-        self.accum = t.grad_accum(world_size=self.dist.world_size)
-        # the sample position of each step: batch-size / seq-len warm-up, rollback skips
-        self.ramp = BatchRamp(t, self.dist.world_size, seq)
-        self.batches = self.ramp.wrap(self.batches)
-        self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
-        self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
-        self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
-        self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
-        self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
-        self.step, self.tokens, self.elapsed = 0, 0, 0.0
-        self.flops_per_token = flops_per_token(cfg.model, seq)
-        self._prepare_run_dir(resume)
 
     def _set_vocab_size(self) -> None:
         vocab = int(self.manifest["tokenizer"]["vocab_size"]) + self.objective.extra_vocab
@@ -128,9 +150,16 @@ class Trainer:
             self._restore(state)
             self.elapsed = state["elapsed_sec"]
             self.ramp.skips = DataSkips(state.get("data_skips", []))
-        tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
-        if tok_src.is_dir():
-            shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
+            if self.task is not None:
+                self.task.load_state_dict(state.get("task", {}))  # best score, patience
+        if self.task is not None:
+            if self.dist.is_rank0:
+                self.task.write_run_files(self.run_dir)  # tokenizer, labels / chat format
+        else:
+            tok = self.manifest["tokenizer"]
+            tok_src = Path(self.cfg.data.path) / tok.get("path", "tokenizer")
+            if tok_src.is_dir():
+                shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
         atomic_write_json(self.run_dir / "config.json", config_to_dict(self.cfg))
         resumed = self.step if (resume and latest is not None) else None
         self.logger = RunMonitor(  # metrics.jsonl + trackers + in-loop probes (monitor/)
@@ -155,13 +184,15 @@ class Trainer:
         t, dev = self.cfg.train, self.prec.device
         micro = [
             self.objective.make_batch(
-                *self.batches.micro_batch(
+                *_sample_args(
+                    self.batches.micro_batch(
                     self.step,
                     m,
                     batch_size=t.batch_size,
                     micro_size=t.micro,
                     rank=self.dist.rank,
-                    world_size=self.dist.world_size,
+                        world_size=self.dist.world_size,
+                    )
                 ),
                 step=self.step,
                 micro=m,
@@ -241,24 +272,31 @@ class Trainer:
                     console.update(self.step, rec)
                     window_start, window_tokens = time.perf_counter(), 0
                 paused = time.perf_counter()
+                early = None
                 if self.step % t.eval_every == 0 or done:
                     last_eval = self.evaluate()
+                    early = self.task.on_eval(self.step, last_eval) if self.task else None
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
                     line = f"step {self.step}: val loss {last_eval['val_loss']:.4f}"
-                    if self.objective.token_cross_entropy:  # else exp(loss) is no ppl
+                    if self.task is not None:
+                        line += self.task.summary(last_eval)  # e.g. accuracy, macro-F1
+                    elif self.objective.token_cross_entropy:  # else exp(loss) is no ppl
                         line += f", ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
                     console.print(line)
                 # signal, deadline, or (WSD under --max-time) the early decay is done
-                stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
-                    self.step, self.elapsed
+                stop = (
+                    self.stop.reason(self.elapsed)
+                    or self.lr_ctl.after_step(self.step, self.elapsed)
+                    or early  # fine-tuning: patience spent
                 )
                 if self.step % t.checkpoint_every == 0 or done or stop:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
                 window_start += time.perf_counter() - paused  # eval/checkpoint is not train time
                 if stop:
-                    console.print(f"step {self.step}: stopped ({stop}); --resume continues")
+                    more = "" if early else "; --resume continues"
+                    console.print(f"step {self.step}: stopped ({stop}){more}")
                     break
         return last_eval
 
@@ -268,7 +306,7 @@ class Trainer:
         checkpoint before the spikes (the guard then stops the run as they persist)."""
         bad, at_step = list(self.guard.bad), self.step + 1
         ckpt = last_good_checkpoint(self.ckpt_root, bad[0].step)
-        if ckpt is None:
+        if ckpt is None or self.task is not None:  # fine-tuning data has no document index
             self.guard.can_roll_back = False
             self.logger.event("rollback_impossible", at_step, first_bad_step=bad[0].step)
             return False
@@ -333,6 +371,14 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         t = self.cfg.train
+        if self.task is not None:  # the task's metrics (classification: F1, confusion, ...)
+            res = self.task.evaluate(self.model, t.micro, self.prec.device, self.prec.autocast)
+            report = res.pop("report", None)
+            rec = {"step": self.step, "tokens": self.tokens, **res, "elapsed_sec": self.elapsed}
+            self.logger.log(rec if report is None else {**rec, "val_report": report})
+            self.last_val_loss = res["val_loss"]
+            self.last_score = self.task.score(res)  # retention keeps the best by it
+            return rec
         res = evaluate_split(
             self.model,
             self.val_windows,
@@ -363,8 +409,10 @@ class Trainer:
             "loader_sample": self.ramp.position(self.step),
             "data_skips": self.ramp.skips.state_dict(),  # windows dropped by rollbacks
             "data": str(self.cfg.data.path),
-            "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
+            "tokenizer_sha256": self.manifest["tokenizer"].get("sha256") if self.manifest else None,
             "val_loss": getattr(self, "last_val_loss", None),
+            "val_score": getattr(self, "last_score", None),  # lower = better (fine-tuning)
+            "task": self.task.state_dict() if self.task is not None else {},
             "guard": self.guard.state_dict(),
             "lr": self.lr_ctl.state_dict(),  # plateau state, deadline-planned decay start
             "world_size": self.dist.world_size,
@@ -384,3 +432,9 @@ class Trainer:
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0
         )
         return path
+
+
+def _sample_args(sample: Any) -> tuple:
+    """A data source's sample as make_batch's leading arguments: token windows are (x, y),
+    fine-tuning sources give one dict."""
+    return (sample,) if isinstance(sample, dict) else tuple(sample)

@@ -1,0 +1,249 @@
+"""`FinetuneTask`: everything a fine-tuning run gives the one `Trainer` in place of a prepared
+data directory — the data source, the objective, the model (base weights + head + LoRA), the
+evaluation each `eval_every` steps, the score that picks the best checkpoint and the early
+stop. Built from the run config alone, so resume rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from llmtrain.errors import ConfigError
+from llmtrain.finetune.base import Base, load_base
+from llmtrain.finetune.chat import ChatFormat, chat_format
+from llmtrain.finetune.datasets import (
+    ClassificationData,
+    ExampleBatches,
+    Oversampled,
+    parse_rows,
+)
+from llmtrain.finetune.labels import (
+    LabelMap,
+    balanced_weights,
+    class_counts,
+    distribution_line,
+    stratified_split,
+)
+from llmtrain.finetune.metrics import classification_metrics, flat_metrics, predict_probs
+from llmtrain.finetune.sft_data import SFTData
+from llmtrain.finetune.tables import read_rows, require_field
+from llmtrain.models import build_model
+from llmtrain.models.heads import resize_vocab, task_model
+from llmtrain.models.lora import count_parameters
+from llmtrain.objectives.classify import Classify
+from llmtrain.objectives.sft import SFT
+
+
+class FinetuneTask:
+    def __init__(self, cfg, say: Callable[[str], None] = print) -> None:
+        self.cfg, self.f, self.say = cfg, cfg.finetune, say
+        self.base: Base = load_base(self.f.base)
+        self.tokenizer = self.base.tokenizer
+        self.max_length = min(self.f.max_length or cfg.model.block_size, cfg.model.block_size)
+        self.labels: LabelMap | None = None
+        self.chat: ChatFormat | None = None
+        self.report: dict[str, Any] = {}
+        self.best, self.best_step, self.bad_evals = math.inf, None, 0
+        if self.f.task == "classify":
+            self._setup_classify()
+        else:
+            self._setup_sft()
+
+    # ---- data ---------------------------------------------------------------------------
+    def _rows(self, path: str, labelled: bool = True):
+        f = self.f
+        rows = read_rows(path)
+        require_field(path, rows, f.text_field, "--text-field")
+        if f.text_pair_field:
+            require_field(path, rows, f.text_pair_field, "--text-pair-field")
+        if labelled:
+            require_field(path, rows, f.label_field, "--label-field")
+        return rows
+
+    def _parse(self, path: str, labels: LabelMap | None):
+        f = self.f
+        ex = parse_rows(self._rows(path), f.text_field, f.text_pair_field, f.label_field, labels)
+        if ex.skipped.total:
+            self.say("warning: " + ex.skipped.describe(path))
+        self.report.setdefault("skipped", {})[path] = ex.skipped.to_dict()
+        return ex
+
+    def _setup_classify(self) -> None:
+        f = self.f
+        train = self._parse(f.data, None)
+        self.labels = LabelMap.from_values(train.labels, f.labels)
+        if f.labels:  # a label outside the given order is reported, not guessed
+            train = self._parse(f.data, self.labels)
+        else:
+            train.labels = [self.labels.get(y) for y in train.labels]
+        parts = {"val": None, "test": None}
+        fractions = [(k, getattr(f, f"{k}_fraction")) for k in ("val", "test")]
+        held = [(k, fr) for k, fr in fractions if not getattr(f, k) and fr > 0]
+        if held:  # a stratified split of the training file with a fixed seed
+            cut = stratified_split(train.labels, [fr for _, fr in held], f.split_seed)
+            for (k, _), idx in zip(held, cut[1:], strict=True):
+                parts[k] = train.subset(idx)
+            train = train.subset(cut[0])
+        for k in ("val", "test"):
+            if getattr(f, k):
+                parts[k] = self._parse(getattr(f, k), self.labels)
+        k = len(self.labels)
+        counts = class_counts(train.labels, k)
+        self.say(f"classes ({k}): train {distribution_line(self.labels.names, counts)}")
+        self.report["class_counts"] = {"train": dict(zip(self.labels.names, counts))}
+        self.train = ClassificationData(self.tokenizer, train, self.max_length)
+        self.val = ClassificationData(self.tokenizer, parts["val"], self.max_length) if parts["val"] else None
+        self.test = ClassificationData(self.tokenizer, parts["test"], self.max_length) if parts["test"] else None
+        for name, d in (("train", self.train), ("val", self.val), ("test", self.test)):
+            if d is not None:
+                self.report[f"{name}_examples"] = len(d)
+                if d.truncated:
+                    self.say(f"note: {d.truncated} {name} examples cut to {self.max_length} tokens")
+        weights = None
+        if f.class_weights == "balanced":
+            weights = balanced_weights(counts)
+        elif isinstance(f.class_weights, list):
+            if len(f.class_weights) != k:
+                raise ConfigError(
+                    f"finetune.class_weights has {len(f.class_weights)} weights for {k} labels "
+                    f"({', '.join(self.labels.names)}); give one per label"
+                )
+            weights = f.class_weights
+        if weights is not None:
+            self.say("class weights: " + ", ".join(f"{n} {w:.3f}" for n, w in zip(self.labels.names, weights)))
+        self.objective = Classify(k, weights, f.focal_gamma, self.cfg.train.seed)
+        self.source = Oversampled(self.train, train.labels, f.split_seed) if f.oversample else self.train
+        if f.oversample:
+            self.say(f"oversampling: {len(self.train)} -> {len(self.source)} examples per epoch")
+        self.f.head.n_classes = k
+
+    def _setup_sft(self) -> None:
+        f, cfg = self.f, self.cfg
+        if cfg.model.architecture != "decoder":
+            raise ConfigError(
+                f"--task sft needs a decoder model; {f.base} is an {cfg.model.architecture}"
+            )
+        self.chat = chat_format(self.tokenizer, f.add_chat_tokens, f.base)
+        vocab = max(cfg.model.vocab_size, self.tokenizer.vocab_size + self.chat.added)
+        self.vocab_size = cfg.model.vocab_size = vocab  # the resolved run config
+
+        def load(path: str) -> SFTData:
+            d = SFTData(self.tokenizer, self.chat, read_rows(path), path, self.max_length,
+                        f.messages_field, f.train_on_prompt)
+            if d.skipped.total:
+                self.say("warning: " + d.skipped.describe(path))
+            return d
+
+        self.train = self.source = load(f.data)
+        self.val = load(f.val) if f.val else None
+        self.test = load(f.test) if f.test else None
+        self.objective = SFT(cfg.train.seed, cfg.objective.label_smoothing)
+        self.report["train_examples"] = len(self.train)
+
+    def batches(self, seed: int) -> ExampleBatches:
+        """The shuffled training stream the Trainer reads by (step, micro, rank)."""
+        return ExampleBatches(self.source, seed)
+
+    # ---- model ---------------------------------------------------------------------------
+    def build_model(self, device: torch.device, load_base_weights: bool) -> nn.Module:
+        """The base model (its weights unless resuming), grown for chat tokens, wrapped with
+        the head and LoRA; prints trainable vs total parameters."""
+        mcfg = self.cfg.model
+        base_vocab = int(self.base.model.get("vocab_size", mcfg.vocab_size))
+        target_vocab = mcfg.vocab_size
+        mcfg.vocab_size = base_vocab
+        base = build_model(mcfg, device=device)
+        if load_base_weights:
+            self.base.load_weights(base)
+        resize_vocab(base, target_vocab)
+        mcfg.vocab_size = target_vocab
+        head = self.f.head if self.f.task == "classify" else None
+        model = task_model(base, head, self.f.lora)
+        model.to(device)
+        trainable, total = count_parameters(model)
+        self.say(
+            f"parameters: {trainable:,} trainable of {total:,} ({100 * trainable / total:.2f}%)"
+            + (f", LoRA rank {self.f.lora.rank}" if self.f.lora.rank else "")
+        )
+        self.report["parameters"] = {"trainable": trainable, "total": total}
+        return model
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def evaluate(
+        self,
+        model: nn.Module,
+        micro_batch_size: int,
+        device: torch.device,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        split: str = "val",
+    ) -> dict[str, Any]:
+        """`{split}_loss` and (classification) the metrics, flat for metrics.jsonl; the full
+        report (per class, confusion) under "report"."""
+        data = self.val if split == "val" else self.test
+        if data is None:
+            return {}
+        if self.f.task == "classify":
+            probs, loss = predict_probs(model, data, self.objective, micro_batch_size, device, autocast)
+            m = classification_metrics(data.labels.tolist(), probs, self.labels.names)
+            return {f"{split}_loss": loss, **flat_metrics(split, m), "report": m}
+        return {f"{split}_loss": sft_loss(model, data, self.objective, micro_batch_size, device, autocast)}
+
+    def score(self, rec: dict[str, Any]) -> float:
+        """Lower is better: val loss, or minus the chosen metric."""
+        metric = self.f.best_metric if self.f.task == "classify" else "loss"
+        value = rec.get(f"val_{metric}", rec.get("val_loss", math.nan))
+        return value if metric == "loss" else -value
+
+    def on_eval(self, step: int, rec: dict[str, Any]) -> str | None:
+        """Track the best score; a stop reason once `patience` evals brought no improvement."""
+        s = self.score(rec)
+        if s < self.best:
+            self.best, self.best_step, self.bad_evals = s, step, 0
+        else:
+            self.bad_evals += 1
+        if self.f.patience and self.bad_evals >= self.f.patience:
+            return f"early stop: no better val {self.f.best_metric} in {self.bad_evals} evals (best at step {self.best_step})"
+        return None
+
+    def summary(self, rec: dict[str, Any]) -> str:
+        """The console's eval line after the val loss."""
+        if "val_accuracy" not in rec:
+            return ""
+        return f", accuracy {rec['val_accuracy']:.4f}, macro-F1 {rec['val_macro_f1']:.4f}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.best, self.best_step, self.bad_evals = s.get("best", math.inf), s.get("best_step"), s.get("bad_evals", 0)
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """Tokenizer, labels.json / chat.json beside the checkpoints."""
+        self.tokenizer.save(run_dir / "tokenizer")
+        if self.labels is not None:
+            self.labels.save(run_dir)
+        if self.chat is not None:
+            self.chat.save(run_dir)
+
+
+@torch.no_grad()
+def sft_loss(model, data, objective, batch_size, device, autocast=contextlib.nullcontext) -> float:
+    """Mean loss per assistant token over `data`."""
+    was = model.training
+    model.eval()
+    total, n = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        batch = objective.make_batch(data.batch(range(i, min(i + batch_size, len(data))))).to(device)
+        with autocast():
+            out = objective.forward(model, batch)
+        total += float(objective.loss(out, batch)[0])
+        n += batch.n_targets
+    model.train(was)
+    return total / max(1, n)
