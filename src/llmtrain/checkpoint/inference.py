@@ -10,7 +10,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llmtrain.checkpoint.io import find_checkpoint, load_model_weights, read_json
+from llmtrain.checkpoint.io import (
+    best_checkpoint,
+    find_checkpoint,
+    load_model_weights,
+    read_json,
+)
 from llmtrain.config import config_from_dict
 from llmtrain.errors import CheckpointError, LLMTrainError
 from llmtrain.models import build_model
@@ -27,14 +32,25 @@ class LoadedModel:
     step: int
 
 
-def load_trained(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+def load_trained(
+    path: str | Path, device: torch.device | str = "cpu", best: bool = False
+) -> LoadedModel:
+    """The model of a checkpoint, or of a run's latest checkpoint (`best`: the run's best by
+    its val score, as a fine-tune's chosen metric picks it)."""
     ckpt = find_checkpoint(path)
+    if best and (Path(path) / "checkpoints").is_dir():
+        ckpt = best_checkpoint(Path(path) / "checkpoints") or ckpt
     raw = read_json(ckpt / "config.json")
     try:
         cfg = config_from_dict(RunConfig, raw)
     except LLMTrainError as e:
         raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json: {e}") from None
     model = build_model(cfg.model, device=torch.device(device))
+    ft = cfg.finetune
+    if ft.task:  # a fine-tuned run: its head and LoRA adapters around the base
+        from llmtrain.models.heads import task_model
+
+        model = task_model(model, ft.head if ft.task == "classify" else None, ft.lora)
     load_model_weights(model, ckpt)
     model.eval()
     state = read_json(ckpt / "state.json")

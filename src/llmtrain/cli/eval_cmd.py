@@ -27,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.eval import evaluate_split
     from llmtrain.train.precision import resolve_precision
 
+    from llmtrain.checkpoint.io import find_checkpoint, read_json
+
+    if read_json(find_checkpoint(args.checkpoint) / "config.json").get("finetune", {}).get("task"):
+        from llmtrain.finetune.evaluate import evaluate_run  # its val/test metrics
+
+        print(json.dumps(evaluate_run(args.checkpoint, args.batch_size), indent=2, ensure_ascii=False))
+        return 0
     loaded = load_trained(args.checkpoint)
     data = args.data or loaded.config.data.path
     manifest = read_manifest(data)

@@ -13,6 +13,7 @@ from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
 COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export")
+COMMANDS += ("finetune", "predict")  # fine-tuning (llmtrain.finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,6 +72,13 @@ class SFTData:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def subset(self, idx: Sequence[int]) -> SFTData:
+        out = object.__new__(SFTData)
+        out.pad_id, out.truncated, out.skipped = self.pad_id, 0, Skipped()
+        out.rows = [self.rows[i] for i in idx]
+        out.lines = [self.lines[i] for i in idx]
+        return out
+
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         rows = [self.rows[int(i)] for i in indices]
         T = max(len(ids) for ids, _ in rows) - 1

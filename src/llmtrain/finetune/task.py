@@ -22,6 +22,7 @@ from llmtrain.finetune.datasets import (
     ClassificationData,
     ExampleBatches,
     Oversampled,
+    TextExamples,
     parse_rows,
 )
 from llmtrain.finetune.labels import (
@@ -57,55 +58,19 @@ class FinetuneTask:
             self._setup_sft()
 
     # ---- data ---------------------------------------------------------------------------
-    def _rows(self, path: str, labelled: bool = True):
-        f = self.f
-        rows = read_rows(path)
-        require_field(path, rows, f.text_field, "--text-field")
-        if f.text_pair_field:
-            require_field(path, rows, f.text_pair_field, "--text-pair-field")
-        if labelled:
-            require_field(path, rows, f.label_field, "--label-field")
-        return rows
-
-    def _parse(self, path: str, labels: LabelMap | None):
-        f = self.f
-        ex = parse_rows(self._rows(path), f.text_field, f.text_pair_field, f.label_field, labels)
-        if ex.skipped.total:
-            self.say("warning: " + ex.skipped.describe(path))
-        self.report.setdefault("skipped", {})[path] = ex.skipped.to_dict()
-        return ex
-
     def _setup_classify(self) -> None:
         f = self.f
-        train = self._parse(f.data, None)
-        self.labels = LabelMap.from_values(train.labels, f.labels)
-        if f.labels:  # a label outside the given order is reported, not guessed
-            train = self._parse(f.data, self.labels)
-        else:
-            train.labels = [self.labels.get(y) for y in train.labels]
-        parts = {"val": None, "test": None}
-        fractions = [(k, getattr(f, f"{k}_fraction")) for k in ("val", "test")]
-        held = [(k, fr) for k, fr in fractions if not getattr(f, k) and fr > 0]
-        if held:  # a stratified split of the training file with a fixed seed
-            cut = stratified_split(train.labels, [fr for _, fr in held], f.split_seed)
-            for (k, _), idx in zip(held, cut[1:], strict=True):
-                parts[k] = train.subset(idx)
-            train = train.subset(cut[0])
-        for k in ("val", "test"):
-            if getattr(f, k):
-                parts[k] = self._parse(getattr(f, k), self.labels)
+        self.labels, train, parts = classification_splits(f, None, self.say, self.report)
         k = len(self.labels)
         counts = class_counts(train.labels, k)
         self.say(f"classes ({k}): train {distribution_line(self.labels.names, counts)}")
         self.report["class_counts"] = {"train": dict(zip(self.labels.names, counts))}
         self.train = ClassificationData(self.tokenizer, train, self.max_length)
-        self.val = ClassificationData(self.tokenizer, parts["val"], self.max_length) if parts["val"] else None
-        self.test = ClassificationData(self.tokenizer, parts["test"], self.max_length) if parts["test"] else None
-        for name, d in (("train", self.train), ("val", self.val), ("test", self.test)):
-            if d is not None:
-                self.report[f"{name}_examples"] = len(d)
-                if d.truncated:
-                    self.say(f"note: {d.truncated} {name} examples cut to {self.max_length} tokens")
+        self.val, self.test = (
+            encode_split(self.tokenizer, parts[s], self.max_length, s, self.say, self.report)
+            for s in ("val", "test")
+        )
+        self.report["train_examples"] = len(self.train)
         weights = None
         if f.class_weights == "balanced":
             weights = balanced_weights(counts)
@@ -143,6 +108,10 @@ class FinetuneTask:
 
         self.train = self.source = load(f.data)
         self.val = load(f.val) if f.val else None
+        if self.val is None and f.val_fraction > 0:  # a seeded random hold-out
+            rest, held = stratified_split([0] * len(self.train), [f.val_fraction], f.split_seed)
+            self.val = self.train.subset(held)
+            self.train = self.source = self.train.subset(rest)
         self.test = load(f.test) if f.test else None
         self.objective = SFT(cfg.train.seed, cfg.objective.label_smoothing)
         self.report["train_examples"] = len(self.train)
@@ -231,6 +200,56 @@ class FinetuneTask:
             self.labels.save(run_dir)
         if self.chat is not None:
             self.chat.save(run_dir)
+
+
+def _parse(f, path: str, labels: LabelMap | None, say, report: dict) -> TextExamples:
+    rows = read_rows(path)
+    require_field(path, rows, f.text_field, "--text-field")
+    if f.text_pair_field:
+        require_field(path, rows, f.text_pair_field, "--text-pair-field")
+    require_field(path, rows, f.label_field, "--label-field")
+    ex = parse_rows(rows, f.text_field, f.text_pair_field, f.label_field, labels)
+    if ex.skipped.total:
+        say("warning: " + ex.skipped.describe(path))
+    report.setdefault("skipped", {})[path] = ex.skipped.to_dict()
+    return ex
+
+
+def classification_splits(
+    f, labels: LabelMap | None, say: Callable[[str], None], report: dict
+) -> tuple[LabelMap, TextExamples, dict[str, TextExamples | None]]:
+    """(label map, train, {"val", "test"}) of a classification config: the given files, or a
+    stratified split of the training file with seed `finetune.split_seed`. `labels` (a saved
+    run's) pins the map; else `finetune.labels` or the sorted labels seen in training."""
+    train = _parse(f, f.data, labels, say, report)
+    if labels is None:
+        labels = LabelMap.from_values(train.labels, f.labels)
+        if f.labels:  # a label outside the given order is reported, not guessed
+            train = _parse(f, f.data, labels, say, report)
+        else:
+            train.labels = [labels.get(y) for y in train.labels]
+    parts: dict[str, TextExamples | None] = {"val": None, "test": None}
+    held = [(k, getattr(f, f"{k}_fraction")) for k in ("val", "test")]
+    held = [(k, fr) for k, fr in held if not getattr(f, k) and fr > 0]
+    if held:
+        cut = stratified_split(train.labels, [fr for _, fr in held], f.split_seed)
+        for (k, _), idx in zip(held, cut[1:], strict=True):
+            parts[k] = train.subset(idx)
+        train = train.subset(cut[0])
+    for k in ("val", "test"):
+        if getattr(f, k):
+            parts[k] = _parse(f, getattr(f, k), labels, say, report)
+    return labels, train, parts
+
+
+def encode_split(tokenizer, ex, max_length: int, name: str, say, report: dict):
+    if ex is None:
+        return None
+    d = ClassificationData(tokenizer, ex, max_length)
+    report[f"{name}_examples"] = len(d)
+    if d.truncated:
+        say(f"note: {d.truncated} {name} examples cut to {max_length} tokens")
+    return d
 
 
 @torch.no_grad()

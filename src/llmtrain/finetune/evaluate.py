@@ -1,0 +1,48 @@
+"""`evaluate_run(run)`: a fine-tuned run's metrics on its val and test data (the best
+checkpoint, the files and split of its config, its saved label map) — what `llmtrain eval
+RUN` prints for a fine-tuned run: accuracy, macro_f1, per_class, confusion (+ the averages,
+ROC-AUC for two classes); for SFT the loss per assistant token."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmtrain.finetune.labels import LabelMap
+from llmtrain.finetune.metrics import classification_metrics, predict_probs
+
+
+def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
+    from llmtrain.checkpoint.inference import load_trained
+    from llmtrain.finetune.task import classification_splits, encode_split, sft_loss
+
+    loaded = load_trained(run, best=True)
+    cfg, f = loaded.config, loaded.config.finetune
+    run_dir = loaded.checkpoint.parent.parent
+    max_length = min(f.max_length or cfg.model.block_size, cfg.model.block_size)
+    out: dict[str, Any] = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "task": f.task}
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if f.task == "classify":
+        from llmtrain.objectives.classify import Classify
+
+        labels = LabelMap.load(run_dir)
+        _, _, parts = classification_splits(f, labels, say, {})
+        for split in ("val", "test"):
+            data = encode_split(loaded.tokenizer, parts[split], max_length, split, say, {})
+            if data is not None:
+                probs, loss = predict_probs(loaded.model, data, Classify(len(labels)), batch_size)
+                out[split] = {**classification_metrics(data.labels.tolist(), probs, labels.names), "loss": loss}
+        return out
+    from llmtrain.finetune.chat import ChatFormat
+    from llmtrain.finetune.sft_data import SFTData
+    from llmtrain.finetune.tables import read_rows
+    from llmtrain.objectives.sft import SFT
+
+    chat = ChatFormat.load(run_dir)
+    for split in ("val", "test"):
+        path = getattr(f, split)
+        if path:
+            data = SFTData(loaded.tokenizer, chat, read_rows(path), path, max_length, f.messages_field)
+            out[split] = {"loss": sft_loss(loaded.model, data, SFT(), batch_size, "cpu")}
+    return out
