@@ -36,6 +36,10 @@ class HeadConfig:
         return self.pooling
 
 
+# the base's LM / sentence heads, which classification never reads
+UNUSED_BASE_PARTS = ("lm_head", "head_dense", "head_norm", "pooler", "sentence_cls")
+
+
 class SequenceClassifier(nn.Module):
     """`base` (a Transformer with `forward_hidden`) + pooler + linear classifier.
 
@@ -58,6 +62,11 @@ class SequenceClassifier(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(C, cfg.n_classes)
         self.reset_head()
+        for name in UNUSED_BASE_PARTS:  # never called here: frozen so DDP waits for no grad
+            for p in (getattr(base, name).parameters() if isinstance(getattr(base, name, None), nn.Module) else ()):
+                p.requires_grad_(False)
+        if isinstance(getattr(base, "head_bias", None), nn.Parameter):
+            base.head_bias.requires_grad_(False)
 
     @torch.no_grad()
     def reset_head(self, std: float = 0.02) -> None:
