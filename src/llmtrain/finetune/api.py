@@ -120,9 +120,9 @@ def final_report(trainer, ft) -> dict[str, Any]:
     load_model_weights(trainer.model, best)
     metrics = {}
     for split in ("val", "test"):
-        res = ft.evaluate(trainer.model, trainer.cfg.train.micro, trainer.prec.device, split=split)
+        res = ft.evaluate(trainer.model, split, trainer.cfg.train.micro, trainer.prec.device)
         if res:
-            metrics[split] = res.get("report", {f"{split}_loss": res[f"{split}_loss"]})
+            metrics[split] = res
     report = {
         **ft.report,
         "task": ft.f.task,

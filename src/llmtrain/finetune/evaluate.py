@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.finetune.labels import LabelMap
-from llmtrain.finetune.metrics import classification_metrics, predict_probs
 
 
 def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
     from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.finetune.task import classification_splits, encode_split, sft_loss
+    from llmtrain.eval import evaluate
+    from llmtrain.finetune.task import classification_splits, encode_split
 
     loaded = load_trained(run, best=True)
     cfg, f = loaded.config, loaded.config.finetune
@@ -31,8 +31,8 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
         for split in ("val", "test"):
             data = encode_split(loaded.tokenizer, parts[split], max_length, split, say, {})
             if data is not None:
-                probs, loss = predict_probs(loaded.model, data, Classify(len(labels)), batch_size)
-                out[split] = {**classification_metrics(data.labels.tolist(), probs, labels.names), "loss": loss}
+                obj = Classify(len(labels), names=labels.names)
+                out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
         return out
     from llmtrain.finetune.chat import ChatFormat
     from llmtrain.finetune.sft_data import SFTData
@@ -44,5 +44,6 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
         path = getattr(f, split)
         if path:
             data = SFTData(loaded.tokenizer, chat, read_rows(path), path, max_length, f.messages_field)
-            out[split] = {"loss": sft_loss(loaded.model, data, SFT(), batch_size, "cpu")}
+            obj = SFT(cfg.model.vocab_size, cfg.objective)
+            out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
     return out

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from llmtrain.errors import ConfigError
 from llmtrain.finetune.datasets import ClassificationData, parse_rows
 from llmtrain.finetune.labels import LabelMap
-from llmtrain.finetune.metrics import classification_metrics, predict_probs
 from llmtrain.finetune.tables import read_rows, require_field
-from llmtrain.objectives.classify import Classify
+from llmtrain.objectives.classify import Classify, classification_metrics
 
 
 @dataclass
@@ -80,7 +82,7 @@ def predict_file(
     if ex.skipped.total:
         say("warning: " + ex.skipped.describe(input_path))
     data = ClassificationData(clf.tokenizer, ex, clf.max_length)
-    probs, _ = predict_probs(clf.model, data, Classify(len(clf.labels)), batch_size)
+    probs = predict_probs(clf.model, data, Classify(len(clf.labels)), batch_size)
     out_rows = []
     for i, p in enumerate(probs):
         r = {"line": ex.lines[i], "text": ex.texts[i], "label": clf.labels.names[int(p.argmax())]}
@@ -91,3 +93,19 @@ def predict_file(
     if labelled:
         res["metrics"] = classification_metrics(data.labels.tolist(), probs, clf.labels.names)
     return res
+
+
+@torch.no_grad()
+def predict_probs(model, source, objective: Classify, batch_size: int, device="cpu") -> np.ndarray:
+    """Class probabilities (N, C) of every item of `source`, in order (labels not needed)."""
+    was = model.training
+    model.eval()
+    probs = []
+    try:
+        for i in range(0, len(source), batch_size):
+            batch = objective.make_batch(source.batch(range(i, min(i + batch_size, len(source)))))
+            out = objective.forward(model, batch.to(device))
+            probs.append(torch.softmax(out["logits"].float(), -1).cpu().numpy())
+    finally:
+        model.train(was)
+    return np.concatenate(probs)

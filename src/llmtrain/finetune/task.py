@@ -32,7 +32,7 @@ from llmtrain.finetune.labels import (
     distribution_line,
     stratified_split,
 )
-from llmtrain.finetune.metrics import classification_metrics, flat_metrics, predict_probs
+from llmtrain.eval import evaluate
 from llmtrain.finetune.sft_data import SFTData
 from llmtrain.finetune.tables import read_rows, require_field
 from llmtrain.models import build_model
@@ -83,7 +83,14 @@ class FinetuneTask:
             weights = f.class_weights
         if weights is not None:
             self.say("class weights: " + ", ".join(f"{n} {w:.3f}" for n, w in zip(self.labels.names, weights)))
-        self.objective = Classify(k, weights, f.focal_gamma, self.cfg.train.seed)
+        self.objective = Classify(
+            k,
+            self.cfg.objective,
+            class_weights=weights,
+            focal_gamma=f.focal_gamma,
+            names=self.labels.names,
+            seed=self.cfg.train.seed,
+        )
         self.source = Oversampled(self.train, train.labels, f.split_seed) if f.oversample else self.train
         if f.oversample:
             self.say(f"oversampling: {len(self.train)} -> {len(self.source)} examples per epoch")
@@ -113,7 +120,7 @@ class FinetuneTask:
             self.val = self.train.subset(held)
             self.train = self.source = self.train.subset(rest)
         self.test = load(f.test) if f.test else None
-        self.objective = SFT(cfg.train.seed, cfg.objective.label_smoothing)
+        self.objective = SFT(self.vocab_size, cfg.objective, seed=cfg.train.seed)
         self.report["train_examples"] = len(self.train)
 
     def batches(self, seed: int) -> ExampleBatches:
@@ -145,24 +152,13 @@ class FinetuneTask:
         return model
 
     # ---- evaluation ----------------------------------------------------------------------
-    def evaluate(
-        self,
-        model: nn.Module,
-        micro_batch_size: int,
-        device: torch.device,
-        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        split: str = "val",
-    ) -> dict[str, Any]:
-        """`{split}_loss` and (classification) the metrics, flat for metrics.jsonl; the full
-        report (per class, confusion) under "report"."""
+    def evaluate(self, model: nn.Module, split: str, batch_size: int, device="cpu", autocast=None):
+        """The objective's metrics on the val or test data ({} when there is none)."""
         data = self.val if split == "val" else self.test
         if data is None:
             return {}
-        if self.f.task == "classify":
-            probs, loss = predict_probs(model, data, self.objective, micro_batch_size, device, autocast)
-            m = classification_metrics(data.labels.tolist(), probs, self.labels.names)
-            return {f"{split}_loss": loss, **flat_metrics(split, m), "report": m}
-        return {f"{split}_loss": sft_loss(model, data, self.objective, micro_batch_size, device, autocast)}
+        kw = {} if autocast is None else {"autocast": autocast}
+        return evaluate(model, self.objective, data, micro_batch_size=batch_size, device=device, **kw)
 
     def score(self, rec: dict[str, Any]) -> float:
         """Lower is better: val loss, or minus the chosen metric."""
@@ -180,12 +176,6 @@ class FinetuneTask:
         if self.f.patience and self.bad_evals >= self.f.patience:
             return f"early stop: no better val {self.f.best_metric} in {self.bad_evals} evals (best at step {self.best_step})"
         return None
-
-    def summary(self, rec: dict[str, Any]) -> str:
-        """The console's eval line after the val loss."""
-        if "val_accuracy" not in rec:
-            return ""
-        return f", accuracy {rec['val_accuracy']:.4f}, macro-F1 {rec['val_macro_f1']:.4f}"
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals}
@@ -250,19 +240,3 @@ def encode_split(tokenizer, ex, max_length: int, name: str, say, report: dict):
     if d.truncated:
         say(f"note: {d.truncated} {name} examples cut to {max_length} tokens")
     return d
-
-
-@torch.no_grad()
-def sft_loss(model, data, objective, batch_size, device, autocast=contextlib.nullcontext) -> float:
-    """Mean loss per assistant token over `data`."""
-    was = model.training
-    model.eval()
-    total, n = 0.0, 0
-    for i in range(0, len(data), batch_size):
-        batch = objective.make_batch(data.batch(range(i, min(i + batch_size, len(data))))).to(device)
-        with autocast():
-            out = objective.forward(model, batch)
-        total += float(objective.loss(out, batch)[0])
-        n += batch.n_targets
-    model.train(was)
-    return total / max(1, n)

@@ -3,7 +3,7 @@
 The data source already marks every non-assistant target (system, user, prompt, padding) as
 IGNORE_INDEX, so the loss is the SUM over assistant tokens and `n_targets` their count: the
 trainer divides by the step's assistant-token count (the exact accumulation rule), and masked
-tokens get no gradient at all.
+tokens get no gradient at all. Eval reports the assistant tokens' NLL and accuracy.
 """
 
 from __future__ import annotations
@@ -12,24 +12,25 @@ from typing import Any
 
 import torch
 
+from llmtrain.models.moe import moe_aux_loss
 from llmtrain.objectives.base import IGNORE_INDEX, Batch, Objective, accuracy_counts
 
 
 class SFT(Objective):
+    """Sample: `{"x": (B, T) right-padded ids, "y": (B, T) next-token targets}`."""
+
     name = "sft"
     architectures = ("decoder",)
+    next_token = True  # ppl of the assistant tokens (no bits per byte: no byte count)
 
-    def __init__(self, seed: int = 0, label_smoothing: float = 0.0) -> None:
-        super().__init__(0, seed, label_smoothing=label_smoothing)
-
-    def make_batch(self, sample: dict[str, torch.Tensor], step: int = 0, micro: int = 0) -> Batch:
-        y = sample["y"]
+    def make_batch(self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0) -> Batch:
+        x, y = sample["x"], sample["y"]
         n = int((y != IGNORE_INDEX).sum())
-        return Batch(dict(sample), n_targets=n, n_tokens=int(sample["x"].numel()))
+        return Batch(x, y, n_targets=n, n_tokens=int(x.numel()))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        return {"logits": model(batch.tensors["x"])}  # (B, T, V)
+        return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}  # (B, T, V)
 
-    def loss(self, out: dict[str, Any], batch: Batch):
-        logits, y = out["logits"], batch.tensors["y"]
-        return self._ce(logits, y), accuracy_counts(logits, y)
+    def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
+        loss_sum = self._ce(out["logits"], batch.targets, train)
+        return self._with_aux(loss_sum, out, batch, train), accuracy_counts(out["logits"], batch.targets)

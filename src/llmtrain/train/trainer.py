@@ -21,14 +21,14 @@ from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
 from llmtrain.distributed.parallelize import full_norm
 from llmtrain.errors import ConfigError
-from llmtrain.eval.evaluate import evaluate_split
+from llmtrain.eval import evaluate
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective, freeze_unused_heads, metrics_of
+from llmtrain.objectives import build_objective, freeze_unused_heads
 from llmtrain.optim import build_optimizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
@@ -75,6 +75,7 @@ class Trainer:
         else:  # fine-tuning: data, objective and model from the task
             self.manifest, self.objective = None, task.objective
             self.batches = task.batches(t.seed)
+            self.val_source, self.val_items, self.val_split = task.val, None, None
             self.model = task.build_model(self.prec.device, load_base_weights=not resuming)
         self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
             self.model,
@@ -119,6 +120,8 @@ class Trainer:
         seq = cfg.model.block_size
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
+        self.val_source, self.val_split = self.val_windows, self.manifest["splits"]["val"]
+        self.val_items = max(1, t.eval_tokens // seq)  # evenly spaced windows
         self.batches = TrainBatches(self.train_windows, t.seed)
         self.model = build_model(cfg.model, device=self.prec.device)
         if cfg.model.init_from and not resuming:
@@ -183,16 +186,14 @@ class Trainer:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         t, dev = self.cfg.train, self.prec.device
         micro = [
-            self.objective.make_batch(
-                *_sample_args(
-                    self.batches.micro_batch(
+            self.objective.make_batch(  # a sample of the source: token windows (x, y), ...
+                self.batches.micro_batch(
                     self.step,
                     m,
                     batch_size=t.batch_size,
                     micro_size=t.micro,
                     rank=self.dist.rank,
-                        world_size=self.dist.world_size,
-                    )
+                    world_size=self.dist.world_size,
                 ),
                 step=self.step,
                 micro=m,
@@ -232,7 +233,7 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         out = {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
-        return {**out, "metrics": metrics_of(totals)}  # e.g. token_acc (rank 0's share)
+        return {**out, "metrics": self.objective.metrics(totals)}  # e.g. token_acc (rank 0)
 
     def fit(self) -> dict[str, Any]:
         """Train to `train.max_steps` (or a stop request); always releases what it holds."""
@@ -278,12 +279,7 @@ class Trainer:
                     early = self.task.on_eval(self.step, last_eval) if self.task else None
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
-                    line = f"step {self.step}: val loss {last_eval['val_loss']:.4f}"
-                    if self.task is not None:
-                        line += self.task.summary(last_eval)  # e.g. accuracy, macro-F1
-                    elif self.objective.token_cross_entropy:  # else exp(loss) is no ppl
-                        line += f", ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
-                    console.print(line)
+                    console.print(self._val_line(last_eval))
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = (
                     self.stop.reason(self.elapsed)
@@ -358,48 +354,50 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "loss": out["loss"],
-            "ppl": math.exp(min(out["loss"], 50.0)),
             "lr": lr,
             "grad_norm": out["grad_norm"],
             "tokens_per_sec": tok_s,
             "elapsed_sec": self.elapsed,
             "flops_per_sec": tok_s * self.flops_per_token,
         }
+        if self.objective.next_token:  # else exp(loss) is no perplexity
+            rec["ppl"] = math.exp(min(out["loss"], 50.0))
         rec.update(out.get("metrics", {}))  # the objective's: token_acc, rtd_acc, ...
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
     def evaluate(self) -> dict[str, float]:
+        """The objective's val metrics (`llmtrain.eval.evaluate`) as `val_*` keys, logged."""
         t = self.cfg.train
-        if self.task is not None:  # the task's metrics (classification: F1, confusion, ...)
-            res = self.task.evaluate(self.model, t.micro, self.prec.device, self.prec.autocast)
-            report = res.pop("report", None)
-            rec = {"step": self.step, "tokens": self.tokens, **res, "elapsed_sec": self.elapsed}
-            self.logger.log(rec if report is None else {**rec, "val_report": report})
-            self.last_val_loss = res["val_loss"]
-            self.last_score = self.task.score(res)  # retention keeps the best by it
-            return rec
-        res = evaluate_split(
+        res = evaluate(
             self.model,
-            self.val_windows,
-            self.manifest["splits"]["val"],
-            max_tokens=t.eval_tokens,
+            self.objective,
+            self.val_source,
+            max_items=self.val_items,
             micro_batch_size=t.micro,
             device=self.prec.device,
             autocast=self.prec.autocast,
-            objective=None if t.objective == "clm" else self.objective,  # CLM: bpb as before
+            split=self.val_split,  # bytes/tokens of a prepared split (bits per byte)
         )
-        rec = {
-            "step": self.step,
-            "tokens": self.tokens,
-            "val_loss": res["loss"],
-            "val_ppl": res["ppl"],
-            "val_bpb": res["bpb"],
-            "elapsed_sec": self.elapsed,
-        }
+        rec = {"step": self.step, "tokens": self.tokens}
+        rec |= {f"val_{k}": v for k, v in res.items() if k not in ("tokens", "targets")}
+        rec["elapsed_sec"] = self.elapsed
         self.logger.log(rec)
         self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
+        if self.task is not None:  # a fine-tune's chosen metric picks the best instead
+            self.last_score = self.task.score(rec)
         return rec
+
+    def _val_line(self, ev: dict[str, float]) -> str:
+        """`step N: val loss L[, ppl P, bpb B][, <the objective's headline metrics>]`."""
+        line = f"step {self.step}: val loss {ev['val_loss']:.4f}"
+        if "val_ppl" in ev:  # only where the objective defines them
+            line += f", ppl {ev['val_ppl']:.2f}"
+        if "val_bpb" in ev:
+            line += f", bpb {ev['val_bpb']:.4f}"
+        for k in self.objective.headline:
+            line += f", {k} {ev[f'val_{k}']:.4f}"
+        return line
 
     def save(self) -> Path:
         state = {
@@ -432,9 +430,3 @@ class Trainer:
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0
         )
         return path
-
-
-def _sample_args(sample: Any) -> tuple:
-    """A data source's sample as make_batch's leading arguments: token windows are (x, y),
-    fine-tuning sources give one dict."""
-    return (sample,) if isinstance(sample, dict) else tuple(sample)

@@ -10,6 +10,7 @@ from llmtrain.finetune.tables import Row
 from llmtrain.models import build_model
 from llmtrain.objectives.base import IGNORE_INDEX
 from llmtrain.objectives.classify import classification_loss
+from llmtrain.objectives.config import ObjectiveConfig
 from llmtrain.objectives.sft import SFT
 from llmtrain.tokenizer import ByteTokenizer
 from llmtrain.train.config import load_run_config
@@ -60,10 +61,10 @@ def test_user_tokens_get_no_gradient():
     cfg = load_run_config([], "gpt2-tiny", [f"model.vocab_size={tok.vocab_size + 2}", "model.block_size=128"]).model
     torch.manual_seed(0)
     model = build_model(cfg)
-    obj = SFT()
-    batch = obj.make_batch(data.batch([0]))
-    logits = model(batch.tensors["x"])  # (1, T, V)
-    y = batch.tensors["y"][0]
+    obj = SFT(tok.vocab_size, ObjectiveConfig())
+    batch = obj.make_batch(data.batch([0]), step=0, micro=0)
+    logits = model(batch.inputs)  # (1, T, V)
+    y = batch.targets[0]
     masked = y == IGNORE_INDEX
     user = "capital of France? 法国首都?and Italy?be brief"
     assert int(masked.sum()) > len(user.encode())  # every system/user byte is masked
