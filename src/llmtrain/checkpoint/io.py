@@ -173,12 +173,14 @@ def _best_by_val_loss(found: list[Path]) -> Path | None:
     for p in found:
         try:
             state = json.loads((p / "state.json").read_text())
-            v = state.get("val_score")  # a fine-tune's chosen metric (lower = better)
-            v = state.get("val_loss") if v is None else v
         except (OSError, json.JSONDecodeError):
             continue
+        step = int(p.name[len(PREFIX) :])
+        v, tie = state.get("val_loss"), -step  # equal val loss: the newest
+        if state.get("val_score") is not None:  # a fine-tune's chosen metric (lower = better):
+            v, tie = state["val_score"], step  # the first to reach it, as early stopping counts
         if isinstance(v, (int, float)) and v == v:  # not NaN
-            scored.append((v, -int(p.name[len(PREFIX) :]), p))
+            scored.append((v, tie, p))
     return min(scored)[2] if scored else None
 
 

@@ -16,6 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="a model fine-tuned with --task sft: apply its chat template and stop at the "
+        "end of the turn; interactive on a terminal, one reply to --prompt otherwise",
+    )
+    p.add_argument("--system", default="", help="--chat: a system message")
     p.set_defaults(func=run)
 
 
@@ -30,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             f"no tokenizer found for {loaded.checkpoint}: expected RUN_DIR/tokenizer/ or the "
             "run's data directory; re-run training or copy DATA_DIR/tokenizer into the run"
         )
+    if args.chat:
+        return chat(args, loaded)
     for i in range(args.num_samples):
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
@@ -49,3 +58,37 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
     return 0
+
+
+def chat(args: argparse.Namespace, loaded) -> int:
+    """One reply to --prompt, or a conversation on a terminal (empty line or Ctrl-D ends)."""
+    from llmtrain.finetune.chat import ChatFormat
+    from llmtrain.generation.chat import chat_reply
+
+    fmt = ChatFormat.load(loaded.checkpoint.parent.parent)
+    history = [{"role": "system", "content": args.system}] if args.system else []
+    interactive = not args.prompt and sys.stdin.isatty()
+    while True:
+        if interactive:
+            try:
+                text = input("you> ").strip()
+            except EOFError:
+                return 0
+            if not text:
+                return 0
+        else:
+            text = args.prompt or sys.stdin.read().strip()
+        history.append({"role": "user", "content": text})
+        kw = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+        reply = []
+        if interactive:
+            sys.stdout.write("assistant> ")
+        for piece in chat_reply(loaded.model, loaded.tokenizer, fmt, history,
+                                args.max_new_tokens, seed=args.seed, **kw):
+            reply.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        history.append({"role": "assistant", "content": "".join(reply)})
+        if not interactive:
+            return 0

@@ -15,7 +15,7 @@ POS_EN = ["good", "great", "fine", "lovely", "clean"]
 NEG_EN = ["bad", "awful", "dirty", "rude", "noisy"]
 POS_ZH = ["很好", "干净", "舒服", "满意"]
 NEG_ZH = ["很差", "脏", "吵", "失望"]
-FILLER = ["the", "room", "was", "and", "staff", "房间", "服务", "酒店"]
+FILLER = ["the", "room", "was", "and", "staff", "房间", "服务", "酒店", "猫茶"]
 CHARS = sorted(set("".join(POS_EN + NEG_EN + POS_ZH + NEG_ZH + FILLER)) | set(" \n:?.,。ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789|<>_"))
 
 

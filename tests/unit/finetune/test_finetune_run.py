@@ -1,0 +1,114 @@
+"""Fine-tuning runs end to end through the one Trainer: a classifier learns and is scored,
+predicted and evaluated from the CLI; LoRA resume is exact; early stopping; SFT learns the
+answer format and `generate --chat` stops at the end of the turn; bad input is one line."""
+
+import json
+
+import pytest
+import safetensors.torch
+
+from llmtrain.cli.main import main
+from llmtrain.finetune.api import finetune
+
+from .conftest import sentiment_rows, write_csv, write_jsonl
+
+FAST = ["train.batch_size=16", "train.lr=3e-3", "train.warmup_steps=0", "train.log_every=5"]
+
+
+def test_classifier_learns_and_cli_predicts_and_evaluates(gpt_base, tmp_path, capsys):
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(400))
+    res = finetune(
+        str(gpt_base), task="classify", data=str(data), out=tmp_path / "run", show_progress=False,
+        overrides=[*FAST, "train.max_steps=80", "train.eval_every=40", "train.checkpoint_every=40",
+                   "finetune.test_fraction=0.2"],
+    )
+    test = res["metrics"]["test"]
+    assert test["accuracy"] > 0.8 and test["macro_f1"] > 0.8, test
+    assert set(test["per_class"]) == {"neg", "pos"} and len(test["confusion"]) == 2
+    for f in ("labels.json", "finetune.json", "confusion_test.png", "finetune_report.html"):
+        assert (tmp_path / "run" / f).is_file()
+    evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_macro_f1" in r and "val_confusion" in r for r in evals)
+    rows = sentiment_rows(10, seed=9)
+    rows[2]["text"] = ""
+    rows[4]["label"] = "meh"
+    write_csv(tmp_path / "in.csv", rows)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr()
+    assert "skipped 2 rows: 1 with empty text (lines 4); 1 with unknown label" in out.err
+    pred = (tmp_path / "p.csv").read_text().splitlines()
+    assert pred[0] == "line,text,label,prob_neg,prob_pos" and len(pred) == 9
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "per_class", "confusion"} <= set(ev["test"])
+    assert ev["test"]["macro_f1"] == pytest.approx(test["macro_f1"])
+
+
+def test_lora_resume_is_exact(gpt_base, tmp_path):
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(120))
+    sets = [*FAST, "train.lr_schedule=\"constant\"", "train.eval_every=3", "train.checkpoint_every=3",
+            "finetune.head.dropout=0.1", "finetune.lora.dropout=0.1", "train.keep_last=0"]
+    kw = dict(task="classify", data=str(data), lora_rank=4, show_progress=False, say=lambda m: None)
+    finetune(str(gpt_base), out=tmp_path / "a", overrides=[*sets, "train.max_steps=6"], **kw)
+    finetune(str(gpt_base), out=tmp_path / "b", overrides=[*sets, "train.max_steps=3"], **kw)
+    finetune(str(gpt_base), out=tmp_path / "b", overrides=["train.max_steps=6"], resume=True, **kw)
+    a = safetensors.torch.load_file(tmp_path / "a/checkpoints/step_000006/model.safetensors")
+    b = safetensors.torch.load_file(tmp_path / "b/checkpoints/step_000006/model.safetensors")
+    assert any("lora_A" in k for k in a)
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_early_stopping_stops_and_keeps_the_best(gpt_base, tmp_path):
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(120))
+    res = finetune(
+        str(gpt_base), task="classify", data=str(data), out=tmp_path / "run", show_progress=False,
+        overrides=[*FAST, "train.lr=1e-9", "train.min_lr=0", "train.max_steps=100", "train.eval_every=2",
+                   "train.checkpoint_every=2", "finetune.patience=2"], say=lambda m: None,
+    )
+    assert res["step"] == 6  # evals at 2, 4, 6: no gain after the first
+    assert res["best_checkpoint"].endswith("step_000002")
+
+
+def _qa_rows(n, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    words = ["cat", "dog", "sun", "tea", "猫", "茶"]
+    rows = []
+    for _ in range(n):
+        w = rng.choice(words)
+        rows.append({"messages": [{"role": "user", "content": f"repeat {w}"}, {"role": "assistant", "content": f"<{w}>"}]})
+    return rows
+
+
+def test_sft_learns_the_format_and_chat_stops_at_end_of_turn(gpt_base, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "sft.jsonl", _qa_rows(200))
+    res = finetune(
+        str(gpt_base), task="sft", data=str(data), out=tmp_path / "sft", show_progress=False,
+        overrides=[*FAST, "train.max_steps=120", "train.eval_every=60", "train.checkpoint_every=60"],
+        say=lambda m: None,
+    )
+    assert res["metrics"]["val"]["token_acc"] > 0.9
+    chat = json.loads((tmp_path / "sft" / "chat.json").read_text())
+    assert chat["added"] == 2 and "<|im_start|>" in chat["template"]
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "sft"), "--chat", "--prompt", "repeat 猫", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == "<猫>\n"
+
+
+def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(20))
+    args = ["finetune", "--from", str(gpt_base), "--task", "classify", "--data", str(data), "--out", str(tmp_path / "r")]
+    assert main([*args, "--label-field", "sentiment"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {data}: no column 'sentiment' (columns: text, label); pass --label-field with one of them"
+    assert main([*args, "--lora-rank", "2", "--set", 'finetune.lora.targets=["c_attn"]']) == 2
+    assert "match no nn.Linear layer" in capsys.readouterr().err
+    sft = write_jsonl(tmp_path / "s.jsonl", _qa_rows(3))
+    args = ["finetune", "--from", str(gpt_base), "--task", "sft", "--data", str(sft), "--out", str(tmp_path / "s")]
+    assert main([*args, "--set", "finetune.add_chat_tokens=false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no chat tokens <|im_start|> / <|im_end|>" in err and "set finetune.add_chat_tokens=true" in err
+    assert "\n" not in err
+    assert not (tmp_path / "s" / "checkpoints").exists()
