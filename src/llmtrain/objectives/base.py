@@ -31,7 +31,12 @@ class Batch:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> Batch:
-        moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}
+        # to a GPU through pinned memory, so the copy is asynchronous and the host queues on
+        pin = torch.device(device).type == "cuda"
+        moved = {
+            k: (v.pin_memory() if pin and not v.is_pinned() else v).to(device, non_blocking=True)
+            for k, v in self.tensors.items()
+        }
         return Batch(moved, self.n_targets, self.n_tokens, self.meta)
 
 
