@@ -160,7 +160,9 @@ def spread(values: list[float]) -> float:
 
 def reference_engine(model_cfg, micro: int, dev: torch.device, args: argparse.Namespace):
     """The nanoGPT-style step of bench/reference_gpt.py at our shapes, warmed up."""
-    spec = importlib.util.spec_from_file_location("reference_gpt", ROOT / "bench" / "reference_gpt.py")
+    spec = importlib.util.spec_from_file_location(
+        "reference_gpt", ROOT / "bench" / "reference_gpt.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     if model_cfg.architecture != "decoder" or model_cfg.pos_embedding != "learned":

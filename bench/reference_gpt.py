@@ -43,7 +43,11 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(d, bias=bias)
         for name, p in self.named_parameters():
             if p.dim() == 2:
-                std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("proj.weight", "out.weight")) else 0.02
+                std = (
+                    0.02 / math.sqrt(2 * n_layer)
+                    if name.endswith(("proj.weight", "out.weight"))
+                    else 0.02
+                )
                 nn.init.normal_(p, 0.0, std)  # fmt: skip
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

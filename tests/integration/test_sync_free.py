@@ -37,7 +37,9 @@ def run_pair(data: Path, root: Path, bad: range, **extra) -> list[tuple]:
                  if "loss" in r and "event" not in r]  # fmt: skip
         weights = {k: v.clone() for k, v in tr.model.state_dict().items()}
         windows = root / mode / "bad_windows.jsonl"
-        bad_windows = windows.read_text().replace(str(root / mode), "RUN") if windows.exists() else ""
+        bad_windows = (
+            windows.read_text().replace(str(root / mode), "RUN") if windows.exists() else ""
+        )
         outcomes.append((result, events, train, weights, bad_windows))
     return outcomes
 

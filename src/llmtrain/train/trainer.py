@@ -21,14 +21,14 @@ from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
 from llmtrain.distributed.parallelize import full_norm
 from llmtrain.errors import ConfigError
-from llmtrain.eval.evaluate import evaluate_split
+from llmtrain.eval import evaluate
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective, freeze_unused_heads, metrics_of
+from llmtrain.objectives import build_objective, freeze_unused_heads
 from llmtrain.optim import build_optimizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
@@ -171,8 +171,8 @@ class Trainer:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         t, dev = self.cfg.train, self.prec.device
         micro = [
-            self.objective.make_batch(
-                *self.batches.micro_batch(
+            self.objective.make_batch(  # a sample of the source: token windows (x, y)
+                self.batches.micro_batch(
                     self.step,
                     m,
                     batch_size=t.batch_size,
@@ -253,7 +253,12 @@ class Trainer:
             self.logger.event("skipped_step", step + 1, reason=skip, loss=last["loss"],
                               grad_norm=last["grad_norm"])  # fmt: skip
         if out is not None and self.deferred.last:
-            out["loss"], out["grad_norm"] = self.deferred.last["loss"], self.deferred.last["grad_norm"]
+            out["loss"], out["grad_norm"] = (
+                self.deferred.last["loss"],
+                self.deferred.last["grad_norm"],
+            )
+            if self.prec.device.type == "cuda":  # drained here, so a log window's tokens/s
+                torch.cuda.synchronize(self.prec.device)  # is finished work, not queued work
 
     def fit(self) -> dict[str, Any]:
         """Train to `train.max_steps` (or a stop request); always releases what it holds."""
@@ -301,10 +306,7 @@ class Trainer:
                     last_eval = self.evaluate()
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
-                    line = f"step {self.step}: val loss {last_eval['val_loss']:.4f}"
-                    if self.objective.token_cross_entropy:  # else exp(loss) is no ppl
-                        line += f", ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
-                    console.print(line)
+                    console.print(self._val_line(last_eval))
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
                     self.step, self.elapsed
@@ -387,40 +389,48 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "loss": out["loss"],
-            "ppl": math.exp(min(out["loss"], 50.0)),
             "lr": lr,
             "grad_norm": out["grad_norm"],
             "tokens_per_sec": tok_s,
             "elapsed_sec": self.elapsed,
             "flops_per_sec": tok_s * self.flops_per_token,
         }
-        rec.update(metrics_of(out["totals"]))  # the objective's: token_acc, rtd_acc, ...
+        if self.objective.next_token:  # else exp(loss) is no perplexity
+            rec["ppl"] = math.exp(min(out["loss"], 50.0))
+        rec.update(self.objective.metrics(out["totals"]))  # token_acc, rtd_acc, ...
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
     def evaluate(self) -> dict[str, float]:
-        t = self.cfg.train
-        res = evaluate_split(
+        """The objective's val metrics (`llmtrain.eval.evaluate`) as `val_*` keys, logged."""
+        t, seq = self.cfg.train, self.cfg.model.block_size
+        res = evaluate(
             self.model,
+            self.objective,
             self.val_windows,
-            self.manifest["splits"]["val"],
-            max_tokens=t.eval_tokens,
+            max_items=max(1, t.eval_tokens // seq),
             micro_batch_size=t.micro,
             device=self.prec.device,
             autocast=self.prec.autocast,
-            objective=None if t.objective == "clm" else self.objective,  # CLM: bpb as before
+            split=self.manifest["splits"]["val"],
         )
-        rec = {
-            "step": self.step,
-            "tokens": self.tokens,
-            "val_loss": res["loss"],
-            "val_ppl": res["ppl"],
-            "val_bpb": res["bpb"],
-            "elapsed_sec": self.elapsed,
-        }
+        rec = {"step": self.step, "tokens": self.tokens}
+        rec |= {f"val_{k}": v for k, v in res.items() if k not in ("tokens", "targets")}
+        rec["elapsed_sec"] = self.elapsed
         self.logger.log(rec)
         self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
         return rec
+
+    def _val_line(self, ev: dict[str, float]) -> str:
+        """`step N: val loss L[, ppl P, bpb B][, <the objective's headline metrics>]`."""
+        line = f"step {self.step}: val loss {ev['val_loss']:.4f}"
+        if "val_ppl" in ev:  # only where the objective defines them
+            line += f", ppl {ev['val_ppl']:.2f}"
+        if "val_bpb" in ev:
+            line += f", bpb {ev['val_bpb']:.4f}"
+        for k in self.objective.headline:
+            line += f", {k} {ev[f'val_{k}']:.4f}"
+        return line
 
     def save(self) -> Path:
         state = {
