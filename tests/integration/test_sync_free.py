@@ -14,7 +14,10 @@ import torch
 from llmtrain.monitor.metrics import read_metrics
 from llmtrain.train.faults import TrainingDivergedError
 
-from .test_engine_rollback import BAD, corrupt, kept_data, trainer  # noqa: F401 (fixture)
+from . import test_engine_rollback as rollback
+from .test_engine_rollback import BAD, corrupt, trainer
+
+kept_data = rollback.kept_data  # the same module-scoped corpus fixture
 
 SPARSE = {"train.log_every": 1000, "train.checkpoint_every": 5, "optim.implementation": "fused"}
 
