@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checked against the model's options. ELECTRA also writes its generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
+    p.add_argument(
+        "--merge-lora",
+        action="store_true",
+        help="a LoRA fine-tune: fold the adapters into the base weights and write a plain "
+        "llmtrain run to --out (the HF export always merges)",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,9 +43,22 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.export import export_hf
 
-    loaded = load_trained(args.checkpoint)
+    from llmtrain.export.finetuned import add_chat_template, merge_for_export, merged_run
+
+    loaded = load_trained(args.checkpoint, best=True)
+    if args.merge_lora:
+        ckpt = merged_run(loaded, args.out)
+        print(json.dumps({"out": args.out, "checkpoint": str(ckpt), "merged_from": str(loaded.checkpoint)}))
+        return 0
     tok = None if args.no_tokenizer else loaded.tokenizer
-    res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
+    model = merge_for_export(loaded.model)  # a LoRA run exports merged
+    res = export_hf(model, args.out, tokenizer=tok, target=args.target)
+    chat = loaded.checkpoint.parent.parent / "chat.json"
+    if tok is not None and chat.is_file():  # an SFT run: chat tokens + template
+        from llmtrain.finetune.chat import CHAT_TEMPLATE, ChatFormat
+
+        add_chat_template(args.out, ChatFormat.load(chat.parent), CHAT_TEMPLATE)
+        res["chat_template"] = True
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
     if "generator_max_abs_diff" in res:
         print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")

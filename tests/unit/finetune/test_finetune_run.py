@@ -82,19 +82,60 @@ def _qa_rows(n, seed=0):
     return rows
 
 
-def test_sft_learns_the_format_and_chat_stops_at_end_of_turn(gpt_base, tmp_path, capsys):
-    data = write_jsonl(tmp_path / "sft.jsonl", _qa_rows(200))
+@pytest.fixture(scope="module")
+def sft_run(gpt_base, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sft")
+    data = write_jsonl(root / "sft.jsonl", _qa_rows(200))
     res = finetune(
-        str(gpt_base), task="sft", data=str(data), out=tmp_path / "sft", show_progress=False,
+        str(gpt_base), task="sft", data=str(data), out=root / "sft", show_progress=False,
         overrides=[*FAST, "train.max_steps=120", "train.eval_every=60", "train.checkpoint_every=60"],
         say=lambda m: None,
     )
+    return root / "sft", res
+
+
+def test_sft_learns_the_format_and_chat_stops_at_end_of_turn(sft_run, capsys):
+    run, res = sft_run
     assert res["metrics"]["val"]["token_acc"] > 0.9
-    chat = json.loads((tmp_path / "sft" / "chat.json").read_text())
+    chat = json.loads((run / "chat.json").read_text())
     assert chat["added"] == 2 and "<|im_start|>" in chat["template"]
     capsys.readouterr()
-    assert main(["generate", str(tmp_path / "sft"), "--chat", "--prompt", "repeat 猫", "--temperature", "0"]) == 0
+    assert main(["generate", str(run), "--chat", "--prompt", "repeat 猫", "--temperature", "0"]) == 0
     assert capsys.readouterr().out == "<猫>\n"
+
+
+def test_sft_exports_to_transformers_with_its_chat_template(sft_run, tmp_path, capsys):
+    run, _ = sft_run
+    assert main(["export", str(run), "--out", str(tmp_path / "hf")]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["max_abs_diff"] <= 1e-4 and res["chat_template"]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    chat = json.loads((run / "chat.json").read_text())
+    assert tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == list(chat["tokens"].values())
+    text = tok.apply_chat_template([{"role": "user", "content": "repeat 猫"}], tokenize=False, add_generation_prompt=True)
+    assert text == "<|im_start|>user\nrepeat 猫<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
+    import torch
+
+    from llmtrain.checkpoint.inference import load_trained
+
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(60))
+    finetune(str(gpt_base), task="classify", data=str(data), out=tmp_path / "lora", lora_rank=4,
+             show_progress=False, say=lambda m: None,
+             overrides=[*FAST, "train.max_steps=4", "train.eval_every=4", "train.checkpoint_every=4"])
+    assert main(["export", str(tmp_path / "lora"), "--merge-lora", "--out", str(tmp_path / "merged")]) == 0
+    a, b = load_trained(tmp_path / "lora"), load_trained(tmp_path / "merged")
+    assert any("lora_" in n for n, _ in a.model.named_parameters())
+    assert not any("lora_" in n for n, _ in b.model.named_parameters())
+    ids = torch.randint(4, 40, (3, 20))
+    lengths = torch.tensor([20, 9, 3])
+    with torch.no_grad():
+        assert (a.model(ids, lengths) - b.model(ids, lengths)).abs().max() <= 1e-5
+    assert (tmp_path / "merged" / "labels.json").is_file()
 
 
 def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
