@@ -47,12 +47,20 @@ def pretrain_corpus(out: Path) -> list[Path]:
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(SHARED / "en_prose" / "nltk-movie_reviews.zip") as z:
-        texts = [z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".txt") and "/cv" in n]
+        texts = [
+            z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".txt") and "/cv" in n
+        ]
     (raw / "movie_reviews.jsonl").write_text(
         "".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8"
     )
-    (raw / "wikitext2.txt").write_text((SHARED / "wikitext2" / "wiki.test.raw").read_text("utf-8"), "utf-8")
-    return [SHARED / "zh_wiki" / "zh_wiki_contexts.jsonl", raw / "movie_reviews.jsonl", raw / "wikitext2.txt"]
+    (raw / "wikitext2.txt").write_text(
+        (SHARED / "wikitext2" / "wiki.test.raw").read_text("utf-8"), "utf-8"
+    )
+    return [
+        SHARED / "zh_wiki" / "zh_wiki_contexts.jsonl",
+        raw / "movie_reviews.jsonl",
+        raw / "wikitext2.txt",
+    ]
 
 
 def pretrain(out: Path, seconds: float) -> Path:
@@ -62,18 +70,31 @@ def pretrain(out: Path, seconds: float) -> Path:
 
     data, run = out / "pretrain_data", out / "pretrain_run"
     if not (data / "manifest.json").is_file():
-        prepare_corpus(pretrain_corpus(out), data, PrepareConfig(tokenizer="bpe", vocab_size=8192, workers=1))
+        prepare_corpus(
+            pretrain_corpus(out), data, PrepareConfig(tokenizer="bpe", vocab_size=8192, workers=1)
+        )
     if (run / "checkpoints").is_dir():
         return run
     sets = [
-        f"data.path={json.dumps(str(data))}", "model.block_size=128", "train.max_steps=100000",
-        f"train.max_time_sec={seconds}", "train.batch_size=32", "train.lr=2e-3", "train.min_lr=2e-4",
-        "train.warmup_steps=50", "train.lr_schedule=\"wsd\"", "train.eval_every=500",
-        "train.checkpoint_every=100000", "train.log_every=50", "model.dropout=0.0",
+        f"data.path={json.dumps(str(data))}",
+        "model.block_size=128",
+        "train.max_steps=100000",
+        f"train.max_time_sec={seconds}",
+        "train.batch_size=32",
+        "train.lr=2e-3",
+        "train.min_lr=2e-4",
+        "train.warmup_steps=50",
+        'train.lr_schedule="wsd"',
+        "train.eval_every=500",
+        "train.checkpoint_every=100000",
+        "train.log_every=50",
+        "model.dropout=0.0",
     ]
     cfg = load_run_config([], "gpt2-mini", sets)
     res = Trainer(cfg, run, show_progress=False).fit()
-    print(f"pretrain: {res['step']} steps, {res['tokens']:,} tokens, val loss {res.get('val_loss', float('nan')):.3f}")
+    print(
+        f"pretrain: {res['step']} steps, {res['tokens']:,} tokens, val loss {res.get('val_loss', float('nan')):.3f}"
+    )
     return run
 
 
@@ -83,7 +104,11 @@ def split_files(name: str, out: Path) -> tuple[Path, Path, str]:
 
     if name == "chn":
         with (SHARED / "sentiment" / "ChnSentiCorp_htl_all.csv").open(encoding="utf-8") as f:
-            rows = [{"text": r["review"], "label": r["label"]} for r in csv.DictReader(f) if r["review"].strip()]
+            rows = [
+                {"text": r["review"], "label": r["label"]}
+                for r in csv.DictReader(f)
+                if r["review"].strip()
+            ]
         minority = "0"
     else:
         rows = []
@@ -118,7 +143,10 @@ def baselines(train: Path, test: Path, minority: str) -> dict[str, dict[str, flo
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
     lr = LogisticRegression(max_iter=2000).fit(vec.fit_transform(xtr), ytr)
     out = {}
-    for name, pred in (("majority", [major] * len(yte)), ("tfidf_lr", list(lr.predict(vec.transform(xte))))):
+    for name, pred in (
+        ("majority", [major] * len(yte)),
+        ("tfidf_lr", list(lr.predict(vec.transform(xte)))),
+    ):
         out[name] = {
             "accuracy": accuracy_score(yte, pred),
             "macro_f1": f1_score(yte, pred, average="macro"),
@@ -127,23 +155,43 @@ def baselines(train: Path, test: Path, minority: str) -> dict[str, dict[str, flo
     return out
 
 
-def finetune_run(base: Path, train: Path, test: Path, out: Path, sets: list[str], minority: str, steps: int, max_len: int):
+def finetune_run(
+    base: Path,
+    train: Path,
+    test: Path,
+    out: Path,
+    sets: list[str],
+    minority: str,
+    steps: int,
+    max_len: int,
+):
     from llmtrain.finetune.api import finetune
 
     t0 = time.perf_counter()
     every = max(25, steps // 8)
     res = finetune(
-        str(base), task="classify", data=str(train), test=str(test), out=out, show_progress=False,
+        str(base),
+        task="classify",
+        data=str(train),
+        test=str(test),
+        out=out,
+        show_progress=False,
         overrides=[
-            f"train.max_steps={steps}", "train.batch_size=32", f"train.eval_every={every}",
-            f"train.checkpoint_every={every}", f"finetune.max_length={max_len}",
-            "train.warmup_steps=20", "finetune.val_fraction=0.1", *sets,
+            f"train.max_steps={steps}",
+            "train.batch_size=32",
+            f"train.eval_every={every}",
+            f"train.checkpoint_every={every}",
+            f"finetune.max_length={max_len}",
+            "train.warmup_steps=20",
+            "finetune.val_fraction=0.1",
+            *sets,
         ],
         say=lambda m: None,
     )
     m = res["metrics"]["test"]
     return {
-        "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
         "minority_recall": m["per_class"][minority]["recall"],
         "best_step": int(Path(res["best_checkpoint"]).name.split("_")[1]),
         "sec": round(time.perf_counter() - t0, 1),
@@ -152,7 +200,9 @@ def finetune_run(base: Path, train: Path, test: Path, out: Path, sets: list[str]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--pretrain-sec", type=float, default=240)
     ap.add_argument("--steps", type=int, default=400)
@@ -172,12 +222,16 @@ def main() -> None:
         max_len = 160 if name == "chn" else 64
         for run in args.runs.split(","):
             sets = list(RUNS[run]) + (["train.lr=1e-3"] if run == "lora" else ["train.lr=3e-4"])
-            results[name][run] = finetune_run(base, train, test, out / f"{name}_{run}", sets, minority, args.steps, max_len)
+            results[name][run] = finetune_run(
+                base, train, test, out / f"{name}_{run}", sets, minority, args.steps, max_len
+            )
             print(name, run, json.dumps(results[name][run]), flush=True)
     print(f"{'set':5} {'model':9} {'accuracy':>9} {'macro-F1':>9} {'min. recall':>11}")
     for name, rows in results.items():
         for model, r in rows.items():
-            print(f"{name:5} {model:9} {r['accuracy']:9.4f} {r['macro_f1']:9.4f} {r['minority_recall']:11.4f}")
+            print(
+                f"{name:5} {model:9} {r['accuracy']:9.4f} {r['macro_f1']:9.4f} {r['minority_recall']:11.4f}"
+            )
     print(json.dumps(results))
 
 

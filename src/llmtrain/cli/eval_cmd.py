@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from llmtrain.checkpoint.inference import load_trained
+    from llmtrain.checkpoint.io import find_checkpoint, read_json
     from llmtrain.data.loader import TokenWindows
     from llmtrain.data.shards import open_split, read_manifest
     from llmtrain.errors import DataError
@@ -32,12 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.objectives import build_objective
     from llmtrain.train.precision import resolve_precision
 
-    from llmtrain.checkpoint.io import find_checkpoint, read_json
-
     if read_json(find_checkpoint(args.checkpoint) / "config.json").get("finetune", {}).get("task"):
         from llmtrain.finetune.evaluate import evaluate_run  # its val/test metrics
 
-        print(json.dumps(evaluate_run(args.checkpoint, args.batch_size), indent=2, ensure_ascii=False))
+        print(
+            json.dumps(evaluate_run(args.checkpoint, args.batch_size), indent=2, ensure_ascii=False)
+        )
         return 0
     loaded = load_trained(args.checkpoint)
     cfg = loaded.config

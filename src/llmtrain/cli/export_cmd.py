@@ -42,13 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.export import export_hf
-
     from llmtrain.export.finetuned import add_chat_template, merge_for_export, merged_run
 
     loaded = load_trained(args.checkpoint, best=True)
     if args.merge_lora:
         ckpt = merged_run(loaded, args.out)
-        print(json.dumps({"out": args.out, "checkpoint": str(ckpt), "merged_from": str(loaded.checkpoint)}))
+        print(
+            json.dumps(
+                {"out": args.out, "checkpoint": str(ckpt), "merged_from": str(loaded.checkpoint)}
+            )
+        )
         return 0
     tok = None if args.no_tokenizer else loaded.tokenizer
     model = merge_for_export(loaded.model)  # a LoRA run exports merged

@@ -17,27 +17,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--from", dest="base", required=True, metavar="RUN_OR_HF_DIR",
-                   help="a llmtrain run/checkpoint directory or a local Hugging Face model directory")
-    p.add_argument("--task", required=True, choices=["classify", "sft"],
-                   help="classify: a label per text (CSV/TSV/JSONL/Parquet); sft: messages or "
-                   "instruction/input/output JSONL, loss on assistant tokens only")
+    p.add_argument(
+        "--from",
+        dest="base",
+        required=True,
+        metavar="RUN_OR_HF_DIR",
+        help="a llmtrain run/checkpoint directory or a local Hugging Face model directory",
+    )
+    p.add_argument(
+        "--task",
+        required=True,
+        choices=["classify", "sft"],
+        help="classify: a label per text (CSV/TSV/JSONL/Parquet); sft: messages or "
+        "instruction/input/output JSONL, loss on assistant tokens only",
+    )
     p.add_argument("--data", required=True, metavar="FILE", help="training file")
-    p.add_argument("--val", metavar="FILE", help="validation file (default: a stratified "
-                   "finetune.val_fraction of --data, seed finetune.split_seed)")
+    p.add_argument(
+        "--val",
+        metavar="FILE",
+        help="validation file (default: a stratified "
+        "finetune.val_fraction of --data, seed finetune.split_seed)",
+    )
     p.add_argument("--test", metavar="FILE", help="test file (scored with the best checkpoint)")
     p.add_argument("--text-field", metavar="F", help="text column (default 'text')")
     p.add_argument("--text-pair-field", metavar="F", help="second text column, for pairs")
     p.add_argument("--label-field", metavar="F", help="label column (default 'label')")
-    p.add_argument("--lora-rank", type=int, metavar="N",
-                   help="train LoRA adapters of rank N (+ the head) instead of every weight")
-    p.add_argument("--epochs", type=float, help="passes over the training set (sets train.max_steps)")
-    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints, report)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key, e.g. --set train.lr=5e-5 --set finetune.class_weights="
-                   "'\"balanced\"' --set finetune.focal_gamma=2 --set finetune.oversample=true "
-                   "--set finetune.patience=3 --set finetune.best_metric='\"macro_f1\"' "
-                   "--set finetune.head.pooling='\"mean\"' --set finetune.lora.targets='[\"qkv\"]'")
+    p.add_argument(
+        "--lora-rank",
+        type=int,
+        metavar="N",
+        help="train LoRA adapters of rank N (+ the head) instead of every weight",
+    )
+    p.add_argument(
+        "--epochs", type=float, help="passes over the training set (sets train.max_steps)"
+    )
+    p.add_argument(
+        "--out", required=True, help="run directory (config, metrics, checkpoints, report)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set train.lr=5e-5 --set finetune.class_weights="
+        "'\"balanced\"' --set finetune.focal_gamma=2 --set finetune.oversample=true "
+        "--set finetune.patience=3 --set finetune.best_metric='\"macro_f1\"' "
+        "--set finetune.head.pooling='\"mean\"' --set finetune.lora.targets='[\"qkv\"]'",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -83,8 +83,9 @@ def chat(args: argparse.Namespace, loaded) -> int:
         reply = []
         if interactive:
             sys.stdout.write("assistant> ")
-        for piece in chat_reply(loaded.model, loaded.tokenizer, fmt, history,
-                                args.max_new_tokens, seed=args.seed, **kw):
+        for piece in chat_reply(
+            loaded.model, loaded.tokenizer, fmt, history, args.max_new_tokens, seed=args.seed, **kw
+        ):
             reply.append(piece)
             sys.stdout.write(piece)
             sys.stdout.flush()

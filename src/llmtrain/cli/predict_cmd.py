@@ -10,8 +10,12 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify a file with a fine-tuned classifier", description=__doc__)
-    p.add_argument("run", metavar="RUN", help="a fine-tuned classifier's run (or checkpoint) directory")
+    p = sub.add_parser(
+        "predict", help="classify a file with a fine-tuned classifier", description=__doc__
+    )
+    p.add_argument(
+        "run", metavar="RUN", help="a fine-tuned classifier's run (or checkpoint) directory"
+    )
     p.add_argument("--input", required=True, metavar="FILE", help="rows to classify")
     p.add_argument("--out", required=True, metavar="FILE", help="predictions: .csv, .tsv or .jsonl")
     p.add_argument("--text-field", metavar="F", help="text column (default: the run's)")
@@ -25,9 +29,13 @@ def run(args: argparse.Namespace) -> int:
 
     clf = load_classifier(args.run)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    res = predict_file(clf, args.input, args.out, args.text_field, args.label_field, args.batch_size, say)
+    res = predict_file(
+        clf, args.input, args.out, args.text_field, args.label_field, args.batch_size, say
+    )
     m = res.pop("metrics", None)
     if m is not None:
         res["metrics"] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion")}
-    print(json.dumps({"out": args.out, "checkpoint": str(clf.checkpoint), **res}, ensure_ascii=False))
+    print(
+        json.dumps({"out": args.out, "checkpoint": str(clf.checkpoint), **res}, ensure_ascii=False)
+    )
     return 0

@@ -57,7 +57,9 @@ def add_chat_template(out: str | Path, fmt: Any, template: str) -> None:
     tok.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
     got = tok.convert_tokens_to_ids([IM_START, IM_END])
     if got != [fmt.im_start, fmt.im_end]:
-        raise ExportError(f"the exported tokenizer put the chat tokens at {got}, ours are "
-                          f"{[fmt.im_start, fmt.im_end]}; pass --no-tokenizer")
+        raise ExportError(
+            f"the exported tokenizer put the chat tokens at {got}, ours are "
+            f"{[fmt.im_start, fmt.im_end]}; pass --no-tokenizer"
+        )
     tok.chat_template = template
     tok.save_pretrained(out)

@@ -47,7 +47,9 @@ def resolve_config(
     from llmtrain.train.config import load_run_config
 
     if resume and out is not None and (Path(out) / "config.json").is_file():
-        return load_run_config([], None, list(overrides), base=load_json_file(Path(out) / "config.json"))
+        return load_run_config(
+            [], None, list(overrides), base=load_json_file(Path(out) / "config.json")
+        )
     b = load_base(base)
     ft = {"task": task, "base": str(base), "data": str(data)}
     for k, v in options.items():

@@ -64,6 +64,8 @@ def load_base(path: str) -> Base:
             tok = load_tokenizer(cand)
             break
     if tok is None:
-        raise ConfigError(f"--from {path}: no tokenizer in the run directory ({ckpt.parent.parent})")
+        raise ConfigError(
+            f"--from {path}: no tokenizer in the run directory ({ckpt.parent.parent})"
+        )
     objective = cfg.get("train", {}).get("objective", "clm")
     return Base(str(p), cfg["model"], objective, tok, lambda m: load_model_weights(m, ckpt))

@@ -21,7 +21,11 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
     cfg, f = loaded.config, loaded.config.finetune
     run_dir = loaded.checkpoint.parent.parent
     max_length = min(f.max_length or cfg.model.block_size, cfg.model.block_size)
-    out: dict[str, Any] = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "task": f.task}
+    out: dict[str, Any] = {
+        "checkpoint": str(loaded.checkpoint),
+        "step": loaded.step,
+        "task": f.task,
+    }
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if f.task == "classify":
         from llmtrain.objectives.classify import Classify
@@ -43,7 +47,9 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
     for split in ("val", "test"):
         path = getattr(f, split)
         if path:
-            data = SFTData(loaded.tokenizer, chat, read_rows(path), path, max_length, f.messages_field)
+            data = SFTData(
+                loaded.tokenizer, chat, read_rows(path), path, max_length, f.messages_field
+            )
             obj = SFT(cfg.model.vocab_size, cfg.objective)
             out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
     return out

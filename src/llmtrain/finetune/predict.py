@@ -45,17 +45,23 @@ def load_classifier(run: str | Path, device: str = "cpu") -> Classifier:
             f"{loaded.config.finetune.task!r}); train one with `llmtrain finetune --task classify`"
         )
     run_dir = loaded.checkpoint.parent.parent
-    return Classifier(loaded.model, loaded.config, loaded.tokenizer, LabelMap.load(run_dir), loaded.checkpoint)
+    return Classifier(
+        loaded.model, loaded.config, loaded.tokenizer, LabelMap.load(run_dir), loaded.checkpoint
+    )
 
 
 def _write(out: Path, rows: list[dict[str, Any]]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     if out.suffix.lower() in (".jsonl", ".json"):
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
     else:
         with tmp.open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t" if out.suffix == ".tsv" else ",")
+            w = csv.DictWriter(
+                f, fieldnames=list(rows[0]), delimiter="\t" if out.suffix == ".tsv" else ","
+            )
             w.writeheader()
             w.writerows(rows)
     tmp.replace(out)  # never a half-written file that looks complete
@@ -78,7 +84,9 @@ def predict_file(
     require_field(input_path, rows, text_field, "--text-field")
     label_field = label_field or f.label_field
     labelled = bool(rows) and label_field in rows[0].fields
-    ex = parse_rows(rows, text_field, f.text_pair_field, label_field if labelled else "", clf.labels)
+    ex = parse_rows(
+        rows, text_field, f.text_pair_field, label_field if labelled else "", clf.labels
+    )
     if ex.skipped.total:
         say("warning: " + ex.skipped.describe(input_path))
     data = ClassificationData(clf.tokenizer, ex, clf.max_length)
@@ -89,7 +97,11 @@ def predict_file(
         r.update({f"prob_{n}": round(float(q), 6) for n, q in zip(clf.labels.names, p)})
         out_rows.append(r)
     _write(Path(out), out_rows)
-    res: dict[str, Any] = {"rows": len(rows), "predicted": len(out_rows), "skipped": ex.skipped.to_dict()}
+    res: dict[str, Any] = {
+        "rows": len(rows),
+        "predicted": len(out_rows),
+        "skipped": ex.skipped.to_dict(),
+    }
     if labelled:
         res["metrics"] = classification_metrics(data.labels.tolist(), probs, clf.labels.names)
     return res

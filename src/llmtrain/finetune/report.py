@@ -33,7 +33,9 @@ def confusion_png(confusion: list[list[int]], names: list[str], path: Path, titl
     for i in range(n):
         for j in range(n):
             v = confusion[i][j]
-            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > top / 2 else "black")
+            ax.text(
+                j, i, str(v), ha="center", va="center", color="white" if v > top / 2 else "black"
+            )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -48,7 +50,9 @@ def write_report(run_dir: Path, report: dict[str, Any], names: list[str] | None)
         m = report.get("metrics", {}).get(split)
         if not m or names is None:
             continue
-        png = confusion_png(m["confusion"], names, run_dir / f"confusion_{split}.png", f"{split} confusion")
+        png = confusion_png(
+            m["confusion"], names, run_dir / f"confusion_{split}.png", f"{split} confusion"
+        )
         pictures.append(f'<figure><img src="{png.name}"><figcaption>{split}</figcaption></figure>')
         for name, pc in m["per_class"].items():
             rows.append(
@@ -58,13 +62,16 @@ def write_report(run_dir: Path, report: dict[str, Any], names: list[str] | None)
         rows.append(
             f"<tr><th>{split}</th><th>accuracy {m['accuracy']:.4f}</th><th colspan=4>macro-F1 "
             f"{m['macro_f1']:.4f}, weighted-F1 {m['weighted_f1']:.4f}"
-            + (f", ROC-AUC {m['roc_auc']:.4f}" if "roc_auc" in m else "") + "</th></tr>"
+            + (f", ROC-AUC {m['roc_auc']:.4f}" if "roc_auc" in m else "")
+            + "</th></tr>"
         )
     page = (
         "<!doctype html><meta charset=utf-8><title>fine-tuning report</title>"
         f"<h1>{html.escape(str(run_dir))}</h1>"
         "<table border=1 cellpadding=4><tr><th>split</th><th>class</th><th>precision</th>"
-        "<th>recall</th><th>F1</th><th>support</th></tr>" + "".join(rows) + "</table>"
+        "<th>recall</th><th>F1</th><th>support</th></tr>"
+        + "".join(rows)
+        + "</table>"
         + "".join(pictures)
         + f"<pre>{html.escape(json.dumps({k: v for k, v in report.items() if k != 'metrics'}, indent=2, ensure_ascii=False))}</pre>"
     )

@@ -32,7 +32,10 @@ def row_messages(row: Row, path: str, messages_field: str) -> list[dict[str, str
         extra = str(f.get("input") or "").strip()
         if extra:
             prompt += "\n\n" + extra
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(f["output"])}]
+        return [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": str(f["output"])},
+        ]
     raise DataError(
         f"{where}: neither {messages_field!r} nor instruction/output fields (has "
         f"{', '.join(map(str, f))}); use messages JSONL or Alpaca rows, or set "
@@ -60,7 +63,11 @@ class SFTData:
             if train_on_prompt:
                 learn = [True] * len(ids)
             if len(ids) > max_length + 1:
-                ids, learn, self.truncated = ids[: max_length + 1], learn[: max_length + 1], self.truncated + 1
+                ids, learn, self.truncated = (
+                    ids[: max_length + 1],
+                    learn[: max_length + 1],
+                    self.truncated + 1,
+                )
             if not any(learn[1:]):
                 self.skipped.add("no assistant token within max_length", r.line)
                 continue

@@ -6,7 +6,6 @@ stop. Built from the run config alone, so resume rebuilds it exactly.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from llmtrain.errors import ConfigError
+from llmtrain.eval import evaluate
 from llmtrain.finetune.base import Base, load_base
 from llmtrain.finetune.chat import ChatFormat, chat_format
 from llmtrain.finetune.datasets import (
@@ -32,7 +32,6 @@ from llmtrain.finetune.labels import (
     distribution_line,
     stratified_split,
 )
-from llmtrain.eval import evaluate
 from llmtrain.finetune.sft_data import SFTData
 from llmtrain.finetune.tables import read_rows, require_field
 from llmtrain.models import build_model
@@ -82,7 +81,10 @@ class FinetuneTask:
                 )
             weights = f.class_weights
         if weights is not None:
-            self.say("class weights: " + ", ".join(f"{n} {w:.3f}" for n, w in zip(self.labels.names, weights)))
+            self.say(
+                "class weights: "
+                + ", ".join(f"{n} {w:.3f}" for n, w in zip(self.labels.names, weights))
+            )
         self.objective = Classify(
             k,
             self.cfg.objective,
@@ -91,7 +93,9 @@ class FinetuneTask:
             names=self.labels.names,
             seed=self.cfg.train.seed,
         )
-        self.source = Oversampled(self.train, train.labels, f.split_seed) if f.oversample else self.train
+        self.source = (
+            Oversampled(self.train, train.labels, f.split_seed) if f.oversample else self.train
+        )
         if f.oversample:
             self.say(f"oversampling: {len(self.train)} -> {len(self.source)} examples per epoch")
         self.f.head.n_classes = k
@@ -107,8 +111,15 @@ class FinetuneTask:
         self.vocab_size = cfg.model.vocab_size = vocab  # the resolved run config
 
         def load(path: str) -> SFTData:
-            d = SFTData(self.tokenizer, self.chat, read_rows(path), path, self.max_length,
-                        f.messages_field, f.train_on_prompt)
+            d = SFTData(
+                self.tokenizer,
+                self.chat,
+                read_rows(path),
+                path,
+                self.max_length,
+                f.messages_field,
+                f.train_on_prompt,
+            )
             if d.skipped.total:
                 self.say("warning: " + d.skipped.describe(path))
             return d
@@ -158,7 +169,9 @@ class FinetuneTask:
         if data is None:
             return {}
         kw = {} if autocast is None else {"autocast": autocast}
-        return evaluate(model, self.objective, data, micro_batch_size=batch_size, device=device, **kw)
+        return evaluate(
+            model, self.objective, data, micro_batch_size=batch_size, device=device, **kw
+        )
 
     def score(self, rec: dict[str, Any]) -> float:
         """Lower is better: val loss, or minus the chosen metric."""
@@ -181,7 +194,11 @@ class FinetuneTask:
         return {"best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.best, self.best_step, self.bad_evals = s.get("best", math.inf), s.get("best_step"), s.get("bad_evals", 0)
+        self.best, self.best_step, self.bad_evals = (
+            s.get("best", math.inf),
+            s.get("best_step"),
+            s.get("bad_evals", 0),
+        )
 
     def write_run_files(self, run_dir: Path) -> None:
         """Tokenizer, labels.json / chat.json beside the checkpoints."""

@@ -63,7 +63,11 @@ class SequenceClassifier(nn.Module):
         self.classifier = nn.Linear(C, cfg.n_classes)
         self.reset_head()
         for name in UNUSED_BASE_PARTS:  # never called here: frozen so DDP waits for no grad
-            for p in (getattr(base, name).parameters() if isinstance(getattr(base, name, None), nn.Module) else ()):
+            for p in (
+                getattr(base, name).parameters()
+                if isinstance(getattr(base, name, None), nn.Module)
+                else ()
+            ):
                 p.requires_grad_(False)
         if isinstance(getattr(base, "head_bias", None), nn.Parameter):
             base.head_bias.requires_grad_(False)

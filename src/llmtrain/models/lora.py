@@ -61,7 +61,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, *, trainable: tuple[str, ...] 
     submodules named in `trainable` (e.g. the task head) trainable. Returns `model`."""
     names = matching_linears(model, cfg.targets, skip=trainable)
     if not names:
-        linears = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        linears = sorted(
+            {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+        )
         raise ConfigError(
             f"finetune.lora.targets={cfg.targets} match no nn.Linear layer of this model; "
             f"its linear names are {', '.join(linears)}: set --set finetune.lora.targets=[...]"

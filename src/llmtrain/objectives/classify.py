@@ -66,7 +66,9 @@ class Classify(Objective):
         self.weights = None if class_weights is None else torch.tensor(list(class_weights))
         self.gamma = focal_gamma
 
-    def make_batch(self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0) -> Batch:
+    def make_batch(
+        self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0
+    ) -> Batch:
         ids, lengths = sample["ids"], sample["lengths"]
         mask = torch.arange(ids.size(1))[None, :] < lengths[:, None]  # (B, T)
         return Batch(
@@ -124,9 +126,16 @@ def classification_metrics(
         ap, ar, af, _ = precision_recall_fscore_support(
             y, pred, labels=labels, average=avg, zero_division=0
         )
-        out.update({f"{avg}_precision": float(ap), f"{avg}_recall": float(ar), f"{avg}_f1": float(af)})
+        out.update(
+            {f"{avg}_precision": float(ap), f"{avg}_recall": float(ar), f"{avg}_f1": float(af)}
+        )
     out["per_class"] = {
-        n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        n: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
         for i, n in enumerate(names)
     }
     out["confusion"] = confusion_matrix(y, pred, labels=labels).tolist()

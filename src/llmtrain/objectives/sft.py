@@ -23,7 +23,9 @@ class SFT(Objective):
     architectures = ("decoder",)
     next_token = True  # ppl of the assistant tokens (no bits per byte: no byte count)
 
-    def make_batch(self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0) -> Batch:
+    def make_batch(
+        self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0
+    ) -> Batch:
         x, y = sample["x"], sample["y"]
         n = int((y != IGNORE_INDEX).sum())
         return Batch(x, y, n_targets=n, n_tokens=int(x.numel()))
@@ -33,4 +35,6 @@ class SFT(Objective):
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._ce(out["logits"], batch.targets, train)
-        return self._with_aux(loss_sum, out, batch, train), accuracy_counts(out["logits"], batch.targets)
+        return self._with_aux(loss_sum, out, batch, train), accuracy_counts(
+            out["logits"], batch.targets
+        )

@@ -16,7 +16,10 @@ NEG_EN = ["bad", "awful", "dirty", "rude", "noisy"]
 POS_ZH = ["很好", "干净", "舒服", "满意"]
 NEG_ZH = ["很差", "脏", "吵", "失望"]
 FILLER = ["the", "room", "was", "and", "staff", "房间", "服务", "酒店", "猫茶"]
-CHARS = sorted(set("".join(POS_EN + NEG_EN + POS_ZH + NEG_ZH + FILLER)) | set(" \n:?.,。ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789|<>_"))
+CHARS = sorted(
+    set("".join(POS_EN + NEG_EN + POS_ZH + NEG_ZH + FILLER))
+    | set(" \n:?.,。ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789|<>_")
+)
 
 
 def make_base_run(root: Path, preset: str = "gpt2-tiny", seed: int = 0) -> Path:
@@ -32,7 +35,9 @@ def make_base_run(root: Path, preset: str = "gpt2-tiny", seed: int = 0) -> Path:
     tok.save(run / "tokenizer")
     objective = "mlm" if preset.startswith("bert") else "clm"
     cfg = load_run_config(
-        [], preset, [f"model.vocab_size={tok.vocab_size + 1}", f"train.objective={json.dumps(objective)}"]
+        [],
+        preset,
+        [f"model.vocab_size={tok.vocab_size + 1}", f"train.objective={json.dumps(objective)}"],
     )
     torch.manual_seed(seed)
     model = build_model(cfg.model)
@@ -62,7 +67,9 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 

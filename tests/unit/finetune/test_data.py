@@ -14,8 +14,10 @@ from llmtrain.tokenizer import ByteTokenizer
 
 
 def test_every_format_reads_the_same_rows(tmp_path):
-    rows = [{"text": "很好 great", "label": 1}, {"text": "bad, \"really\"", "label": 0}]
-    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    rows = [{"text": "很好 great", "label": 1}, {"text": 'bad, "really"', "label": 0}]
+    (tmp_path / "a.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
+    )
     (tmp_path / "a.csv").write_text('text,label\n很好 great,1\n"bad, ""really""",0\n', "utf-8")
     (tmp_path / "a.tsv").write_text('text\tlabel\n很好 great\t1\nbad, "really"\t0\n', "utf-8")
     import pyarrow as pa
@@ -30,7 +32,9 @@ def test_every_format_reads_the_same_rows(tmp_path):
 def test_broken_csv_row_names_file_and_line(tmp_path):
     p = tmp_path / "broken.csv"
     p.write_text("label,review\n1,fine\n0,too,many,commas\n1,ok\n", "utf-8")
-    with pytest.raises(DataError, match=r"broken.csv:3: broken row: 4 fields where the header has 2"):
+    with pytest.raises(
+        DataError, match=r"broken.csv:3: broken row: 4 fields where the header has 2"
+    ):
         read_rows(p)
 
 
@@ -38,7 +42,10 @@ def test_missing_label_column_names_the_columns_and_the_flag(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("label,review\n1,fine\n", "utf-8")
     rows = read_rows(p)
-    with pytest.raises(DataError, match=r"d.csv: no column 'sentiment' \(columns: label, review\); pass --label-field"):
+    with pytest.raises(
+        DataError,
+        match=r"d.csv: no column 'sentiment' \(columns: label, review\); pass --label-field",
+    ):
         require_field(p, rows, "sentiment", "--label-field")
 
 
@@ -54,7 +61,11 @@ def test_skipped_rows_are_counted_with_their_lines(tmp_path):
     p.write_text("text,label\nok,a\n,a\nfine,\nsure,zz\n好,b\n", "utf-8")
     ex = parse_rows(read_rows(p), "text", "", "label", LabelMap(["a", "b"]))
     assert ex.texts == ["ok", "好"] and ex.lines == [2, 6]
-    assert ex.skipped.to_dict() == {"empty text": [3], "empty label": [4], "unknown label (known: a, b)": [5]}
+    assert ex.skipped.to_dict() == {
+        "empty text": [3],
+        "empty label": [4],
+        "unknown label (known: a, b)": [5],
+    }
     assert "skipped 3 rows" in ex.skipped.describe(str(p))
 
 

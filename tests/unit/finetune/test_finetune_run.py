@@ -18,23 +18,46 @@ FAST = ["train.batch_size=16", "train.lr=3e-3", "train.warmup_steps=0", "train.l
 def test_classifier_learns_and_cli_predicts_and_evaluates(gpt_base, tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(400))
     res = finetune(
-        str(gpt_base), task="classify", data=str(data), out=tmp_path / "run", show_progress=False,
-        overrides=[*FAST, "train.max_steps=80", "train.eval_every=40", "train.checkpoint_every=40",
-                   "finetune.test_fraction=0.2"],
+        str(gpt_base),
+        task="classify",
+        data=str(data),
+        out=tmp_path / "run",
+        show_progress=False,
+        overrides=[
+            *FAST,
+            "train.max_steps=80",
+            "train.eval_every=40",
+            "train.checkpoint_every=40",
+            "finetune.test_fraction=0.2",
+        ],
     )
     test = res["metrics"]["test"]
     assert test["accuracy"] > 0.8 and test["macro_f1"] > 0.8, test
     assert set(test["per_class"]) == {"neg", "pos"} and len(test["confusion"]) == 2
     for f in ("labels.json", "finetune.json", "confusion_test.png", "finetune_report.html"):
         assert (tmp_path / "run" / f).is_file()
-    evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert any("val_macro_f1" in r and "val_confusion" in r for r in evals)
     rows = sentiment_rows(10, seed=9)
     rows[2]["text"] = ""
     rows[4]["label"] = "meh"
     write_csv(tmp_path / "in.csv", rows)
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "run"), "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "run"),
+                "--input",
+                str(tmp_path / "in.csv"),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "skipped 2 rows: 1 with empty text (lines 4); 1 with unknown label" in out.err
     pred = (tmp_path / "p.csv").read_text().splitlines()
@@ -47,8 +70,15 @@ def test_classifier_learns_and_cli_predicts_and_evaluates(gpt_base, tmp_path, ca
 
 def test_lora_resume_is_exact(gpt_base, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(120))
-    sets = [*FAST, "train.lr_schedule=\"constant\"", "train.eval_every=3", "train.checkpoint_every=3",
-            "finetune.head.dropout=0.1", "finetune.lora.dropout=0.1", "train.keep_last=0"]
+    sets = [
+        *FAST,
+        'train.lr_schedule="constant"',
+        "train.eval_every=3",
+        "train.checkpoint_every=3",
+        "finetune.head.dropout=0.1",
+        "finetune.lora.dropout=0.1",
+        "train.keep_last=0",
+    ]
     kw = dict(task="classify", data=str(data), lora_rank=4, show_progress=False, say=lambda m: None)
     finetune(str(gpt_base), out=tmp_path / "a", overrides=[*sets, "train.max_steps=6"], **kw)
     finetune(str(gpt_base), out=tmp_path / "b", overrides=[*sets, "train.max_steps=3"], **kw)
@@ -62,9 +92,21 @@ def test_lora_resume_is_exact(gpt_base, tmp_path):
 def test_early_stopping_stops_and_keeps_the_best(gpt_base, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(120))
     res = finetune(
-        str(gpt_base), task="classify", data=str(data), out=tmp_path / "run", show_progress=False,
-        overrides=[*FAST, "train.lr=1e-9", "train.min_lr=0", "train.max_steps=100", "train.eval_every=2",
-                   "train.checkpoint_every=2", "finetune.patience=2"], say=lambda m: None,
+        str(gpt_base),
+        task="classify",
+        data=str(data),
+        out=tmp_path / "run",
+        show_progress=False,
+        overrides=[
+            *FAST,
+            "train.lr=1e-9",
+            "train.min_lr=0",
+            "train.max_steps=100",
+            "train.eval_every=2",
+            "train.checkpoint_every=2",
+            "finetune.patience=2",
+        ],
+        say=lambda m: None,
     )
     assert res["step"] == 6  # evals at 2, 4, 6: no gain after the first
     assert res["best_checkpoint"].endswith("step_000002")
@@ -78,7 +120,14 @@ def _qa_rows(n, seed=0):
     rows = []
     for _ in range(n):
         w = rng.choice(words)
-        rows.append({"messages": [{"role": "user", "content": f"repeat {w}"}, {"role": "assistant", "content": f"<{w}>"}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"repeat {w}"},
+                    {"role": "assistant", "content": f"<{w}>"},
+                ]
+            }
+        )
     return rows
 
 
@@ -87,8 +136,17 @@ def sft_run(gpt_base, tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     data = write_jsonl(root / "sft.jsonl", _qa_rows(200))
     res = finetune(
-        str(gpt_base), task="sft", data=str(data), out=root / "sft", show_progress=False,
-        overrides=[*FAST, "train.max_steps=120", "train.eval_every=60", "train.checkpoint_every=60"],
+        str(gpt_base),
+        task="sft",
+        data=str(data),
+        out=root / "sft",
+        show_progress=False,
+        overrides=[
+            *FAST,
+            "train.max_steps=120",
+            "train.eval_every=60",
+            "train.checkpoint_every=60",
+        ],
         say=lambda m: None,
     )
     return root / "sft", res
@@ -100,7 +158,9 @@ def test_sft_learns_the_format_and_chat_stops_at_end_of_turn(sft_run, capsys):
     chat = json.loads((run / "chat.json").read_text())
     assert chat["added"] == 2 and "<|im_start|>" in chat["template"]
     capsys.readouterr()
-    assert main(["generate", str(run), "--chat", "--prompt", "repeat 猫", "--temperature", "0"]) == 0
+    assert (
+        main(["generate", str(run), "--chat", "--prompt", "repeat 猫", "--temperature", "0"]) == 0
+    )
     assert capsys.readouterr().out == "<猫>\n"
 
 
@@ -113,8 +173,12 @@ def test_sft_exports_to_transformers_with_its_chat_template(sft_run, tmp_path, c
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
     chat = json.loads((run / "chat.json").read_text())
-    assert tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == list(chat["tokens"].values())
-    text = tok.apply_chat_template([{"role": "user", "content": "repeat 猫"}], tokenize=False, add_generation_prompt=True)
+    assert tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == list(
+        chat["tokens"].values()
+    )
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "repeat 猫"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|im_start|>user\nrepeat 猫<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -124,10 +188,20 @@ def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
     from llmtrain.checkpoint.inference import load_trained
 
     data = write_csv(tmp_path / "train.csv", sentiment_rows(60))
-    finetune(str(gpt_base), task="classify", data=str(data), out=tmp_path / "lora", lora_rank=4,
-             show_progress=False, say=lambda m: None,
-             overrides=[*FAST, "train.max_steps=4", "train.eval_every=4", "train.checkpoint_every=4"])
-    assert main(["export", str(tmp_path / "lora"), "--merge-lora", "--out", str(tmp_path / "merged")]) == 0
+    finetune(
+        str(gpt_base),
+        task="classify",
+        data=str(data),
+        out=tmp_path / "lora",
+        lora_rank=4,
+        show_progress=False,
+        say=lambda m: None,
+        overrides=[*FAST, "train.max_steps=4", "train.eval_every=4", "train.checkpoint_every=4"],
+    )
+    assert (
+        main(["export", str(tmp_path / "lora"), "--merge-lora", "--out", str(tmp_path / "merged")])
+        == 0
+    )
     a, b = load_trained(tmp_path / "lora"), load_trained(tmp_path / "merged")
     assert any("lora_" in n for n, _ in a.model.named_parameters())
     assert not any("lora_" in n for n, _ in b.model.named_parameters())
@@ -140,16 +214,42 @@ def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
 
 def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(20))
-    args = ["finetune", "--from", str(gpt_base), "--task", "classify", "--data", str(data), "--out", str(tmp_path / "r")]
+    args = [
+        "finetune",
+        "--from",
+        str(gpt_base),
+        "--task",
+        "classify",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "r"),
+    ]
     assert main([*args, "--label-field", "sentiment"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {data}: no column 'sentiment' (columns: text, label); pass --label-field with one of them"
+    assert (
+        err
+        == f"error: {data}: no column 'sentiment' (columns: text, label); pass --label-field with one of them"
+    )
     assert main([*args, "--lora-rank", "2", "--set", 'finetune.lora.targets=["c_attn"]']) == 2
     assert "match no nn.Linear layer" in capsys.readouterr().err
     sft = write_jsonl(tmp_path / "s.jsonl", _qa_rows(3))
-    args = ["finetune", "--from", str(gpt_base), "--task", "sft", "--data", str(sft), "--out", str(tmp_path / "s")]
+    args = [
+        "finetune",
+        "--from",
+        str(gpt_base),
+        "--task",
+        "sft",
+        "--data",
+        str(sft),
+        "--out",
+        str(tmp_path / "s"),
+    ]
     assert main([*args, "--set", "finetune.add_chat_tokens=false"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "has no chat tokens <|im_start|> / <|im_end|>" in err and "set finetune.add_chat_tokens=true" in err
+    assert (
+        "has no chat tokens <|im_start|> / <|im_end|>" in err
+        and "set finetune.add_chat_tokens=true" in err
+    )
     assert "\n" not in err
     assert not (tmp_path / "s" / "checkpoints").exists()

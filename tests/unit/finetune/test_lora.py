@@ -32,7 +32,14 @@ def test_classifier_head_trains_beside_the_adapters():
     assert not any(n.startswith("base.") and "lora_" not in n for n in names)
 
 
-@pytest.mark.parametrize("preset,head", [("gpt2-tiny", None), ("llama-tiny", None), ("bert-tiny", HeadConfig(n_classes=3, dropout=0.0))])
+@pytest.mark.parametrize(
+    "preset,head",
+    [
+        ("gpt2-tiny", None),
+        ("llama-tiny", None),
+        ("bert-tiny", HeadConfig(n_classes=3, dropout=0.0)),
+    ],
+)
 def test_merged_equals_unmerged(preset, head):
     model = task_model(_base(preset), head, LoraConfig(rank=4, alpha=8))
     with torch.no_grad():  # peft starts B at zero: make the adapters do something
@@ -48,10 +55,15 @@ def test_merged_equals_unmerged(preset, head):
     after = merged(*args)
     assert (before - after).abs().max() <= 1e-5
     plain = _base(preset)  # and the merged weights differ from the base's: the update is in
-    assert not torch.equal(plain.blocks[0].attn.qkv.weight, merged.state_dict()[
-        ("base." if head else "") + "blocks.0.attn.qkv.weight"])
+    assert not torch.equal(
+        plain.blocks[0].attn.qkv.weight,
+        merged.state_dict()[("base." if head else "") + "blocks.0.attn.qkv.weight"],
+    )
 
 
 def test_a_target_that_matches_no_layer_is_one_clear_error():
-    with pytest.raises(ConfigError, match=r"finetune.lora.targets=\['c_attn'\] match no nn.Linear layer.*its linear names are .*qkv"):
+    with pytest.raises(
+        ConfigError,
+        match=r"finetune.lora.targets=\['c_attn'\] match no nn.Linear layer.*its linear names are .*qkv",
+    ):
         task_model(_base("gpt2-tiny"), None, LoraConfig(rank=4, targets=["c_attn"]))

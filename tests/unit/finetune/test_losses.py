@@ -23,10 +23,11 @@ def test_plain_weighted_and_focal_loss():
     torch.testing.assert_close(plain, F.cross_entropy(logits, labels, reduction="sum"))
     w = torch.tensor([1.0, 2.0, 0.5])
     torch.testing.assert_close(
-        classification_loss(logits, labels, w), (F.cross_entropy(logits, labels, reduction="none") * w[labels]).sum()
+        classification_loss(logits, labels, w),
+        (F.cross_entropy(logits, labels, reduction="none") * w[labels]).sum(),
     )
     p = F.softmax(logits, -1)[torch.arange(6), labels]
-    focal = (-(1 - p) ** 2 * p.log()).sum()
+    focal = (-((1 - p) ** 2) * p.log()).sum()
     torch.testing.assert_close(classification_loss(logits, labels, gamma=2.0), focal)
     assert classification_loss(logits, labels, gamma=2.0) < plain  # easy examples count less
 
@@ -41,7 +42,10 @@ def _conversation_batch():
         {"role": "user", "content": "and Italy?"},
         {"role": "assistant", "content": "Rome"},
     ]
-    rows = [Row(1, {"messages": msgs}), Row(2, {"instruction": "say hi", "input": "", "output": "hi"})]
+    rows = [
+        Row(1, {"messages": msgs}),
+        Row(2, {"instruction": "say hi", "input": "", "output": "hi"}),
+    ]
     data = SFTData(tok, fmt, rows, "mem.jsonl", max_length=200)
     return tok, fmt, msgs, data
 
@@ -58,7 +62,9 @@ def test_only_assistant_tokens_are_targets():
 
 def test_user_tokens_get_no_gradient():
     tok, fmt, msgs, data = _conversation_batch()
-    cfg = load_run_config([], "gpt2-tiny", [f"model.vocab_size={tok.vocab_size + 2}", "model.block_size=128"]).model
+    cfg = load_run_config(
+        [], "gpt2-tiny", [f"model.vocab_size={tok.vocab_size + 2}", "model.block_size=128"]
+    ).model
     torch.manual_seed(0)
     model = build_model(cfg)
     obj = SFT(tok.vocab_size, ObjectiveConfig())
@@ -86,7 +92,20 @@ def test_unknown_role_is_one_clear_error(role):
 
     tok = ByteTokenizer()
     fmt = ChatFormat(tok.vocab_size, tok.vocab_size + 1, 2)
-    rows = [Row(1, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}),
-            Row(2, {"messages": [{"role": "user", "content": "hi"}, {"role": role, "content": "yo"}]})]
-    with pytest.raises(DataError, match=rf"chat.jsonl:2: unknown role '{role}' in messages\[1\]; use one of system, user, assistant"):
+    rows = [
+        Row(
+            1,
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                ]
+            },
+        ),
+        Row(2, {"messages": [{"role": "user", "content": "hi"}, {"role": role, "content": "yo"}]}),
+    ]
+    with pytest.raises(
+        DataError,
+        match=rf"chat.jsonl:2: unknown role '{role}' in messages\[1\]; use one of system, user, assistant",
+    ):
         SFTData(tok, fmt, rows, "chat.jsonl", 100)
