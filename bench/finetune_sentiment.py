@@ -168,7 +168,7 @@ def finetune_run(
     from llmtrain.finetune.api import finetune
 
     t0 = time.perf_counter()
-    every = max(25, steps // 8)
+    every = max(20, steps // 4)
     res = finetune(
         str(base),
         task="classify",
@@ -209,6 +209,8 @@ def main() -> None:
     ap.add_argument("--only", default="chn,mr")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-len-chn", type=int, default=160, help="tokens per review (cut)")
+    ap.add_argument("--max-len-mr", type=int, default=64, help="tokens per sentence (cut)")
     args = ap.parse_args()
     import torch
 
@@ -219,7 +221,7 @@ def main() -> None:
     for name in args.only.split(","):
         train, test, minority = split_files(name, out)
         results[name] = baselines(train, test, minority)
-        max_len = 160 if name == "chn" else 64
+        max_len = args.max_len_chn if name == "chn" else args.max_len_mr
         for run in args.runs.split(","):
             sets = list(RUNS[run]) + (["train.lr=1e-3"] if run == "lora" else ["train.lr=3e-4"])
             results[name][run] = finetune_run(

@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune a run or a local HF model: classification or instruction/chat SFT",
         description=__doc__,
+        epilog=keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -68,6 +69,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def keys_help() -> str:
+    """Every finetune.* key with its default, for --help (set them with --set)."""
+    import dataclasses
+
+    from llmtrain.finetune.config import FinetuneConfig
+
+    lines = ["finetune.* keys (--set finetune.KEY=VALUE; JSON values):"]
+    for f in dataclasses.fields(FinetuneConfig):
+        value = getattr(FinetuneConfig(), f.name)
+        if dataclasses.is_dataclass(value):
+            for g in dataclasses.fields(value):
+                lines.append(f"  finetune.{f.name}.{g.name} = {json.dumps(getattr(value, g.name))}")
+        else:
+            lines.append(f"  finetune.{f.name} = {json.dumps(value)}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
