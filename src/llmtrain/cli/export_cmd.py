@@ -7,6 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import LazyChoices
+
+
+def _targets() -> list[str]:
+    from llmtrain.models.hf import TARGETS
+
+    return list(TARGETS)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a trained model (Hugging Face)", description=__doc__)
@@ -16,18 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--target",
         default=None,
-        choices=[
-            "gpt2",
-            "llama",
-            "mixtral",
-            "bert",
-            "bert_pretraining",
-            "roberta",
-            "electra",
-            "t5",
-        ],
-        help="HF architecture (default: model.hf_target, else inferred from the options); "
-        "checked against the model's options. ELECTRA also writes its generator/",
+        choices=LazyChoices(_targets),
+        metavar="NAME",
+        help="HF architecture, one of %(choices)s (default: model.hf_target, else inferred "
+        "from the options); checked against the model's options. ELECTRA also writes its "
+        "generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
     p.set_defaults(func=run)
