@@ -35,12 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.export import export_hf
+    from llmtrain.api import export
 
-    loaded = load_trained(args.checkpoint)
-    tok = None if args.no_tokenizer else loaded.tokenizer
-    res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
+    res = export(args.checkpoint, args.out, target=args.target, tokenizer=not args.no_tokenizer)
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
     if "generator_max_abs_diff" in res:
         print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")
