@@ -12,6 +12,8 @@ with the CLI's names (`llmtrain.api`, imported on first use so `import llmtrain`
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -20,6 +22,21 @@ if TYPE_CHECKING:
     from llmtrain.api import Data, Run, evaluate, export, generate, load, prepare, train
 
 __all__ = ["Data", "Run", "evaluate", "export", "generate", "load", "prepare", "train"]
+
+
+class _CallableModule(types.ModuleType):
+    """A subpackage named like an API function (`llmtrain.train`, `llmtrain.export`):
+    importing it makes it the package's attribute, so calling it calls the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from llmtrain import api
+
+        return getattr(api, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+
+def callable_module(name: str) -> None:
+    """Make subpackage `name` (e.g. "llmtrain.train") call the API function of its name."""
+    sys.modules[name].__class__ = _CallableModule
 
 
 def __getattr__(name: str) -> Any:
