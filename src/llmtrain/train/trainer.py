@@ -230,6 +230,7 @@ class Trainer:
                     window_start, window_tokens = time.perf_counter(), 0
                     continue
                 self.step += 1
+                console.step(self.step)  # the bar moves every step; ETA of a long run
                 self.tokens += out["tokens"] * self.dist.world_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
