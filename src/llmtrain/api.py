@@ -195,25 +195,51 @@ def evaluate(
     max_tokens: int = 0,
     batch_size: int = 16,
 ) -> dict[str, Any]:
-    """The run's (or checkpoint's) objective metrics on a prepared split (default: the val
-    split of the data it was trained on), as `llmtrain eval` prints them."""
-    import argparse
-    import contextlib
-    import io
+    """The run's (or checkpoint's) own objective on a prepared split (default: the val split
+    of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
+    metrics, perplexity and bits per byte where defined, with the checkpoint, step, data,
+    split and objective they are of (what `llmtrain eval` prints)."""
+    from llmtrain.data.loader import TokenWindows
+    from llmtrain.data.shards import open_split, read_manifest
+    from llmtrain.errors import DataError
+    from llmtrain.eval import evaluate as evaluate_objective
+    from llmtrain.objectives import build_objective
+    from llmtrain.train.precision import resolve_precision
 
-    from llmtrain.cli import eval_cmd  # until the one `llmtrain.eval.evaluate` lands
-
-    args = argparse.Namespace(
-        checkpoint=os.fspath(run),
-        data=None if data is None else os.fspath(data),
-        split=split,
-        max_tokens=max_tokens,
-        batch_size=batch_size,
+    loaded = load(run)
+    cfg = loaded.config
+    data = os.fspath(data) if data is not None else cfg.data.path
+    manifest = read_manifest(data)
+    tok = manifest["tokenizer"]
+    vocab = int(tok["vocab_size"])
+    objective = build_objective(  # the run's objective, as the trainer built it
+        cfg.train.objective,
+        cfg.objective,
+        vocab,
+        cfg.model.block_size,
+        cfg.train.seed,
+        Path(data) / tok.get("path", "tokenizer"),
     )
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        eval_cmd.run(args)
-    return json.loads(buf.getvalue())
+    if vocab + objective.extra_vocab > cfg.model.vocab_size:
+        raise DataError(
+            f"{data} uses a tokenizer with {vocab} tokens but the model knows "
+            f"{cfg.model.vocab_size - objective.extra_vocab}; evaluate on data prepared with "
+            "the run's tokenizer"
+        )
+    prec = resolve_precision("fp32", "auto", "off")
+    loaded.model.to(prec.device)
+    seq = cfg.model.block_size
+    res = evaluate_objective(
+        loaded.model,
+        objective,
+        TokenWindows(open_split(data, split), seq, split),
+        max_items=max(1, max_tokens // seq) if max_tokens else None,
+        micro_batch_size=batch_size,
+        device=prec.device,
+        split=manifest["splits"][split],
+    )
+    head = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "data": str(data)}
+    return {**head, "split": split, "objective": cfg.train.objective, **res}
 
 
 def generate(
