@@ -114,8 +114,8 @@ def run_overrides(options: Mapping[str, Any]) -> list[str]:
 
 
 def train(
-    data: PathLike | None = None,
-    out: PathLike = "runs/run",
+    data: PathLike | None,
+    out: PathLike,
     *,
     preset: str | None = None,
     config: PathLike | Iterable[PathLike] = (),

@@ -33,7 +33,8 @@ ALL_TARGETS: dict[str, Target] = {t.name: t for f in FAMILIES.values() for t in 
 TARGETS: dict[str, Target] = {n: t for n, t in ALL_TARGETS.items() if t.choosable}
 TargetName = Literal[tuple(TARGETS)]  # type: ignore[valid-type]
 _FAMILY_OF = {t.name: f for f in FAMILIES.values() for t in f.targets}
-assert len(_FAMILY_OF) == sum(len(f.targets) for f in FAMILIES.values()), "duplicate target"
+if len(_FAMILY_OF) != sum(len(f.targets) for f in FAMILIES.values()):
+    raise ValueError("two HF families define a target of the same name")
 
 
 def get_target(name: str) -> Target:
