@@ -7,6 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import LazyChoices
+
+
+def _targets() -> list[str]:
+    from llmtrain.models.hf import TARGETS
+
+    return list(TARGETS)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a trained model (Hugging Face)", description=__doc__)
@@ -16,18 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--target",
         default=None,
-        choices=[
-            "gpt2",
-            "llama",
-            "mixtral",
-            "bert",
-            "bert_pretraining",
-            "roberta",
-            "electra",
-            "t5",
-        ],
-        help="HF architecture (default: model.hf_target, else inferred from the options); "
-        "checked against the model's options. ELECTRA also writes its generator/",
+        choices=LazyChoices(_targets),
+        metavar="NAME",
+        help="HF architecture, one of %(choices)s (default: model.hf_target, else inferred "
+        "from the options); checked against the model's options. ELECTRA also writes its "
+        "generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
     p.add_argument(
@@ -40,28 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.export import export_hf
-    from llmtrain.export.finetuned import add_chat_template, merge_for_export, merged_run
+    from llmtrain.api import export
 
-    loaded = load_trained(args.checkpoint, best=True)
-    if args.merge_lora:
-        ckpt = merged_run(loaded, args.out)
-        print(
-            json.dumps(
-                {"out": args.out, "checkpoint": str(ckpt), "merged_from": str(loaded.checkpoint)}
-            )
-        )
+    res = export(
+        args.checkpoint,
+        args.out,
+        target=args.target,
+        tokenizer=not args.no_tokenizer,
+        merge_lora=args.merge_lora,
+    )
+    if args.merge_lora:  # a plain llmtrain run, no HF parity to print
+        print(json.dumps({"out": args.out, **res}))
         return 0
-    tok = None if args.no_tokenizer else loaded.tokenizer
-    model = merge_for_export(loaded.model)  # a LoRA run exports merged
-    res = export_hf(model, args.out, tokenizer=tok, target=args.target)
-    chat = loaded.checkpoint.parent.parent / "chat.json"
-    if tok is not None and chat.is_file():  # an SFT run: chat tokens + template
-        from llmtrain.finetune.chat import CHAT_TEMPLATE, ChatFormat
-
-        add_chat_template(args.out, ChatFormat.load(chat.parent), CHAT_TEMPLATE)
-        res["chat_template"] = True
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
     if "generator_max_abs_diff" in res:
         print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")

@@ -5,3 +5,7 @@ objective + an optional LoRA transform over the one training loop (`train.Traine
 maps, stratified split), `datasets` (classification data sources), `chat` (template + chat
 tokens), `sft_data`, `task` (what the Trainer takes), `metrics`, `api.finetune`.
 """
+
+from llmtrain import callable_module
+
+callable_module(__name__)  # `llmtrain.finetune(...)` is the API's `finetune` (`llmtrain.api`)
