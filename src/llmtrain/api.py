@@ -333,6 +333,12 @@ def export(
         return {"checkpoint": str(ckpt), "merged_from": str(loaded.checkpoint)}
     tok = loaded.tokenizer if tokenizer else None
     model = merge_for_export(loaded.model)  # a LoRA run exports merged
+    if loaded.config.finetune.task == "classify":  # ...ForSequenceClassification
+        from llmtrain.export.finetuned import export_classifier_hf
+        from llmtrain.finetune.labels import LabelMap
+
+        labels = LabelMap.load(loaded.checkpoint.parent.parent).names
+        return export_classifier_hf(model, out, tok, labels)
     res = export_hf(model, out, tokenizer=tok, target=target)
     chat = loaded.checkpoint.parent.parent / "chat.json"
     if tok is not None and chat.is_file():  # an SFT run: chat tokens + template

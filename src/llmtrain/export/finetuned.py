@@ -63,3 +63,95 @@ def add_chat_template(out: str | Path, fmt: Any, template: str) -> None:
         )
     tok.chat_template = template
     tok.save_pretrained(out)
+
+
+# base target -> (HF config class, ...ForSequenceClassification, pooling it reads, head rows)
+CLASSIFIERS = {
+    "gpt2": ("GPT2Config", "GPT2ForSequenceClassification", "last"),
+    "llama": ("LlamaConfig", "LlamaForSequenceClassification", "last"),
+    "bert": ("BertConfig", "BertForSequenceClassification", "cls"),
+    "bert_pretraining": ("BertConfig", "BertForSequenceClassification", "cls"),
+}
+
+
+def _classifier_state(clf: nn.Module, target: str) -> tuple[dict[str, Any], dict]:
+    """(HF config kwargs, HF state dict) of a `SequenceClassifier` over a base of `target`:
+    the base's body rows, its LM head dropped, the task head in HF's names."""
+    from llmtrain.export.tables import to_hf
+
+    kwargs, sd = to_hf(clf.base, target)
+    if target.startswith("bert"):
+        sd = {k: v for k, v in sd.items() if not k.startswith("cls.")}
+        head = {
+            "bert.pooler.dense.weight": clf.pool_dense.weight,
+            "bert.pooler.dense.bias": clf.pool_dense.bias,
+            "classifier.weight": clf.classifier.weight,
+            "classifier.bias": clf.classifier.bias,
+        }
+    else:  # GPT-2 / Llama: `score`, no bias, on the last non-pad token
+        sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
+        head = {"score.weight": clf.classifier.weight}
+    sd.update({k: v.detach().clone() for k, v in head.items()})
+    return kwargs, sd
+
+
+def export_classifier_hf(clf: nn.Module, out: str | Path, tokenizer: Any, labels: list[str]):
+    """Write a fine-tuned classifier as HF `...ForSequenceClassification` (+ tokenizer),
+    reload it with `AutoModelForSequenceClassification` and compare logits on padded
+    batches; returns {"target", "max_abs_diff", ...}. ExportError for a pooling HF lacks."""
+    import safetensors.torch
+    import torch
+
+    from llmtrain.export.hf_tokenizer import check_tokenizer, require_transformers, save_tokenizer
+    from llmtrain.export.tables import pick_target
+    from llmtrain.tokenizer.base import PAD_ID
+
+    target = pick_target(clf.base.cfg)
+    if target not in CLASSIFIERS or CLASSIFIERS[target][2] != clf.pooling:
+        raise ExportError(
+            f"a {target} classifier with pooling {clf.pooling!r} has no Hugging Face "
+            "...ForSequenceClassification form (GPT-2/Llama read the last token, BERT [CLS]); "
+            "fine-tune with finetune.head.pooling='auto'"
+        )
+    tf = require_transformers()
+    cfg_name, model_name, _ = CLASSIFIERS[target]
+    kwargs, sd = _classifier_state(clf, target)
+    kwargs.update(
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        pad_token_id=PAD_ID,
+    )
+    config = getattr(tf, cfg_name)(**kwargs)
+    config.architectures = [model_name]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(out)
+    sd = {k: v.float().contiguous() for k, v in sd.items()}
+    safetensors.torch.save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    res: dict[str, Any] = {"target": model_name}
+    if tokenizer is not None:
+        save_tokenizer(tokenizer, out, clf.base.cfg.vocab_size, target)
+        res["tokenizer_texts_checked"] = check_tokenizer(out, tokenizer)
+    hf, info = tf.AutoModelForSequenceClassification.from_pretrained(
+        out, dtype=torch.float32, output_loading_info=True
+    )
+    if any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")):
+        raise ExportError(f"{model_name} weights do not match: {info}")
+    g = torch.Generator().manual_seed(0)
+    T = min(16, clf.base.cfg.block_size)
+    ids = torch.randint(4, clf.base.cfg.vocab_size, (3, T), generator=g)
+    lengths = torch.tensor([T, T // 2, 3])
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    ids[~mask] = PAD_ID
+    clf = clf.float().eval()
+    with torch.no_grad():
+        theirs = hf.eval()(input_ids=ids, attention_mask=mask.long()).logits
+        ours = clf(ids, lengths)
+    res["max_abs_diff"] = float((ours - theirs).abs().max())
+    if res["max_abs_diff"] > 1e-4:
+        raise ExportError(
+            f"exported classifier differs: max abs logit diff {res['max_abs_diff']:.3g}"
+        )
+    res["files"] = sorted(p.name for p in out.iterdir())
+    return res

@@ -60,7 +60,8 @@ class SequenceClassifier(nn.Module):
         C = base.cfg.n_embd
         self.pool_dense = nn.Linear(C, C) if self.pooling == "cls" else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(C, cfg.n_classes)
+        # no bias on decoders: HF's ...ForSequenceClassification `score` has none
+        self.classifier = nn.Linear(C, cfg.n_classes, bias=self.pooling == "cls")
         self.reset_head()
         for name in UNUSED_BASE_PARTS:  # never called here: frozen so DDP waits for no grad
             for p in (
@@ -77,7 +78,8 @@ class SequenceClassifier(nn.Module):
         for lin in (self.pool_dense, self.classifier):
             if lin is not None:
                 lin.weight.normal_(0.0, std)
-                lin.bias.zero_()
+                if lin.bias is not None:
+                    lin.bias.zero_()
 
     @property
     def cfg(self):  # the base model's ModelConfig (generation, export read it)

@@ -253,3 +253,27 @@ def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     )
     assert "\n" not in err
     assert not (tmp_path / "s" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("preset", ["gpt2-tiny", "bert-tiny"])
+def test_classifier_exports_to_transformers(preset, tmp_path, capsys):
+    from .conftest import make_base_run
+
+    base = make_base_run(tmp_path, preset)
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    finetune(
+        str(base),
+        task="classify",
+        data=str(data),
+        out=tmp_path / "run",
+        lora_rank=2,
+        show_progress=False,
+        say=lambda m: None,
+        overrides=[*FAST, "train.max_steps=2", "train.eval_every=2", "train.checkpoint_every=2"],
+    )
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]) == 0
+    out = capsys.readouterr().out
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["max_abs_diff"] <= 1e-4 and res["target"].endswith("ForSequenceClassification")
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert cfg["id2label"] == {"0": "neg", "1": "pos"}
