@@ -116,7 +116,8 @@ def split_files(name: str, out: Path) -> tuple[Path, Path, str]:
             text = (SHARED / "sentiment" / f"rt-polarity.{lab}").read_bytes().decode("latin-1")
             rows += [{"text": t.strip(), "label": lab} for t in text.splitlines() if t.strip()]
         minority = "neg"
-    rest, test = stratified_split([r["label"] for r in rows], [0.2], seed=0)
+    ids = {lab: i for i, lab in enumerate(sorted({r["label"] for r in rows}))}
+    rest, test = stratified_split([ids[r["label"]] for r in rows], [0.2], seed=0)
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
     for part, idx in (("train", rest), ("test", test)):
