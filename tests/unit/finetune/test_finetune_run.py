@@ -277,3 +277,23 @@ def test_classifier_exports_to_transformers(preset, tmp_path, capsys):
     assert res["max_abs_diff"] <= 1e-4 and res["target"].endswith("ForSequenceClassification")
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert cfg["id2label"] == {"0": "neg", "1": "pos"}
+
+
+def test_finetune_from_a_hugging_face_directory(gpt_base, tmp_path):
+    import llmtrain as lt
+
+    lt.export(gpt_base, tmp_path / "hf")  # a local HF GPT-2 directory (+ tokenizer.json)
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    run = lt.finetune(
+        tmp_path / "hf",
+        task="classify",
+        data=data,
+        out=tmp_path / "run",
+        show_progress=False,
+        say=lambda m: None,
+        overrides=[*FAST, "train.max_steps=2", "train.eval_every=2", "train.checkpoint_every=2"],
+    )
+    assert run.result["step"] == 2 and "val" in run.result["metrics"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["finetune"]["base"] == str(
+        tmp_path / "hf"
+    )
