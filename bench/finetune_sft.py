@@ -29,11 +29,11 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "src"))
 
 TEMPLATES = [
-    ("Spell '{w}' backwards.", lambda w: w[::-1]),
-    ("What is the first letter of '{w}'?", lambda w: w[0]),
-    ("Write '{w}' in capitals.", lambda w: w.upper()),
+    ("backwards", "Spell '{w}' backwards.", lambda w: w[::-1]),
+    ("first_letter", "What is the first letter of '{w}'?", lambda w: w[0]),
+    ("capitals", "Write '{w}' in capitals.", lambda w: w.upper()),
 ]
-ZH_TEMPLATES = [("把“{w}”重复两遍。", lambda w: w + w)]
+ZH_TEMPLATES = [("zh_repeat", "把“{w}”重复两遍。", lambda w: w + w)]
 
 
 def vocab(n_en: int = 400, n_zh: int = 200) -> tuple[list[str], list[str]]:
@@ -76,14 +76,17 @@ def examples(en: list[str], zh: list[str]) -> list[dict]:
     return out
 
 
-def exact_match(model, tokenizer, fmt, rows: list[dict]) -> float:
+def exact_match(model, tokenizer, fmt, rows: list[dict]) -> dict[str, float]:
+    """Greedy replies scored by exact match: overall and per template."""
     from llmtrain.generation.chat import chat_reply
 
-    hits = 0
+    hits: dict[str, list[bool]] = collections.defaultdict(list)
     for r in rows:
         reply = "".join(chat_reply(model, tokenizer, fmt, r["messages"][:1], max_new_tokens=24))
-        hits += reply.strip() == r["messages"][1]["content"]
-    return hits / len(rows)
+        ok = reply.strip() == r["messages"][1]["content"]
+        hits[r["kind"]].append(ok)
+        hits["all"].append(ok)
+    return {k: round(sum(v) / len(v), 3) for k, v in hits.items()}
 
 
 def main() -> None:
