@@ -53,26 +53,12 @@ def vocab(n_en: int = 400, n_zh: int = 200) -> tuple[list[str], list[str]]:
 
 def examples(en: list[str], zh: list[str]) -> list[dict]:
     out = []
-    for w in en:
-        for q, a in TEMPLATES:
-            out.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": q.format(w=w)},
-                        {"role": "assistant", "content": a(w)},
-                    ]
-                }
-            )
-    for w in zh:
-        for q, a in ZH_TEMPLATES:
-            out.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": q.format(w=w)},
-                        {"role": "assistant", "content": a(w)},
-                    ]
-                }
-            )
+    for words, templates in ((en, TEMPLATES), (zh, ZH_TEMPLATES)):
+        for w in words:
+            for kind, q, a in templates:
+                user, answer = q.format(w=w), a(w)
+                msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+                out.append({"messages": msgs, "kind": kind})
     return out
 
 
