@@ -106,7 +106,7 @@ def text_items(
                 return
         cut = len(data) if last else _cut(data)
         piece, carry = data[:cut], data[cut:]
-        where = f"{name}@{at.offset}"
+        where = f"{name}@{at.offset}" if at.offset else name
         if b"\x00" in piece:
             nul = at.offset + piece.index(b"\x00")
             yield Bad(where, "binary_file", f"a NUL byte at byte offset {nul}: a binary file, "
@@ -130,12 +130,16 @@ def text_items(
             return
 
 
-def jsonl_items(f: IO[bytes], name: str, field: str, at: ReadPosition) -> Iterator[Record | Bad]:
-    """JSON lines; `at` (offset, lines) moves past each line."""
+def jsonl_items(
+    f: IO[bytes], name: str, field: str, at: ReadPosition,
+    count: Callable[[int], None] = lambda n: None,
+) -> Iterator[Record | Bad]:  # fmt: skip
+    """JSON lines; `at` (offset, lines) moves past each line, `count`ing its bytes."""
     while True:
         raw, size = read_line(f)
         if not size:
             return
+        count(size)
         at.offset += size
         at.lines += 1
         item = line_item(raw, size, f"{name}:{at.lines}", field, at.lines == 1)
@@ -204,12 +208,14 @@ class Reader:
             size = path.stat().st_size
         except OSError:
             size = 0
-        if resume is None:  # a resumed file was counted before the checkpoint
+        streamed = _streamed(path)  # counted as read (JSONL lines), else counted here
+        if resume is None and streamed != "jsonl":  # a resumed file was counted before
             self.on_bytes(size)
-            self.stats["bytes_read"] += size
+            if not streamed:
+                self.stats["bytes_read"] += size
         docs = 0
         try:
-            for item in self._items(path, name, resume):
+            for item in self._items(path, name, resume, streamed):
                 if item is _NOT_TEXT:
                     self.stats["unknown_files_not_text"] += 1
                     return
@@ -235,29 +241,38 @@ class Reader:
         if base_suffix(path) not in SUPPORTED_SUFFIXES:
             self.stats["unknown_files_read_as_text"] += 1
 
-    def _items(self, path: Path, name: str, resume: ReadPosition | None) -> Iterator:
+    def _items(
+        self, path: Path, name: str, resume: ReadPosition | None, streamed: str | None
+    ) -> Iterator:
         """Records, `Bad`s (and `_NOT_TEXT`) of one file, resumed from `resume`."""
         suffix = base_suffix(path)
         at = self.position
-        if suffix in TEXT_SUFFIXES or suffix not in SUPPORTED_SUFFIXES:
+        if streamed == "text":
             with formats.open_binary(path) as f:
                 if resume:
                     _skip_bytes(f, resume.offset)
                     at.offset, at.lines, at.records = resume.offset, resume.lines, resume.records
-                yield from text_items(f, name, at, sniffed=suffix not in SUPPORTED_SUFFIXES)
+                for item in text_items(f, name, at, sniffed=suffix not in SUPPORTED_SUFFIXES):
+                    if isinstance(item, Record):
+                        self.stats["bytes_read"] += len(item.text.encode("utf-8"))
+                    yield item
             return
-        if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(path)):
+        if streamed == "jsonl":
             with formats.open_binary(path) as f:
                 if resume:
                     _skip_bytes(f, resume.offset)
                     at.offset, at.lines = resume.offset, resume.lines
-                yield from jsonl_items(f, name, self.text_field, at)
+                yield from jsonl_items(f, name, self.text_field, at, self._count)
             return
         skip = resume.records if resume else 0
         for item in self._record_items(path, suffix, name):
             at.records += 1
             if at.records > skip:
                 yield item
+
+    def _count(self, n: int) -> None:
+        self.on_bytes(n)
+        self.stats["bytes_read"] += n
 
     def _record_items(self, path: Path, suffix: str, name: str) -> Iterator:
         if suffix == ".zip":
@@ -325,13 +340,24 @@ class Reader:
                       "Re-download the archive", info.file_size)  # fmt: skip
 
 
+def _streamed(path: Path) -> str | None:
+    """"jsonl" / "text" for files read from a byte offset, None for those read by record."""
+    suffix = base_suffix(path)
+    if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(path)):
+        return "jsonl"
+    return "text" if suffix in TEXT_SUFFIXES or suffix not in SUPPORTED_SUFFIXES else None
+
+
 def _is_json_lines(path: Path) -> bool:
     """Whether a .json file holds JSON lines (its first line is a whole value), not one
     document (an array or a pretty-printed object)."""
     import json
 
-    with formats.open_binary(path) as f:
-        raw, _ = read_line(f)
+    try:
+        with formats.open_binary(path) as f:
+            raw, _ = read_line(f)
+    except (FormatError, *formats.STREAM_ERRORS):
+        return False  # reading it as a JSON document names the problem
     line = (raw or b"").removeprefix(b"\xef\xbb\xbf").strip()
     if not line or line[:1] == b"[":
         return False
