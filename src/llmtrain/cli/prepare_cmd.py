@@ -27,6 +27,7 @@ _FIELDS = (
     "min_chars",
     "fix_encoding",
     "skip_bad_files",
+    "ignore_unknown",
     "overwrite",
     "quality",
     "quality_set",
@@ -111,6 +112,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="skip undecodable/binary files and malformed JSONL lines, listing them in report.json",
+    )
+    p.add_argument(
+        "--ignore-unknown",
+        action="store_true",
+        default=None,
+        help="skip files of unknown type in input folders (default: read them as text when "
+        "they are UTF-8, e.g. WikiText's .raw); skipped files are counted in the summary",
     )
     p.add_argument(
         "--quality",

@@ -27,7 +27,7 @@ def dry_run(
 ) -> dict[str, Any]:
     """{"documents_sampled", "documents_kept", "steps": [...], "examples": {...}}."""
     cfg.validate()
-    plan = plan_inputs(inputs)
+    plan = plan_inputs(inputs, read_unknown=not cfg.ignore_unknown)
     problems = Problems(cfg.skip_bad_files)
     reader = Reader(plan, cfg.text_field, problems)
     with tempfile.TemporaryDirectory(prefix="llmtrain-dry-run-") as work:
