@@ -7,11 +7,13 @@ Thin shell: parse flags → `PrepareConfig` → `llmtrain.data.prepare.prepare_c
 from __future__ import annotations
 
 import argparse
+import sys
 
 from llmtrain.config import config_from_dict
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
 from llmtrain.data.prepare.dry_run import dry_run
 from llmtrain.data.prepare.merge import merge_parts
+from llmtrain.data.prepare.signals import Stopped, stop_on_signals
 from llmtrain.errors import ConfigError
 
 _DEFAULTS = PrepareConfig()
@@ -253,5 +255,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(args.inputs, cfg, args.dry_run_docs)
         return 0
-    prepare_corpus(args.inputs, args.out, cfg, quiet=args.quiet)
+    try:
+        with stop_on_signals():
+            prepare_corpus(args.inputs, args.out, cfg, quiet=args.quiet)
+    except Stopped as e:
+        print(f"\nstopped by {e}: {args.out} keeps its last checkpoint; rerun the same command "
+              "with --resume to go on from there", file=sys.stderr)  # fmt: skip
+        return 128 + e.signum
     return 0

@@ -33,7 +33,12 @@ HF_METADATA_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
 # Errors a truncated/corrupt compressed stream raises while it is being read.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, zlib.error)
 MAX_RECORD_BYTES = 32 << 20  # a line / row / page / JSON value larger than this is refused
-_MAGIC = {".gz": b"\x1f\x8b", ".bz2": b"BZh", ".zst": b"\x28\xb5\x2f\xfd", ".zstd": b"\x28\xb5\x2f\xfd"}
+_MAGIC = {
+    ".gz": b"\x1f\x8b",
+    ".bz2": b"BZh",
+    ".zst": b"\x28\xb5\x2f\xfd",
+    ".zstd": b"\x28\xb5\x2f\xfd",
+}
 _ZSTD_IN = 1 << 10  # compressed bytes per zstd call: bounds one call's output to ~32 MiB
 
 
@@ -299,7 +304,11 @@ def _check_gzip_end(path: Path) -> None:
                 d.decompress(chunk, 1 << 20)  # bounded output: only the end matters
                 chunk = d.unconsumed_tail
                 if d.eof:
-                    chunk, d, started = d.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16), False
+                    chunk, d, started = (
+                        d.unused_data,
+                        zlib.decompressobj(zlib.MAX_WBITS | 16),
+                        False,
+                    )
         if started and not d.eof:
             raise EOFError("the gzip stream ends inside a member: the file is truncated")
 

@@ -32,13 +32,13 @@ RECORD_SUFFIXES = (
 )
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + RECORD_SUFFIXES + ZIP_SUFFIXES
 # never text: skipped (and counted) in folders, refused when named
-BINARY_SUFFIXES = tuple(
-    "." + s
-    for s in "pdf doc docx xls xlsx ppt pptx odt ods epub mobi png jpg jpeg gif bmp tif tiff webp "
-    "ico mp3 mp4 m4a wav flac ogg avi mov mkv webm bin exe dll so dylib o a pyc pyo class jar "
-    "whl egg tar tgz 7z rar xz lz4 lzma npy npz pt pth safetensors ckpt h5 hdf5 pkl pickle db "
-    "sqlite sqlite3 woff woff2 ttf otf eot iso dmg img msgpack onnx tflite".split()
+_BINARY_TYPES = (
+    "pdf doc docx xls xlsx ppt pptx odt ods epub mobi png jpg jpeg gif bmp tif tiff webp ico "
+    "mp3 mp4 m4a wav flac ogg avi mov mkv webm bin exe dll so dylib o a pyc pyo class jar whl "
+    "egg tar tgz 7z rar xz lz4 lzma npy npz pt pth safetensors ckpt h5 hdf5 pkl pickle db "
+    "sqlite sqlite3 woff woff2 ttf otf eot iso dmg img msgpack onnx tflite"
 )
+BINARY_SUFFIXES = tuple("." + s for s in _BINARY_TYPES.split(" "))
 BUILTIN_PREFIX = "builtin:"
 
 

@@ -152,7 +152,9 @@ class _ValueReader:
     def _skip(self, chars: str) -> str:
         """Skip whitespace and `chars`; the next character ("" at the end)."""
         while True:
-            while self.pos < len(self.buf) and (self.buf[self.pos].isspace() or self.buf[self.pos] in chars):
+            while self.pos < len(self.buf) and (
+                self.buf[self.pos].isspace() or self.buf[self.pos] in chars
+            ):
                 self.pos += 1
             if self.pos < len(self.buf) or not self._more():
                 return self.buf[self.pos : self.pos + 1]

@@ -59,6 +59,7 @@ from llmtrain.data.prepare.quality import QUALITY_STEPS
 from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.prepare.resume import fingerprint, load_checkpoint, save_checkpoint
+from llmtrain.data.prepare.signals import interruptible
 from llmtrain.data.prepare.split import SplitRule, contiguous_cut
 from llmtrain.data.prepare.spool import read_spool, read_spool_from
 from llmtrain.data.prepare.summary import print_summary
@@ -264,7 +265,8 @@ def _get_tokenizer(
     )
     cap = train_bytes_for(cfg.tokenizer, cfg.tokenizer_train_bytes) or cfg.tokenizer_train_bytes
     total = min(cap, clean.spool.stat().st_size - 16 * clean.documents)
-    return train_tokenizer(
+    return interruptible(  # Ctrl-C / SIGTERM act at once, not when the trainer returns
+        train_tokenizer,
         cfg.tokenizer,
         _fed_with_progress(train_texts, total, quiet),
         cfg.vocab_size,

@@ -120,7 +120,9 @@ def text_items(
                 return
             line = at.lines + piece.count(b"\n", 0, e.start) + 1
             detail = f"invalid UTF-8 at byte offset {at.offset + e.start} (line {line}): {e.reason}"
-            yield Bad(where, "invalid_utf8_file", detail, utf8_fix(piece[:BINARY_SAMPLE]), len(piece))
+            yield Bad(
+                where, "invalid_utf8_file", detail, utf8_fix(piece[:BINARY_SAMPLE]), len(piece)
+            )
             return
         at.offset += len(piece)
         at.lines += piece.count(b"\n")
@@ -341,7 +343,7 @@ class Reader:
 
 
 def _streamed(path: Path) -> str | None:
-    """"jsonl" / "text" for files read from a byte offset, None for those read by record."""
+    """ "jsonl" / "text" for files read from a byte offset, None for those read by record."""
     suffix = base_suffix(path)
     if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(path)):
         return "jsonl"

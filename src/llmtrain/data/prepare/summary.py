@@ -77,7 +77,9 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
         sources.append("built-in corpus")
     table.add_row("read", f"{' + '.join(sources)}, {stats['bytes_read'] / 2**20:.1f} MiB")
     if read.get("unknown_files_read_as_text"):
-        table.add_row("  of unknown type, read as text", f"{read['unknown_files_read_as_text']:,} files")
+        table.add_row(
+            "  of unknown type, read as text", f"{read['unknown_files_read_as_text']:,} files"
+        )
     not_read = _not_read(report)
     if not_read:
         table.add_row("files not read", not_read)
