@@ -101,9 +101,7 @@ def iter_csv(f: IO[bytes], column: str, name: str, delimiter: str) -> Iterator[R
             if resyncs > MAX_RESYNCS:
                 raise FormatError(f"more than {MAX_RESYNCS} unclosed quotes") from None
             first, *rest = lines.row or [(lines.lineno, "", 0)]
-            yield Bad(f"{name}:{first[0]}", "csv_unclosed_quote",
-                      f"a quoted field starting on line {first[0]} does not close properly "
-                      f"({e}); that line is skipped", _QUOTE_FIX, first[2])  # fmt: skip
+            yield _malformed(f"{name}:{first[0]}", first[0], str(e), first[2])
             lines.again.extendleft(reversed(rest))
             rows = csv.reader(lines, delimiter=delimiter, strict=True)
             continue
@@ -114,6 +112,15 @@ def iter_csv(f: IO[bytes], column: str, name: str, delimiter: str) -> Iterator[R
         if not row:  # a blank line
             continue
         yield _row_item(row, lines.row, name, len(header), text_at, id_at)
+
+
+def _malformed(where: str, line: int, error: str, size: int) -> Bad:
+    if "end of data" in error or "expected after" in error or "field limit" in error:
+        detail = (f"a quoted field starting on line {line} does not close properly ({error}); "
+                  "that line is skipped and reading goes on at the next")  # fmt: skip
+        return Bad(where, "csv_unclosed_quote", detail, _QUOTE_FIX, size)
+    detail = f"line {line} cannot be parsed ({error}); it is skipped"
+    return Bad(where, "csv_malformed_row", detail, "Fix or delete that line", size)
 
 
 def _row_item(

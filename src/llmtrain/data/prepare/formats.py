@@ -242,7 +242,8 @@ _WARC_WARNING = re.compile(r"Offset: (\d+)")
 
 def iter_warc(path: Path, name: str) -> Iterator[Record | Bad]:
     """Text of every HTML response (extracted) and plain-text conversion record (WET) in a WARC;
-    a record whose Content-Length is wrong or that the file ends inside is a `Bad`."""
+    a record whose Content-Length is wrong, or bytes after the last whole record (a file cut
+    short or a corrupt member), are `Bad`s."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -250,9 +251,10 @@ def iter_warc(path: Path, name: str) -> Iterator[Record | Bad]:
         if head.read(5) not in (b"WARC/", b"filed"):  # WARC record or ARC file header
             raise FormatError("not a WARC archive (it does not start with a WARC/ header)")
     with open_regular(path) as stream:  # warcio decompresses per record itself
+        size = os.fstat(stream.fileno()).st_size
         warnings = io.StringIO()
         it = ArchiveIterator(stream)
-        i = -1
+        i, consumed = -1, 0
         try:
             while True:
                 with contextlib.redirect_stderr(warnings):  # warcio prints raw bytes there
@@ -260,57 +262,61 @@ def iter_warc(path: Path, name: str) -> Iterator[Record | Bad]:
                 if record is None:
                     break
                 i += 1
-                yield from _warc_record(record, f"{name}#{i}", warnings)
+                item = _warc_record(record, f"{name}#{i}")
+                with contextlib.redirect_stderr(warnings):
+                    it.read_to_end()  # the rest of the record: a cut one leaves a limit
+                cut = record.length is None or getattr(record.raw_stream, "limit", 0) > 0
+                start, consumed = consumed, it.offset
+                if cut:
+                    item = Bad(f"{name}@{start}", "truncated_record", f"record {i} (at byte "
+                               f"{start}) is cut short: the archive is truncated or corrupt",
+                               "Re-download the archive", max(consumed - start, 1))  # fmt: skip
+                if item is not None:
+                    yield item
+                yield from _bad_lengths(warnings, f"{name}#{i}", record.length or 0)
         except ArchiveLoadFailed as e:
-            raise FormatError(f"record {i + 1}: not a readable WARC record ({printable(str(e))})",
-                              "corrupt_file", "Re-download the archive") from None  # fmt: skip
-        except (EOFError, OSError, zlib.error) as e:
-            raise EOFError(f"the archive ends inside record {i + 1}: {e}") from None
-    if path.suffix.lower() == ".gz":
-        _check_gzip_end(path)
+            detail = f"record {i + 1} at byte {consumed}: not a readable WARC record ({printable(str(e))})"
+            yield Bad(f"{name}@{consumed}", "truncated_record", detail,
+                      "Re-download the archive", size - consumed)  # fmt: skip
+            return
+    if _has_more(path, consumed):
+        yield Bad(f"{name}@{consumed}", "truncated_record",
+                  f"{size - consumed:,} bytes after the last whole record (at byte {consumed}) "
+                  "cannot be read: the archive is cut short or corrupt",
+                  "Re-download the archive", size - consumed)  # fmt: skip
 
 
-def _warc_record(record, where: str, warnings: io.StringIO) -> Iterator[Record | Bad]:  # type: ignore[no-untyped-def]
+def _has_more(path: Path, offset: int) -> bool:
+    """Whether `path` holds more than blank lines after byte `offset`."""
+    with open_regular(path) as f:
+        f.seek(offset)
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _warc_record(record, where: str) -> Record | None:  # type: ignore[no-untyped-def]
+    """The text of a WET conversion or HTML response record; None for other records."""
     uri = record.rec_headers.get_header("WARC-Target-URI") or where
     if record.rec_type == "conversion":
         body = record.content_stream().read(MAX_RECORD_BYTES)
-        text: str | None = body.decode("utf-8", errors="replace")
-    elif record.rec_type == "response" and _is_html(record):
-        text = html_to_text(record.content_stream().read(MAX_RECORD_BYTES)) or ""
-    else:
-        text = None
-    if getattr(record.raw_stream, "limit", 0) > 0 and text is not None:
-        yield Bad(where, "truncated_record", "the archive ends inside this record",
-                  "Re-download the archive", getattr(record, "length", 0) or 0)  # fmt: skip
-        return
-    if text is not None:
-        yield Record(where, text, uri)
-    bad = _WARC_WARNING.findall(warnings.getvalue())
+        return Record(where, body.decode("utf-8", errors="replace"), uri)
+    if record.rec_type == "response" and _is_html(record):
+        body = record.content_stream().read(MAX_RECORD_BYTES)
+        return Record(where, html_to_text(body) or "", uri)
+    return None
+
+
+def _bad_lengths(warnings: io.StringIO, where: str, length: int) -> Iterator[Bad]:
+    """A `Bad` for each record warcio found not where the previous Content-Length said."""
+    for offset in _WARC_WARNING.findall(warnings.getvalue()):
+        yield Bad(f"{where}@{offset}", "warc_bad_length",
+                  f"the record ends elsewhere than its Content-Length ({length:,}) says (next "
+                  "record expected at byte " + offset + "); records it overlaps may be lost",
+                  "Re-download or repair the archive", max(length, 1))  # fmt: skip
     warnings.seek(0)
     warnings.truncate()
-    for offset in bad:
-        yield Bad(f"{where}@{offset}", "warc_bad_length",
-                  f"the record before byte {offset} is not where its Content-Length says; "
-                  "records in between may be lost", "Re-download or repair the archive")  # fmt: skip
-
-
-def _check_gzip_end(path: Path) -> None:
-    """EOFError when a .gz file's last member is cut short (warcio stops there silently)."""
-    with open_regular(path) as f:
-        d, started = zlib.decompressobj(zlib.MAX_WBITS | 16), False
-        while chunk := f.read(1 << 20):
-            while chunk:
-                started = True
-                d.decompress(chunk, 1 << 20)  # bounded output: only the end matters
-                chunk = d.unconsumed_tail
-                if d.eof:
-                    chunk, d, started = (
-                        d.unused_data,
-                        zlib.decompressobj(zlib.MAX_WBITS | 16),
-                        False,
-                    )
-        if started and not d.eof:
-            raise EOFError("the gzip stream ends inside a member: the file is truncated")
 
 
 def _is_html(record) -> bool:  # type: ignore[no-untyped-def]

@@ -125,7 +125,9 @@ def _walk(folder: Path, exclude: Path | None, plan: InputPlan, read_unknown: boo
             elif not stat.S_ISREG(st.st_mode):
                 _skip(plan, path, "not_regular_file", "is not a regular file (a FIFO, device "
                       "or socket)", "Leave it out of the input folders")  # fmt: skip
-            elif not (hf_dataset and name in formats.HF_METADATA_FILES):
+            elif hf_dataset and name in formats.HF_METADATA_FILES:
+                plan.unsupported["(dataset metadata)"] += 1
+            else:
                 _add_found(Path(path), plan, found, read_unknown)
         stack.extend(reversed(subdirs))
     return found

@@ -98,6 +98,9 @@ def text_items(
         block = f.read(want)
         data, last = carry + block, len(block) < want
         if not data:
+            if first:  # an empty file: an empty document (counted when it is removed)
+                at.records += 1
+                yield Record(name, "")
             return
         if first:
             first, reason = False, binary_reason(data[:BINARY_SAMPLE])
@@ -205,11 +208,7 @@ class Reader:
 
     def _file(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
         """The documents of one file; its problems reported, its bytes counted."""
-        name = name_of(path)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
+        name, size = name_of(path), _size(path)
         streamed = _streamed(path)  # counted as read (JSONL lines), else counted here
         if resume is None and streamed != "jsonl":  # a resumed file was counted before
             self.on_bytes(size)
@@ -240,6 +239,8 @@ class Reader:
                               file=name, lost=0 if docs else size)  # fmt: skip
             return
         self.stats["files_read"] += 1
+        if not docs and not self.problems.lost.get(name):
+            self.stats["files_without_text"] += 1  # e.g. a CSV header alone, "[]"
         if base_suffix(path) not in SUPPORTED_SUFFIXES:
             self.stats["unknown_files_read_as_text"] += 1
 
@@ -264,6 +265,10 @@ class Reader:
                 if resume:
                     _skip_bytes(f, resume.offset)
                     at.offset, at.lines = resume.offset, resume.lines
+                elif (reason := binary_reason(_head(f))) is not None:
+                    self._count(_size(path))
+                    yield Bad(name, "binary_file", reason, BINARY_FIX, _size(path))
+                    return
                 yield from jsonl_items(f, name, self.text_field, at, self._count)
             return
         skip = resume.records if resume else 0
@@ -340,6 +345,19 @@ class Reader:
         except (zipfile.BadZipFile, NotImplementedError, *formats.STREAM_ERRORS) as e:
             yield Bad(where, "corrupt_file", f"unreadable zip member ({formats.printable(str(e))})",
                       "Re-download the archive", info.file_size)  # fmt: skip
+
+
+def _head(f: IO[bytes]) -> bytes:
+    """The first bytes of `f`, left unread."""
+    peek = getattr(f, "peek", None)
+    return peek(BINARY_SAMPLE)[:BINARY_SAMPLE] if peek else b""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _streamed(path: Path) -> str | None:

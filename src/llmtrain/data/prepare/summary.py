@@ -45,6 +45,8 @@ def _not_read(report: dict[str, Any]) -> str:
     parts = [f"{n:,} {k}" for k, n in report.get("unsupported_files_ignored", {}).items()]
     if read.get("unknown_files_not_text"):
         parts.append(f"{read['unknown_files_not_text']:,} of unknown type, not UTF-8 text")
+    if read.get("files_without_text"):
+        parts.append(f"{read['files_without_text']:,} with no records (e.g. a header alone)")
     if read.get("zip_members_ignored"):
         parts.append(f"{read['zip_members_ignored']:,} zip members (hidden or binary)")
     return ", ".join(parts)
