@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llmtrain.data.prepare import Problems, Reader, plan_inputs
-from llmtrain.data.prepare import csvread, formats, jsonread, readers
+from llmtrain.data.prepare import Problems, Reader, csvread, formats, jsonread, plan_inputs, readers
 from llmtrain.data.prepare.inputs import name_of
 from llmtrain.errors import DataError
 
