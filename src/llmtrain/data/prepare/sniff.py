@@ -9,7 +9,9 @@ BINARY_FIX = "Remove it from the inputs (point prepare at the text files only)"
 _CONTROLS = bytes((*range(1, 9), *range(14, 27), *range(28, 32)))
 # charset-normalizer's name -> iconv's; Western files are often guessed as a neighbour
 _ICONV = {"latin_1": "ISO-8859-1", "iso8859_15": "ISO-8859-15", "utf_16": "UTF-16"}
-_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+_LATIN_PAGES = {"cp1250", "cp1252", "cp1254", "cp1257", "latin_1", "iso8859_2", "iso8859_3",
+                "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15",
+                "iso8859_16", "mac_roman", "mac_latin2", "cp850", "cp437"}  # fmt: skip
 
 
 def binary_reason(sample: bytes) -> str | None:
@@ -24,19 +26,34 @@ def binary_reason(sample: bytes) -> str | None:
     return None
 
 
+def _letter_share(sample: bytes, encoding: str) -> float:
+    """Share of the non-ASCII characters of `sample` decoded as `encoding` that are letters."""
+    try:
+        text = sample.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return 0.0
+    wide = [c for c in text if ord(c) > 127]
+    return sum(c.isalpha() for c in wide) / len(wide) if wide else 0.0
+
+
 def guess_encoding(sample: bytes) -> str | None:
-    """The iconv name of `sample`'s likely encoding, or None when there is no good guess."""
+    """The iconv name of `sample`'s likely encoding, or None when there is no good guess.
+
+    charset-normalizer often guesses a neighbouring Latin code page (cp1250, cp1257) for
+    short French or German text, which would corrupt it: among Latin-script single-byte
+    pages, CP1252 (a superset of Latin-1's letters) wins unless the guess decodes more of
+    the text as letters."""
     try:
         from charset_normalizer import from_bytes
     except ImportError:
         return None
-    best = from_bytes(sample[:BINARY_SAMPLE]).best()
+    sample = sample[:BINARY_SAMPLE]
+    best = from_bytes(sample).best()
     if best is None or best.encoding in ("utf_8", "ascii"):
         return None
     name = best.encoding
-    western = [c for c in _WESTERN if c in best.could_be_from_charset]
-    if western and name.startswith(("cp125", "iso8859", "latin")):
-        name = western[0]  # cp1250/cp1257 guessed for French/German text would corrupt it
+    if name in _LATIN_PAGES and _letter_share(sample, "cp1252") >= _letter_share(sample, name):
+        name = "cp1252"
     return _ICONV.get(name, name.upper().replace("_", "-"))
 
 
