@@ -80,7 +80,9 @@ def test_hostile_folder_is_read_with_every_loss_reported(tmp_path):
 
 def test_latin1_advice_is_not_gb18030(tmp_path):
     path = tmp_path / "notes.txt"
-    path.write_bytes("Café crème brûlée à la façade; naïve garçon déjà vu.\n".encode("latin-1") * 20)
+    path.write_bytes(
+        "Café crème brûlée à la façade; naïve garçon déjà vu.\n".encode("latin-1") * 20
+    )
     result = _cli("prepare", str(path), "--out", str(tmp_path / "o"), "--tokenizer", "char")
     assert result.returncode == 2 and "GB18030" not in result.stderr
     assert "ISO-8859-1" in result.stderr or "CP1252" in result.stderr, result.stderr

@@ -124,7 +124,13 @@ def text_items(
             line = at.lines + piece.count(b"\n", 0, e.start) + 1
             detail = f"invalid UTF-8 at byte offset {at.offset + e.start} (line {line}): {e.reason}"
             yield Bad(
-                where, "invalid_utf8_file", detail, utf8_fix(piece[:BINARY_SAMPLE]), len(piece)
+                where,
+                "invalid_utf8_file",
+                detail,
+                utf8_fix(
+                    piece[max(0, e.start - BINARY_SAMPLE // 2) : e.start + BINARY_SAMPLE // 2]
+                ),
+                len(piece),
             )
             return
         at.offset += len(piece)
