@@ -76,7 +76,7 @@ def _check_accounting(case: Case, root: Path, plan, reader, problems, docs) -> N
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_fuzz_case(case: Case, tmp_path, monkeypatch):
+def test_fuzz_case(case: Case, tmp_path, monkeypatch, capfd):
     root = tmp_path / "in"
     root.mkdir()
     case.build(root)
@@ -89,6 +89,8 @@ def test_fuzz_case(case: Case, tmp_path, monkeypatch):
     assert got == want, f"bad inputs {got}, expected {case.problems}"
     assert len(docs) == case.docs if case.docs >= 0 else len(docs) >= 1, len(docs)
     _check_accounting(case, root, plan, reader, problems, docs)
+    printed = capfd.readouterr()
+    assert printed.out == printed.err == "", "a reader printed to the terminal"
     if got:  # without --skip-bad-files: one clear line, no traceback
         with pytest.raises(DataError) as e:
             _read(case, root, skip_bad=False)
