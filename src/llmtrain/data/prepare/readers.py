@@ -174,6 +174,7 @@ class Reader:
         self.plan, self.text_field, self.problems = plan, text_field, problems
         self.on_bytes = on_bytes
         self.stats: Counter[str] = Counter()
+        self.fresh = start is None  # not a resume: report what the plan could not look at
         self.start = start or ReadPosition()
         self.position = ReadPosition(self.start.source)
 
@@ -183,7 +184,7 @@ class Reader:
         return start if source == start.source and (start.records or start.lines) else None
 
     def __iter__(self) -> Iterator[Document]:
-        if self.start == ReadPosition():  # a fresh run: report what the plan could not look at
+        if self.fresh:
             for item in self.plan.skipped:
                 self.problems.bad(item["where"], item["kind"], item["detail"], item["fix"])
         yield from self._builtins()
@@ -245,7 +246,7 @@ class Reader:
                               file=name, lost=0 if docs else size)  # fmt: skip
             return
         self.stats["files_read"] += 1
-        if not docs and not self.problems.lost.get(name):
+        if resume is None and not docs and not self.problems.lost.get(name):
             self.stats["files_without_text"] += 1  # e.g. a CSV header alone, "[]"
         if base_suffix(path) not in SUPPORTED_SUFFIXES:
             self.stats["unknown_files_read_as_text"] += 1
