@@ -5,6 +5,7 @@ that is not UTF-8 names an encoding that fits it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from llmtrain.errors import DataError
 from .conftest import SHARED_DATA, needs_corpus
 
 _MEASURE = """
-import resource, sys
+import json, resource, sys
 from llmtrain.data.prepare import Problems, Reader, plan_inputs, readers
 readers.MAX_DOCUMENT_BYTES = 1 << 20
 problems = Problems(True)
@@ -29,16 +30,16 @@ reader = Reader(plan_inputs([sys.argv[1]]), "text", problems)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 docs = sum(1 for _ in reader)
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
-print(docs, dict(problems.counts), grown // 1024)
+print(json.dumps([docs, dict(problems.counts), grown // 1024, sum(problems.lost.values())]))
 """
 
 
-def _peak_growth_mib(path: Path) -> tuple[int, dict, int]:
+def _peak_growth_mib(path: Path) -> list:
+    """[documents, bad inputs by kind, peak RSS growth in MiB, lost bytes] reading `path`."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
     out = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], env=env, check=True,
-                         capture_output=True, text=True, timeout=60).stdout.split(" ", 1)  # fmt: skip
-    docs, rest = int(out[0]), out[1].rsplit(" ", 1)
-    return docs, eval(rest[0]), int(rest[1])  # noqa: S307 (our own output)
+                         capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    return json.loads(out)
 
 
 def test_huge_single_line_and_nul_files_stay_small(tmp_path):
@@ -46,13 +47,14 @@ def test_huge_single_line_and_nul_files_stay_small(tmp_path):
     with open(line, "wb") as f:
         for _ in range(48):
             f.write(b"x" * (1 << 20))  # 48 MiB, one line, no space
-    docs, problems, grown = _peak_growth_mib(line)
-    assert docs == 48 and problems == {} and grown < 24, grown  # pieces of 1 MiB
+    docs, problems, grown, lost = _peak_growth_mib(line)
+    assert docs == 48 and problems == {} and lost == 0 and grown < 24, grown  # 1 MiB pieces
     nul = tmp_path / "nul.txt"
     with open(nul, "wb") as f:
         f.truncate(1 << 30)  # 1 GiB of NUL bytes, sparse
-    docs, problems, grown = _peak_growth_mib(nul)
+    docs, problems, grown, lost = _peak_growth_mib(nul)
     assert docs == 0 and problems == {"binary_file": 1} and grown < 24, grown
+    assert lost == 1 << 30  # the whole file reached no document
 
 
 def test_long_text_pieces_join_back_and_resume_inside(tmp_path, monkeypatch):

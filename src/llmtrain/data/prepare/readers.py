@@ -46,6 +46,7 @@ from llmtrain.data.prepare.jsonread import get_field, iter_values, line_item, re
 from llmtrain.data.prepare.sniff import BINARY_FIX, BINARY_SAMPLE, binary_reason, utf8_fix
 
 MAX_DOCUMENT_BYTES = 16 << 20  # a text file larger than this is read as several documents
+REST = -1  # a `Bad`'s lost bytes: the rest of the file (from where it stopped)
 _NOT_TEXT = object()  # a file of unknown type that is not UTF-8 text: ignored, counted
 _NOT_IN_ZIP = (*BINARY_SUFFIXES, ".zip", *formats.TABLE_SUFFIXES, *formats.WARC_SUFFIXES)
 
@@ -105,7 +106,7 @@ def text_items(
         if first:
             first, reason = False, binary_reason(data[:BINARY_SAMPLE])
             if reason is not None:
-                yield _NOT_TEXT if sniffed else Bad(name, "binary_file", reason, BINARY_FIX, len(data))  # fmt: skip
+                yield _NOT_TEXT if sniffed else Bad(name, "binary_file", reason, BINARY_FIX, REST)  # fmt: skip
                 return
         cut = len(data) if last else _cut(data)
         piece, carry = data[:cut], data[cut:]
@@ -113,7 +114,7 @@ def text_items(
         if b"\x00" in piece:
             nul = at.offset + piece.index(b"\x00")
             yield Bad(where, "binary_file", f"a NUL byte at byte offset {nul}: a binary file, "
-                      "not text", BINARY_FIX, len(piece))  # fmt: skip
+                      "not text", BINARY_FIX, REST)  # fmt: skip
             return
         try:
             text = codecs.decode(piece, "utf-8")
@@ -123,15 +124,8 @@ def text_items(
                 return
             line = at.lines + piece.count(b"\n", 0, e.start) + 1
             detail = f"invalid UTF-8 at byte offset {at.offset + e.start} (line {line}): {e.reason}"
-            yield Bad(
-                where,
-                "invalid_utf8_file",
-                detail,
-                utf8_fix(
-                    piece[max(0, e.start - BINARY_SAMPLE // 2) : e.start + BINARY_SAMPLE // 2]
-                ),
-                len(piece),
-            )
+            around = piece[max(0, e.start - BINARY_SAMPLE // 2) : e.start + BINARY_SAMPLE // 2]
+            yield Bad(where, "invalid_utf8_file", detail, utf8_fix(around), REST)
             return
         at.offset += len(piece)
         at.lines += piece.count(b"\n")
@@ -228,8 +222,9 @@ class Reader:
                     self.stats["unknown_files_not_text"] += 1
                     return
                 if isinstance(item, Bad):
+                    lost = item.lost if item.lost != REST else max(size - self.position.offset, 1)
                     self.problems.bad(item.where, item.kind, item.detail, item.fix, file=name,
-                                      lost=item.lost)  # fmt: skip
+                                      lost=lost)  # fmt: skip
                     continue
                 assert isinstance(item, Record)
                 docs += 1
@@ -346,6 +341,8 @@ class Reader:
                     if item is _NOT_TEXT:
                         self.stats["zip_members_ignored"] += 1
                         return
+                    if isinstance(item, Bad) and item.lost == REST:
+                        item.lost = info.file_size
                     yield item
         except FormatError as e:
             yield Bad(where, e.kind, str(e), e.fix, info.file_size)
