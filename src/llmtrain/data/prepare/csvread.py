@@ -15,7 +15,14 @@ from collections import deque
 from collections.abc import Iterator
 from typing import IO
 
-from llmtrain.data.prepare.formats import MAX_RECORD_BYTES, Bad, FormatError, Record, printable
+from llmtrain.data.prepare.formats import (
+    FIELD_FIX,
+    MAX_RECORD_BYTES,
+    Bad,
+    FormatError,
+    Record,
+    printable,
+)
 from llmtrain.data.prepare.sniff import utf8_fix
 
 MAX_RESYNCS = 1000  # unclosed quotes per file before the rest of it is refused
@@ -86,8 +93,8 @@ def iter_csv(f: IO[bytes], column: str, name: str, delimiter: str) -> Iterator[R
     yield from lines.bad
     if column not in header:
         cols = ", ".join(printable(repr(h), 40) for h in header[:20]) or "none"
-        raise FormatError(f"no column {column!r} (columns: {cols}); pass --text-field NAME "
-                          "naming the text column", "missing_text_field")  # fmt: skip
+        raise FormatError(f"no column {column!r} (columns: {cols})", "missing_text_field",
+                          FIELD_FIX)  # fmt: skip
     text_at, id_at = header.index(column), header.index("id") if "id" in header else None
     resyncs = 0
     while True:

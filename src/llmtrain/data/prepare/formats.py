@@ -39,6 +39,7 @@ _MAGIC = {
     ".zst": b"\x28\xb5\x2f\xfd",
     ".zstd": b"\x28\xb5\x2f\xfd",
 }
+FIELD_FIX = "Pass --text-field NAME naming the column that holds the text"
 _ZSTD_IN = 1 << 10  # compressed bytes per zstd call: bounds one call's output to ~32 MiB
 
 
@@ -198,8 +199,9 @@ def iter_table(path: Path, column: str, name: str) -> Iterator[Record | Bad]:
         names = batch.schema.names
         if column not in names:
             raise FormatError(
-                f"no column {column!r} (columns: {', '.join(map(repr, names[:20]))}); "
-                "pass --text-field NAME naming the text column", "missing_text_field"
+                f"no column {column!r} (columns: {', '.join(map(repr, names[:20]))})",
+                "missing_text_field",
+                FIELD_FIX,
             )  # fmt: skip
         col = batch.column(column)
         is_text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
