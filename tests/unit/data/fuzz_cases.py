@@ -36,6 +36,7 @@ RECORD_KINDS = {
     "malformed_json_line", "invalid_utf8_line", "json_not_object", "missing_text_field",
     "text_field_not_string", "invalid_unicode_escape", "line_too_long", "csv_field_count",
     "csv_unclosed_quote", "csv_malformed_row", "warc_bad_length", "truncated_record",
+    "record_too_large",
 }  # fmt: skip
 
 
@@ -310,6 +311,13 @@ JSON_CASES = [
     ),
     Case("json_lines_named_json", w("a.json", jsonl(ROWS[:3])), 3),
     Case("json_empty", w("a.json", ""), 0),
+    Case(
+        "json_huge_value",
+        w("a.json", '[{"text": "' + "z" * 3000 + '"}]'),
+        0,
+        {"record_too_large": 1},
+        patch={"record": 1000},
+    ),  # fmt: skip
 ]
 
 CSV_CASES = [

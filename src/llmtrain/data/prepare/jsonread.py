@@ -119,7 +119,11 @@ def iter_values(f: IO[bytes], name: str, field: str) -> Iterator[Record | Bad]:
                 yield Bad(f"{name}[{i}]", "malformed_json_file", f"after {i} records: {error}",
                           "Fix the JSON", reader.remaining())  # fmt: skip
                 return
-            yield to_item(value, f"{name}[{i}]", field, size)
+            if size > MAX_RECORD_BYTES:
+                yield Bad(f"{name}[{i}]", "record_too_large", f"a record of {size:,} characters "
+                          f"(the limit is {MAX_RECORD_BYTES >> 20} MiB)", "Split the record", size)  # fmt: skip
+            else:
+                yield to_item(value, f"{name}[{i}]", field, size)
             i += 1
     except UnicodeError as e:
         yield Bad(f"{name}[{i}]", "invalid_utf8_file", f"after {i} records: {e}",
@@ -177,6 +181,8 @@ class _ValueReader:
             except json.JSONDecodeError as e:
                 if self.remaining() < MAX_RECORD_BYTES and self._more():
                     continue
+                if self.remaining() >= MAX_RECORD_BYTES:
+                    return None, 0, f"a JSON value over {MAX_RECORD_BYTES >> 20} MiB, or malformed"
                 return None, 0, f"malformed JSON at character {e.pos}: {e.msg}"
             except _VALUE_ERRORS as e:
                 return None, 0, f"unreadable JSON value: {_why(e)}"
