@@ -138,3 +138,4 @@ def test_nltk_zip_corpora_are_read():
     docs = list(reader)
     assert len(docs) > 1000 and sum(len(d.text) for d in docs) > 5_000_000
     assert set(problems.counts) <= {"invalid_utf8_file"}  # a few files there are not UTF-8
+    assert all(".zip/" in f for f in problems.lost)  # lost bytes per member, not per archive

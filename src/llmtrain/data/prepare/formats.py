@@ -59,6 +59,7 @@ class Bad:
     detail: str
     fix: str
     lost: int = 0
+    file: str = ""  # the file it belongs to when not the one being read (a zip member)
 
 
 class FormatError(Exception):

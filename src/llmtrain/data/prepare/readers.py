@@ -223,8 +223,8 @@ class Reader:
                     return
                 if isinstance(item, Bad):
                     lost = item.lost if item.lost != REST else max(size - self.position.offset, 1)
-                    self.problems.bad(item.where, item.kind, item.detail, item.fix, file=name,
-                                      lost=lost)  # fmt: skip
+                    self.problems.bad(item.where, item.kind, item.detail, item.fix,
+                                      file=item.file or name, lost=lost)  # fmt: skip
                     continue
                 assert isinstance(item, Record)
                 docs += 1
@@ -341,14 +341,15 @@ class Reader:
                     if item is _NOT_TEXT:
                         self.stats["zip_members_ignored"] += 1
                         return
-                    if isinstance(item, Bad) and item.lost == REST:
-                        item.lost = info.file_size
+                    if isinstance(item, Bad):
+                        item.file = where
+                        item.lost = info.file_size if item.lost == REST else item.lost
                     yield item
         except FormatError as e:
-            yield Bad(where, e.kind, str(e), e.fix, info.file_size)
+            yield Bad(where, e.kind, str(e), e.fix, info.file_size, where)
         except (zipfile.BadZipFile, NotImplementedError, *formats.STREAM_ERRORS) as e:
             yield Bad(where, "corrupt_file", f"unreadable zip member ({formats.printable(str(e))})",
-                      "Re-download the archive", info.file_size)  # fmt: skip
+                      "Re-download the archive", info.file_size, where)  # fmt: skip
 
 
 def _head(f: IO[bytes]) -> bytes:
