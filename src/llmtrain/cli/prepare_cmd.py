@@ -113,7 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-bad-files",
         action="store_true",
         default=None,
-        help="skip undecodable/binary files and malformed JSONL lines, listing them in report.json",
+        help="skip files, lines, rows and records that cannot be used (undecodable, binary, "
+        "malformed, truncated), listing each with its place and lost bytes in the summary and "
+        "report.json",
     )
     p.add_argument(
         "--ignore-unknown",
