@@ -15,8 +15,9 @@ and the whole budget is spent: the chosen model trains for budget × achieved FL
 tokens (a little over 20 per parameter), ending on a WSD schedule whose decay the trainer
 places at the deadline (`train.max_time_sec`, Hägele et al. 2024: a 20 % cool-down matches
 cosine). If the data holds fewer than D / MAX_EPOCHS tokens the plan says so and trains a
-smaller model on at most MAX_EPOCHS passes (Muennighoff et al. 2023: up to 4 epochs of
-repeated data are almost as good as new data). The micro-batch is the largest that the
+model on at most MAX_EPOCHS passes, sized so the compute is still spent (Muennighoff et al.
+2023: up to 4 epochs of repeated data are almost as good as new data, and compute beyond them
+is better spent on parameters than on more epochs). The micro-batch is the largest that the
 memory estimate (`plan/memory.py`) fits into the device.
 """
 
@@ -36,7 +37,8 @@ from llmtrain.plan.memory import MemoryEstimate, fit_micro_batch
 from llmtrain.plan.shape import MAX_DEPTH, model_config, model_fields
 
 TOKENS_PER_PARAM = 20.0
-MAX_EPOCHS = 4.0
+MAX_EPOCHS = 4.0  # repeated data as good as new (Muennighoff et al. 2023)
+MAX_USEFUL_EPOCHS = 16.0  # beyond this, repetition stops paying (ibid.)
 MIN_STEPS = 200  # enough optimizer steps for warm-up, a stable phase and the decay
 EVAL_SHARE = 0.1  # of the wall budget kept for evals, checkpoints and start-up
 ASSUMED_GPU_MFU = 0.40  # GPU-hours budgets for a GPU not measured here (nanoGPT: 43 % on H200)
@@ -155,17 +157,26 @@ def make_plan(
     why.append(f"depth {depth} -> n_embd {fields['n_embd']}, {fields['n_head']} heads: "
                f"{n_params / 1e6:.2f}M matmul params, {fpt / 1e6:.2f} MFLOP/token")  # fmt: skip
     epochs = tokens / max(1, data_tokens)
-    if epochs > MAX_EPOCHS:
+    if epochs > MAX_EPOCHS:  # data-bound: the compute goes to parameters first, then epochs
         capped = MAX_EPOCHS * data_tokens
-        while depth > 1 and TOKENS_PER_PARAM * shape(depth)[2] > capped:
-            depth -= 1
+        depth = 1
+        for d in range(1, MAX_DEPTH + 1):
+            if capped * shape(d)[1] <= compute:
+                depth = d
         fields, fpt, n_params = shape(depth)
-        why.append(f"data too small: the budget buys {tokens:,.0f} tokens = {epochs:.1f} epochs "
-                   f"(> {MAX_EPOCHS:g}); instead depth {depth} ({n_params / 1e6:.2f}M params) for "
-                   f"{capped:,.0f} tokens ({MAX_EPOCHS:g} epochs), using "
-                   f"{capped * fpt / compute:.0%} of the budget. More text would buy a "
-                   "bigger model")  # fmt: skip
-        tokens, compute = capped, capped * fpt
+        tokens = min(compute / fpt, MAX_USEFUL_EPOCHS * data_tokens)
+        why.append(f"data too small: {epochs:.1f} epochs for the compute-optimal model "
+                   f"(> {MAX_EPOCHS:g}); instead the deepest model that {MAX_EPOCHS:g} epochs "
+                   f"fit: depth {depth}, {n_params / 1e6:.2f}M params, trained "
+                   f"{tokens / data_tokens:.1f} epochs (Muennighoff et al. 2023: repeated data is "
+                   "nearly as good as new for ~4 epochs and still helps up to ~16; compute "
+                   "beyond that is better spent on parameters). More text would buy a better "
+                   "model")  # fmt: skip
+        if tokens < compute / fpt:
+            why.append(f"the data cannot use the whole budget: it stops at "
+                       f"{MAX_USEFUL_EPOCHS:g} epochs, {tokens * fpt / compute:.0%} of it")  # fmt: skip
+        compute = tokens * fpt
+    epochs = tokens / max(1, data_tokens)
     lr, batch_tokens = lr_and_batch(compute)
     batch = _pow2_floor(batch_tokens / seq)
     while batch > 1 and tokens / (batch * seq) < MIN_STEPS:
