@@ -60,10 +60,11 @@ def test_a_bigger_budget_plans_a_deeper_model_and_the_config_loads(char_data, tm
     assert any("DeepSeek" in line for line in small.reasoning)
 
 
-def test_too_little_data_is_said_and_the_model_shrinks_to_it(char_data):
+def test_too_little_data_is_said_and_the_epochs_are_capped(char_data):
     p = make_plan(char_data, Budget(flops=1e18), seq=32)
     assert any("data too small" in line for line in p.reasoning)
-    assert p.estimates["epochs"] <= 4.0 + 1e-9
+    assert any("cannot use the whole budget" in line for line in p.reasoning)
+    assert p.estimates["epochs"] == pytest.approx(16.0)
 
 
 def test_a_budget_too_small_for_the_smallest_model_is_an_error(char_data):
