@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ IGNORE_INDEX = -100
 N_SPECIAL = 4  # ids 0..3 (PAD, UNK, BOS, EOS) are never masked or sampled as replacements
 
 
+@runtime_checkable
 class DataSource(Protocol):
     """Where an objective's batches come from: `len(source)` items, and `batch(indices)`, one
     sample of those items — whatever the objective's `make_batch` takes. `TokenWindows` is
