@@ -77,7 +77,15 @@ class Batch:
         return out
 
     def to(self, device: torch.device | str) -> Batch:
-        return replace(self, **self._map(lambda v: v.to(device, non_blocking=True)))
+        # to a GPU through pinned memory, so the copy is asynchronous and the host queues on
+        pin = torch.device(device).type == "cuda"
+
+        def move(v: torch.Tensor) -> torch.Tensor:
+            return (v.pin_memory() if pin and not v.is_pinned() else v).to(
+                device, non_blocking=True
+            )
+
+        return replace(self, **self._map(move))
 
     def rows(self, index: slice) -> Batch:
         """The batch of rows `index` (every tensor sliced on dim 0), counts recomputed."""
