@@ -25,6 +25,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from llmtrain.objectives.config import ObjectiveConfig
+    from llmtrain.tokenizer.words import WordBoundaries
 
 IGNORE_INDEX = -100
 N_SPECIAL = 4  # ids 0..3 (PAD, UNK, BOS, EOS) are never masked or sampled as replacements
@@ -192,13 +193,15 @@ class Objective:
         *,
         seed: int = 0,
         block_size: int = 512,
-        words: Any = None,
+        words: WordBoundaries | None = None,
     ) -> None:
         """`vocab_size`: the tokenizer's ids (without our extra ids); `options`: the run's
         typed `objective` config section; `words`: a `tokenizer.words.WordBoundaries` for
         whole-word masking (None: token level)."""
         self.tok_vocab = vocab_size
         self.seed = seed
+        self.block_size = block_size
+        self.words = words
         self.options = options
         self.label_smoothing = float(options.label_smoothing)
         self.z_loss = float(options.z_loss)
