@@ -239,7 +239,8 @@ class Objective:
         return batch.targets
 
     def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
-        """Add one eval batch's counts to `tally` (model output `out` of `forward`)."""
+        """Add one eval batch's counts to `tally` (model output `out` of `forward`);
+        `evaluate` has already added `loss` (the plain loss sum) and `n_targets`."""
         tgt = self.scored_targets(batch)
         keep = tgt != IGNORE_INDEX
         logits, tgt = out["logits"][keep].float(), tgt[keep]  # (n, V), (n,)
