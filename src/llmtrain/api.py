@@ -229,12 +229,13 @@ def evaluate(
     data: PathLike | None = None,
     split: str = "val",
     max_tokens: int = 0,
-    batch_size: int = 16,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """The run's (or checkpoint's) own objective on a prepared split (default: the val split
     of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
     metrics, perplexity and bits per byte where defined, with the checkpoint, step, data,
-    split and objective they are of (what `llmtrain eval` prints)."""
+    split and objective they are of (what `llmtrain eval` prints). `batch_size` defaults to
+    the run's micro-batch, so masked objectives draw the masks of the run's own val evals."""
     from llmtrain.data.loader import TokenWindows
     from llmtrain.data.shards import open_split, read_manifest
     from llmtrain.errors import DataError
@@ -270,7 +271,7 @@ def evaluate(
         objective,
         TokenWindows(open_split(data, split), seq, split),
         max_items=max(1, max_tokens // seq) if max_tokens else None,
-        micro_batch_size=batch_size,
+        micro_batch_size=batch_size or cfg.train.micro,
         device=prec.device,
         split=manifest["splits"][split],
     )
