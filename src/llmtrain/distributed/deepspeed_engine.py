@@ -102,22 +102,18 @@ def check_zero_options(stage: int, ds: dict[str, Any], run: Any) -> None:
             "train.auto_micro_batch is not supported with distributed.strategy=deepspeed; "
             "set train.micro_batch_size explicitly"
         )
-    if stage == 3 and run.distributed.activation_checkpointing:
-        raise ConfigError(
-            "ZeRO stage 3 with distributed.activation_checkpointing: ZeRO-3 gathers parameters "
-            "in its own module hooks, which torch's checkpoint wrapper re-runs outside them; "
-            'use DeepSpeed\'s "activation_checkpointing" section instead, or ZeRO stage 1/2'
-        )
-    if stage == 3 and run.train.compile:
-        raise ConfigError(
-            "ZeRO stage 3 with train.compile=true: the compiled blocks would trace ZeRO-3's "
-            "parameter gathering; set train.compile=false or use ZeRO stage 1/2"
-        )
-    offload = ds.get("zero_optimization", {}).get("offload_param")
-    if offload and stage != 3:
+    zero = ds.get("zero_optimization", {})
+    if zero.get("offload_param") and stage != 3:
         raise ConfigError(
             f"zero_optimization.offload_param needs ZeRO stage 3 (the config has stage {stage}); "
             "use offload_optimizer for stage 1/2, or set the stage to 3"
+        )
+    offloaded = [k for k in ("offload_optimizer", "offload_param") if zero.get(k)]
+    if offloaded and ds.get("zero_force_ds_cpu_optimizer", True):
+        raise ConfigError(
+            f"ZeRO stage {stage} with zero_optimization.{offloaded[0]}: ZeRO-Offload steps with "
+            "DeepSpeed's CPU Adam, but llmtrain builds the optimizer (optim.*); remove the "
+            'offload, or set "zero_force_ds_cpu_optimizer": false to run ours on the CPU (slow)'
         )
 
 
