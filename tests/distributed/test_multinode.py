@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import free_port, run_distributed
 from .test_data_parallel import assert_same_weights, losses, overrides, train, weights
 
@@ -112,3 +114,25 @@ def test_two_nodes_requeue_and_resume_on_one_node_and_one_process_exactly(dist_d
     assert len(losses(run)) == 40
     assert losses(run) == losses(tmp_path / "single")
     assert_same_weights(weights(run, 40), weights(tmp_path / "single", 40))
+
+
+def test_skypilot_task_is_valid_yaml_with_torchrun_fed_from_node_variables():
+    yaml = pytest.importorskip("yaml")
+    task = yaml.safe_load((ROOT / "launch" / "skypilot" / "train.yaml").read_text())
+    for key in ("name", "num_nodes", "resources", "setup", "run"):
+        assert key in task, key
+    assert task["num_nodes"] >= 2 and "accelerators" in task["resources"]
+    run = task["run"]
+    for var in ("SKYPILOT_NUM_NODES", "SKYPILOT_NODE_RANK", "SKYPILOT_NODE_IPS",
+                "SKYPILOT_NUM_GPUS_PER_NODE"):  # fmt: skip
+        assert f"${var}" in run or f'"${var}"' in run, var
+    assert "--rdzv_backend c10d" in run and "--resume" in run
+
+
+def test_sbatch_script_is_valid_bash_in_the_field_style():
+    text = SBATCH.read_text()
+    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+    for directive in ("--requeue", "--cpus-per-task", "--ntasks-per-node=1", "--signal="):
+        assert f"#SBATCH {directive}" in text, directive
+    assert "srun" in text and '--nnodes "$SLURM_NNODES"' in text
+    assert "NCCL_SOCKET_IFNAME" in text and "TORCH_NCCL_ASYNC_ERROR_HANDLING" in text
