@@ -120,6 +120,8 @@ def check_zero_options(stage: int, ds: dict[str, Any], run: Any) -> None:
 class DeepSpeedEngine:
     """The loop's engine interface over a `deepspeed.DeepSpeedEngine`."""
 
+    steps_torch_optimizer = False  # DeepSpeed's step wraps ours: no sync-free path
+
     def __init__(
         self, run: Any, info: DistInfo, model: nn.Module, optimizer: torch.optim.Optimizer
     ) -> None:
@@ -137,8 +139,8 @@ class DeepSpeedEngine:
         # the loss is already normalised over the step's tokens: no 1/accumulation here
         self.engine.backward(loss, scale_wrt_gas=False)
 
-    def clip_grad_norm(self, max_norm: float) -> float:
-        return 0.0  # DeepSpeed clips inside step(); its norm is reported after it
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        return torch.zeros(())  # DeepSpeed clips inside step(); its norm is reported after it
 
     def step(self) -> None:
         self.engine.step()

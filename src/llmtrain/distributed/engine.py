@@ -22,9 +22,10 @@ from llmtrain.distributed.process_group import DistInfo
 
 class Engine(Protocol):
     forward: nn.Module  # what the loop calls for the forward pass
+    steps_torch_optimizer: bool  # the loop may step the torch optimizer itself (sync-free)
 
     def backward(self, loss: torch.Tensor) -> None: ...
-    def clip_grad_norm(self, max_norm: float) -> float: ...
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor: ...
     def step(self) -> None: ...
     def zero_grad(self) -> None: ...
     def reported_grad_norm(self, before_step: float) -> float: ...
@@ -36,6 +37,8 @@ class TorchEngine:
     """Autograd + the torch optimizer; checkpoints full (DDP, one process) or sharded DCP
     (FSDP2, tensor parallel: loadable on any world size and TP degree)."""
 
+    steps_torch_optimizer = True
+
     def __init__(
         self, model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, sharded: bool
     ) -> None:
@@ -44,8 +47,9 @@ class TorchEngine:
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
 
-    def clip_grad_norm(self, max_norm: float) -> float:
-        return float(full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)))
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        """Clip in place; the total norm before clipping (a plain tensor, also under DTensor)."""
+        return full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
 
     def step(self) -> None:
         self.optimizer.step()
