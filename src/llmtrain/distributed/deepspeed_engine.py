@@ -12,10 +12,12 @@ eval/generate/export read them like any other. Launch with `deepspeed`, `torchru
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from llmtrain.distributed.config import DistributedConfig
@@ -128,6 +130,11 @@ class DeepSpeedEngine:
         deepspeed = import_deepspeed()
         ds = deepspeed_config(run.distributed, run.train, info, run)
         backend = "gloo" if not torch.cuda.is_available() else "nccl"
+        if not dist.is_initialized():  # one process: DeepSpeed still needs a group of one
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+            for var in ("LOCAL_RANK", "RANK"):  # what a launcher would have set
+                os.environ.setdefault(var, "0")
+            os.environ.setdefault("WORLD_SIZE", "1")
         deepspeed.init_distributed(dist_backend=backend, dist_init_required=False)
         self.engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, config=ds, dist_init_required=False
