@@ -4,8 +4,9 @@ run then continues on 1 node x 2 ranks and on 1 process, still exactly. The SLUR
 script runs under a faked SLURM (fake `srun`/`scontrol` on PATH, SLURM_* variables): its
 torchrun line starts the two agents, SIGUSR1 before the time limit stops the ranks at a step
 boundary with a checkpoint and requeues the job, and the requeued job resumes to the end.
-(A real slurmctld/slurmd needs root, munge keys and a cgroup setup this sandbox does not
-give; the fake runs the script itself, unchanged.)"""
+The fake runs the script itself, unchanged; test_slurm_local.py runs it under a real local
+SLURM when slurm-wlm is installed (there a requeued job waits out SLURM's ~150 s requeue
+delay, too slow for the suite, hence the fake for the requeue path)."""
 
 from __future__ import annotations
 
