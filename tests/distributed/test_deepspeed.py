@@ -36,6 +36,10 @@ def _zero_runs(data: Path, root: Path) -> None:
     train(data, root / "resumed", 8, resume=True, **_ds(2))
 
 
+def _zero2_one_process(data: Path, run: Path) -> None:
+    train(data, run, 4, **_ds(2))
+
+
 def test_zero_stages_train_like_one_process_and_resume_exactly(dist_data, tmp_path):
     pytest.importorskip("deepspeed")
     train(dist_data, tmp_path / "single", 8)
@@ -59,6 +63,9 @@ def test_zero_stages_train_like_one_process_and_resume_exactly(dist_data, tmp_pa
     ckpt = tmp_path / "resumed" / "checkpoints" / "step_000008"
     assert (ckpt / "deepspeed").is_dir() and not (ckpt / "optimizer.pt").exists()
     _converted_checkpoint_loads(ckpt, single)
+    # one process, 2 accumulated micro-batches: the accumulation boundary is DeepSpeed's
+    run_distributed(_zero2_one_process, 1, dist_data, tmp_path / "accum")
+    assert losses(tmp_path / "accum") == pytest.approx(ref[:4], rel=1e-6, abs=1e-6)
     # a DeepSpeed checkpoint does not resume under DDP / one process: one clear line
     with pytest.raises(CheckpointError, match="written by DeepSpeed.*strategy=deepspeed"):
         train(dist_data, tmp_path / "resumed", 12, resume=True)
