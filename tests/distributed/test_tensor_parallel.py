@@ -103,6 +103,11 @@ def test_bad_tensor_parallel_degrees_are_one_line_errors():
         check_tensor_parallel(DistributedConfig(tensor_parallel=2), 3)
     with pytest.raises(ConfigError, match="tensor_parallel=2 does not divide the world size 1"):
         check_tensor_parallel(DistributedConfig(tensor_parallel=2), 1)
+    from llmtrain.distributed import DistInfo, parallelize
+
+    with pytest.raises(ConfigError, match="needs distributed.strategy=fsdp .* not ddp"):
+        parallelize(model, DistributedConfig(tensor_parallel=2), DistInfo(0, 4, 0, tp=2),
+                    device=torch.device("cpu"))  # fmt: skip
     moe = build_model(ModelConfig(**{**LLAMA, "n_experts": 2}))
     with pytest.raises(ConfigError, match="does not support model.n_experts > 0"):
         check_tensor_parallel_model(moe, 2)
