@@ -8,6 +8,7 @@ with the CLI's names (`llmtrain.api`, imported on first use so `import llmtrain`
     run = lt.train(data, out="runs/mine", preset="gpt2-mini", max_steps=500)
     print(lt.evaluate(run))
     print(lt.generate(run, "Once upon a time", max_new_tokens=50))
+    cfg = lt.plan(data, minutes=10).config  # a run config from a budget
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         finetune,
         generate,
         load,
+        plan,
         prepare,
         train,
     )
@@ -39,6 +41,7 @@ __all__ = [
     "finetune",
     "generate",
     "load",
+    "plan",
     "prepare",
     "train",
 ]
