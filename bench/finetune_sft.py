@@ -4,6 +4,7 @@
 The instruction set is built here from a template over real words of the shared corpora
 (the most frequent alphabetic WikiText-2 words and Chinese Wikipedia characters): e.g.
 "Spell 'river' backwards." -> "revir", "What is the first letter of 'river'?" -> "r",
+"Repeat 'river' in brackets." -> "[river]",
 "把“中国”重复两遍。" -> "中国中国". Words are split 80/20: the held-out prompts use words never
 seen in SFT. The base is the run `bench/finetune_sentiment.py` pre-trained (pass --base),
 fine-tuned with `llmtrain.finetune.finetune(task="sft")` (loss on assistant tokens only);
@@ -32,6 +33,7 @@ TEMPLATES = [
     ("backwards", "Spell '{w}' backwards.", lambda w: w[::-1]),
     ("first_letter", "What is the first letter of '{w}'?", lambda w: w[0]),
     ("capitals", "Write '{w}' in capitals.", lambda w: w.upper()),
+    ("brackets", "Repeat '{w}' in brackets.", lambda w: f"[{w}]"),
 ]
 ZH_TEMPLATES = [("zh_repeat", "把“{w}”重复两遍。", lambda w: w + w)]
 
@@ -114,16 +116,20 @@ def main() -> None:
         f"train.checkpoint_every={max(50, args.steps // 3)}",
         "finetune.max_length=64",
     ]
-    res = finetune(
-        args.base,
-        task="sft",
-        data=str(out / "train.jsonl"),
-        val=str(out / "held.jsonl"),
-        out=run,
-        lora_rank=args.lora_rank or None,
-        overrides=sets,
-        show_progress=False,
-    )
+    if (run / "finetune.json").is_file():  # a finished run: score it again, no retraining
+        report = json.loads((run / "finetune.json").read_text())
+        res = {"step": report["best_checkpoint"], "elapsed_sec": None, "metrics": report["metrics"]}
+    else:
+        res = finetune(
+            args.base,
+            task="sft",
+            data=str(out / "train.jsonl"),
+            val=str(out / "held.jsonl"),
+            out=run,
+            lora_rank=args.lora_rank or None,
+            overrides=sets,
+            show_progress=False,
+        )
     after = load_trained(run, best=True)
     fmt = ChatFormat.load(run)
     before = load_trained(args.base)  # the base, its embeddings grown for the chat tokens
@@ -138,7 +144,8 @@ def main() -> None:
     reply = "".join(chat_reply(after.model, after.tokenizer, fmt, sample[:1], max_new_tokens=24))
     print(f"example: {sample[0]['content']!r} -> {reply!r} (expected {sample[1]['content']!r})")
     print(
-        f"held-out exact match: before SFT {em_before:.3f}, after {em_after:.3f} ({len(held)} prompts, {len(train)} SFT examples)"
+        f"held-out exact match: before SFT {em_before}, after {em_after} "
+        f"({len(held)} prompts, {len(train)} SFT examples)"
     )
     print(
         json.dumps(
