@@ -4,12 +4,16 @@ checksums, sharded DCP checkpoints under FSDP, and a run-directory lock."""
 
 from llmtrain.checkpoint.io import (
     best_checkpoint,
+    checkpoint_ok,
     find_checkpoint,
+    last_verified_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     load_model_weights,
+    read_state,
     save_checkpoint,
+    select_checkpoint,
     verify_checksums,
 )
 from llmtrain.checkpoint.lock import RunDirLock
@@ -17,11 +21,15 @@ from llmtrain.checkpoint.lock import RunDirLock
 __all__ = [
     "RunDirLock",
     "best_checkpoint",
+    "checkpoint_ok",
     "find_checkpoint",
+    "last_verified_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_model_weights",
+    "read_state",
     "save_checkpoint",
+    "select_checkpoint",
     "verify_checksums",
 ]

@@ -1,5 +1,5 @@
-"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v] [--resume]
-[--init-from HF_DIR]`."""
+"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v]
+[--resume | --resume-from STEP] [--no-verify] [--init-from HF_DIR]`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the latest checkpoint in --out (exactly where it stopped)",
+        help="continue from the latest checkpoint in --out (exactly where it stopped); it "
+        "is verified against its checksums first",
+    )
+    p.add_argument(
+        "--resume-from",
+        metavar="STEP",
+        help="continue from the checkpoint of this step in --out (or a checkpoint directory), "
+        "e.g. when the latest one is damaged; implies --resume",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load the checkpoint even when its checksums do not match (a hand-edited or "
+        "damaged one); the last checkpoint that does verify is never pruned",
     )
     p.add_argument(
         "--init-from",
@@ -50,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.train.trainer import Trainer
 
     out = Path(args.out)
+    check_run_dir(out)
+    resume = args.resume or args.resume_from is not None
     base = None
-    if args.resume and (out / "config.json").is_file():
+    if resume and (out / "config.json").is_file():
         base = load_json_file(out / "config.json")  # the run's own config; flags may extend it
     if args.init_from and base is None:  # the HF config, below --preset/--config/--set
         from llmtrain.models.hf_interop import hf_run_defaults
@@ -69,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"
         )
-    trainer = Trainer(cfg, out, resume=args.resume, show_progress=not args.quiet)
+    trainer = Trainer(
+        cfg,
+        out,
+        resume=resume,
+        show_progress=not args.quiet,
+        resume_from=args.resume_from,
+        verify=not args.no_verify,
+    )
+    cfg = trainer.cfg  # resolved: the micro-batch for this world size, the data's vocabulary
     t, world = cfg.train, trainer.dist.world_size
     say = print if trainer.dist.is_rank0 else (lambda *a, **k: None)
     say(
@@ -90,6 +113,23 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoints {out / 'checkpoints'}"
     )
     return trainer.stop.exit_code  # 0 done (or time budget spent), 75 stopped by a signal
+
+
+def check_run_dir(out: Path) -> None:
+    """--out must be a directory we can create and write (not a file, a device or /proc)."""
+    from llmtrain.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose a new run directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"--out {out} is not a writable directory ({e.strerror or e}); choose another path"
+        ) from None
 
 
 def parse_duration(text: str) -> float:

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 
 @dataclass
-class DistributedConfig:
+class DistributedConfig(ConfigSection):
+    _prefix = 'distributed'
+
     # ddp: replicate the model; fsdp: FSDP2 shards parameters, grads and optimizer state, and
     # checkpoints are sharded (torch.distributed.checkpoint), loadable on any world size
     strategy: Literal["ddp", "fsdp"] = "ddp"

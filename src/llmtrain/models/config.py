@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 GATED_MLPS = ("swiglu", "geglu", "geglu_tanh")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(ConfigSection):
+    _prefix = 'model'
+
     # decoder: causal LM (GPT-2, Llama, Mixtral); encoder: bidirectional (BERT, RoBERTa,
     # ELECTRA); encoder_decoder: T5 (the decoder cross-attends to the encoder's output).
     architecture: Literal["decoder", "encoder", "encoder_decoder"] = "decoder"

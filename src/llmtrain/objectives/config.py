@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import torch
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
 from llmtrain.objectives.base import Objective
@@ -29,7 +30,9 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 @dataclass
-class ObjectiveConfig:
+class ObjectiveConfig(ConfigSection):
+    _prefix = 'objective'
+
     mask_prob: float = 0.15  # MLM: share of tokens selected
     mask_token_frac: float = 0.8  # of the selected: replaced by MASK
     random_token_frac: float = 0.1  # of the selected: replaced by a random token

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(ConfigSection):
+    _prefix = "optim"
+
     # adamw | adafactor (factored second moments: less memory) | sgd (momentum, nesterov) |
     # muon (Muon on hidden matrices + AdamW on embeddings, head, norms, biases; optim/muon.py)
     name: Literal["adamw", "adafactor", "sgd", "muon"] = "adamw"

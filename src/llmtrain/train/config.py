@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmtrain.config import (
+    ConfigSection,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -25,10 +26,14 @@ from llmtrain.train.faults import StabilityConfig
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigSection):
+    _prefix = "train"
+
     max_steps: int = 1000
     batch_size: int = 32  # GLOBAL batch: sequences per optimizer step, whatever the hardware
-    micro_batch_size: int | None = None  # sequences per device per forward; None = batch_size
+    # sequences per device per forward; None = batch_size / world size (the same config runs
+    # on 1 process and under torchrun; --auto-micro-batch lowers it if memory needs)
+    micro_batch_size: int | None = None
     lr: float = 6e-4
     min_lr: float = 6e-5
     warmup_steps: int = 100
@@ -60,18 +65,26 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch; None = all cores
     # clm | prefix_lm (decoder); mlm | sop | nsp | electra (encoder); span (encoder_decoder)
     objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "electra"] = "clm"
-    sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
+    # decoder models: write a short generated sample to metrics.jsonl every N steps (0 = off)
+    sample_every: int = 0
     max_time_sec: float | None = None  # training-time budget: checkpoint and stop (--max-time)
 
     def validate(self) -> None:
-        positive = ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every")
+        positive = (
+            "max_steps",
+            "batch_size",
+            "eval_every",
+            "eval_tokens",
+            "checkpoint_every",
+            "log_every",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        micro = self.micro
-        if micro <= 0:
-            raise ConfigError(f"train.micro_batch_size must be positive, got {micro}")
-        if self.batch_size % micro != 0:
+        micro = self.micro_batch_size
+        if micro is not None and micro <= 0:
+            raise ConfigError(f"train.micro_batch_size must be positive or null, got {micro}")
+        if micro is not None and self.batch_size % micro != 0:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) must be a multiple of "
                 f"train.micro_batch_size ({micro}); e.g. set train.micro_batch_size="
@@ -82,12 +95,20 @@ class TrainConfig:
                 f"need 0 <= train.min_lr <= train.lr and train.lr > 0; got lr={self.lr}, "
                 f"min_lr={self.min_lr}"
             )
-        if self.warmup_steps < 0:
-            raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.seed}")
+        at_least_0 = ("warmup_steps", "keep_last", "sample_every")
+        for name in at_least_0:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.grad_clip < 0:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"train.threads must be positive or null, got {self.threads}")
+        for name in ("threads", "lr_decay_steps", "batch_size_start", "seq_len_start"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"train.{name} must be positive or null, got {v}")
+        if self.max_time_sec is not None and self.max_time_sec < 0:
+            raise ConfigError(f"train.max_time_sec must be >= 0 or null, got {self.max_time_sec}")
         self._validate_schedule_knobs()
 
     def _validate_schedule_knobs(self) -> None:
@@ -103,17 +124,30 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"train.{name} must be {want}, got {getattr(self, name)}")
 
+    def micro_for(self, world_size: int = 1) -> int:
+        """Sequences per rank per forward: `micro_batch_size`, or batch_size / world size."""
+        if self.micro_batch_size is not None:
+            return self.micro_batch_size
+        if self.batch_size % world_size != 0:
+            raise ConfigError(
+                f"train.batch_size ({self.batch_size}) must be divisible by the world size "
+                f"({world_size} processes); pick a multiple of {world_size}"
+            )
+        return self.batch_size // world_size
+
     @property
     def micro(self) -> int:
-        return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+        """The micro-batch of a resolved config (one process when it was left unset)."""
+        return self.micro_for(1)
 
     def grad_accum(self, world_size: int = 1) -> int:
         """Micro-batches per optimizer step on each rank: batch / (micro × world)."""
-        per_step = self.micro * world_size
+        micro = self.micro_for(world_size)
+        per_step = micro * world_size
         if self.batch_size % per_step != 0:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) is not divisible by "
-                f"train.micro_batch_size ({self.micro}) x world size ({world_size}); "
+                f"train.micro_batch_size ({micro}) x world size ({world_size}); "
                 "pick a global batch that is a multiple of their product"
             )
         return self.batch_size // per_step
@@ -124,12 +158,14 @@ def _largest_divisor_at_most(n: int, k: int) -> int:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ConfigSection):
+    _prefix = "data"
+
     path: str = ""  # the prepared DATA_DIR (set by --data)
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigSection):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
