@@ -287,8 +287,11 @@ def select_checkpoint(
         read_state(ckpt)
     except CheckpointError as e:
         good = [int(c.name[len(PREFIX) :]) for c in found if c != ckpt and checkpoint_ok(c)]
+        msg = str(e)
+        if "--resume-from" not in msg:
+            msg += "; use an earlier checkpoint (--resume-from STEP)"
         hint = f" (checkpoints that verify: {', '.join(map(str, good))})" if good else ""
-        raise CheckpointError(f"{e}{hint}") from None
+        raise CheckpointError(f"{msg}{hint}") from None
     return ckpt
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import add_verify_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", choices=["val", "train"])
     p.add_argument("--max-tokens", type=int, default=0, help="evaluate at most N tokens (0 = all)")
     p.add_argument("--batch-size", type=int, default=16)
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.eval import evaluate_split
     from llmtrain.train.precision import resolve_precision
 
-    loaded = load_trained(args.checkpoint)
+    loaded = load_trained(args.checkpoint, verify=not args.no_verify)
     data = args.data or loaded.config.data.path
     manifest = read_manifest(data)
     vocab = int(manifest["tokenizer"]["vocab_size"])

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import add_verify_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a trained model (Hugging Face)", description=__doc__)
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checked against the model's options. ELECTRA also writes its generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.export import export_hf
 
-    loaded = load_trained(args.checkpoint)
+    loaded = load_trained(args.checkpoint, verify=not args.no_verify)
     tok = None if args.no_tokenizer else loaded.tokenizer
     res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")

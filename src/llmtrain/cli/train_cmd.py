@@ -63,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.train.trainer import Trainer
 
     out = Path(args.out)
-    check_run_dir(out)
     resume = args.resume or args.resume_from is not None
     base = None
     if resume and (out / "config.json").is_file():
@@ -80,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.auto_micro_batch:
         overrides.append("train.auto_micro_batch=true")
     cfg = load_run_config(args.config, args.preset, overrides, base=base)
+    check_run_dir(out)  # after the config: a bad value leaves nothing behind
     if not cfg.data.path:
         raise ConfigError(
             "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"

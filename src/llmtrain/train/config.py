@@ -29,14 +29,14 @@ from llmtrain.train.faults import StabilityConfig
 class TrainConfig(ConfigSection):
     _prefix = "train"
 
-    max_steps: int = 1000
+    max_steps: int = 1000  # optimizer steps to train for
     batch_size: int = 32  # GLOBAL batch: sequences per optimizer step, whatever the hardware
     # sequences per device per forward; None = batch_size / world size (the same config runs
     # on 1 process and under torchrun; --auto-micro-batch lowers it if memory needs)
     micro_batch_size: int | None = None
-    lr: float = 6e-4
-    min_lr: float = 6e-5
-    warmup_steps: int = 100
+    lr: float = 6e-4  # peak learning rate (after warm-up)
+    min_lr: float = 6e-5  # the LR the schedule decays to
+    warmup_steps: int = 100  # linear LR warm-up from lr/warmup_steps to lr
     # cosine | linear | constant | inverse_sqrt | exponential | step | wsd (optim/schedule.py)
     # | plateau (val-loss driven, train/lr_control.py)
     lr_schedule: Literal[
@@ -53,15 +53,16 @@ class TrainConfig(ConfigSection):
     seq_len_start: int | None = None  # tokens per row at step 0 (rounded to a block divisor)
     auto_micro_batch: bool = False  # pick the largest micro-batch that fits (--auto-micro-batch)
     grad_clip: float = 1.0  # 0 disables clipping
-    eval_every: int = 250
+    eval_every: int = 250  # steps between val evaluations (and at the end)
     eval_tokens: int = 262144  # val tokens per periodic eval (the whole split if smaller)
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 1000  # steps between checkpoints (and at the end / on a stop)
     keep_last: int = 3  # checkpoints kept on disk (0 = keep all)
-    log_every: int = 10
-    seed: int = 1337
+    log_every: int = 10  # steps between train records in metrics.jsonl and the console
+    seed: int = 1337  # seeds init, data order and objectives (0 .. 2**32-1)
+    # auto = bf16 where supported (CPU, Ampere+), fp16 with loss scaling on older GPUs
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compile: Literal["auto", "on", "off"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile; auto = on CUDA only
     threads: int | None = None  # CPU threads for torch; None = all cores
     # clm | prefix_lm (decoder); mlm | sop | nsp | electra (encoder); span (encoder_decoder)
     objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "electra"] = "clm"

@@ -40,26 +40,22 @@ class PrepareConfig(ConfigSection):
     skip_bad_files: bool = False  # skip (and report) undecodable files and bad JSONL lines
     overwrite: bool = False  # replace a complete DATA_DIR
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
-    quality: Literal["off", "web"] = (
-        "off"  # off | web (Gopher quality + repetition, C4, FineWeb line rules)
-    )
+    # off | web (Gopher quality + repetition, C4, FineWeb line rules)
+    quality: Literal["off", "web"] = "off"
     quality_set: list[str] = field(default_factory=list)  # "filter[.script].field=value"
-    zh_words: Literal["chars", "jieba"] = (
-        "chars"  # Chinese words for the quality filters: chars | jieba (zh extra)
-    )
+    # Chinese words for the quality filters: chars | jieba (zh extra)
+    zh_words: Literal["chars", "jieba"] = "chars"
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
     detect_language: bool = False  # tag languages (report's language mix) without filtering
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
-    near_dedup_preset: Literal["recall", "fineweb"] = (
-        "recall"  # recall (28x4 + check, default) | fineweb (14x8)
-    )
+    # recall (28x4 bands + signature check, default) | fineweb (FineWeb's 14x8)
+    near_dedup_preset: Literal["recall", "fineweb"] = "recall"
     near_dedup_threshold: float | None = None  # replaces the preset's signature-check threshold
     decontaminate: list[str] = field(default_factory=list)  # evaluation files (JSONL / text)
     decontaminate_ngram: int = 13  # shared word n-gram length that marks contamination
-    decontaminate_mode: Literal["drop", "flag"] = (
-        "drop"  # drop | flag (keep, annotate in --keep-text)
-    )
+    # drop (remove contaminated documents) | flag (keep them, annotated in --keep-text)
+    decontaminate_mode: Literal["drop", "flag"] = "drop"
     keep_text: bool = False  # also write documents.jsonl: the cleaned text the model sees
     shard_index: int = 0  # this part of a --num-shards run (0-based)
     num_shards: int = 1  # split the input files into this many independent parts
