@@ -12,7 +12,7 @@ from llmtrain.errors import ConfigError
 
 @dataclass
 class DistributedConfig(ConfigSection):
-    _prefix = 'distributed'
+    _prefix = "distributed"
 
     # ddp: replicate the model; fsdp: FSDP2 shards parameters, grads and optimizer state, and
     # checkpoints are sharded (torch.distributed.checkpoint), loadable on any world size

@@ -18,7 +18,7 @@ GATED_MLPS = ("swiglu", "geglu", "geglu_tanh")
 
 @dataclass
 class ModelConfig(ConfigSection):
-    _prefix = 'model'
+    _prefix = "model"
 
     # decoder: causal LM (GPT-2, Llama, Mixtral); encoder: bidirectional (BERT, RoBERTa,
     # ELECTRA); encoder_decoder: T5 (the decoder cross-attends to the encoder's output).

@@ -13,7 +13,7 @@ from llmtrain.errors import ConfigError
 
 @dataclass
 class MonitorConfig(ConfigSection):
-    _prefix = 'monitor'
+    _prefix = "monitor"
 
     tensorboard: bool = False  # event files in RUN_DIR/tensorboard (`tensorboard --logdir`)
     wandb: bool = False  # Weights & Biases run in RUN_DIR/wandb

@@ -31,7 +31,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 @dataclass
 class ObjectiveConfig(ConfigSection):
-    _prefix = 'objective'
+    _prefix = "objective"
 
     mask_prob: float = 0.15  # MLM: share of tokens selected
     mask_token_frac: float = 0.8  # of the selected: replaced by MASK
