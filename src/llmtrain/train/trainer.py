@@ -97,19 +97,8 @@ class Trainer:
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
         self.source = TrainBatches(self.train_windows, cfg.train.seed)  # samples by index
-        self.model = build_model(cfg.model, device=self.prec.device)
         fresh = not (resume and latest_checkpoint(self.ckpt_root))
-        if cfg.model.init_from and fresh:
-            init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
-        freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
-        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
-            self.model,
-            cfg.distributed,
-            self.dist,
-            device=self.prec.device,
-            compile=self.prec.compile,
-            activation_checkpointing=cfg.distributed.activation_checkpointing,
-        )
+        self._build_model(fresh)
         if cfg.train.auto_micro_batch and fresh:
             args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
             micro = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
@@ -131,6 +120,21 @@ class Trainer:
         with self:  # the run directory is ours while we check and write it
             self._prepare_run_dir(resume, resume_from)
 
+    def _build_model(self, fresh: bool) -> None:
+        cfg = self.cfg
+        self.model = build_model(cfg.model, device=self.prec.device)
+        if cfg.model.init_from and fresh:
+            init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
+        freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
+        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
+            self.model,
+            cfg.distributed,
+            self.dist,
+            device=self.prec.device,
+            compile=self.prec.compile,
+            activation_checkpointing=cfg.distributed.activation_checkpointing,
+        )
+
     def _resolve(self, cfg: RunConfig) -> RunConfig:
         """A copy of `cfg` with the derived values filled in (the user's is left as given)."""
         vocab = int(self.manifest["tokenizer"]["vocab_size"]) + self.objective.extra_vocab
@@ -146,6 +150,16 @@ class Trainer:
             model=replace(m, vocab_size=m.vocab_size or vocab),
             train=replace(cfg.train, micro_batch_size=micro),
         )
+
+    def recorded_config(self) -> dict[str, Any]:
+        """What config.json and checkpoints record: the resolved config, except that a
+        micro-batch left unset stays unset (it depends on the world size, so a resume on
+        another number of processes derives it again); one chosen by --auto-micro-batch is
+        recorded, as a resume does not measure again."""
+        out = config_to_dict(self.cfg)
+        if self.user_cfg.train.micro_batch_size is None and not self.cfg.train.auto_micro_batch:
+            out["train"]["micro_batch_size"] = None
+        return out
 
     def __enter__(self) -> Trainer:
         if self.dist.is_rank0 and self._lock is None:
@@ -177,10 +191,10 @@ class Trainer:
         tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
         if tok_src.is_dir():
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", config_to_dict(self.cfg))
+        atomic_write_json(self.run_dir / "config.json", self.recorded_config())
         resumed = self.step if ckpt is not None else None
         self.logger = RunMonitor(  # metrics.jsonl + trackers + in-loop probes (monitor/)
-            self.cfg.monitor, self.run_dir, config_to_dict(self.cfg), resumed, self.prec.device
+            self.cfg.monitor, self.run_dir, self.recorded_config(), resumed, self.prec.device
         )
         self.logger.watch(self.model, self.optimizer)
         if self.prec.device.type == "cpu":  # MFU against a measured matmul peak
@@ -437,7 +451,7 @@ class Trainer:
             self.model,
             self.optimizer,
             state,
-            config_to_dict(self.cfg),
+            self.recorded_config(),
             keep_last=self.cfg.train.keep_last,
             protect=self.protected,  # the last verified checkpoint of a --no-verify resume
             sharded=self.cfg.distributed.strategy == "fsdp",  # DCP: loads on any world size
