@@ -180,7 +180,9 @@ class Trainer:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = select_checkpoint(self.ckpt_root, resume_from, self.verify) if resume else None
-        self.protected = last_verified_checkpoint(self.ckpt_root, ckpt) if ckpt else None
+        # --no-verify: the last checkpoint that verifies is never pruned by this run
+        unverified = ckpt is not None and not self.verify
+        self.protected = last_verified_checkpoint(self.ckpt_root, ckpt) if unverified else None
         if ckpt is not None:
             state = load_checkpoint(ckpt, self.model, self.optimizer, verify=self.verify)
             self._restore(state)
