@@ -16,11 +16,12 @@ from llmtrain.checkpoint.io import (
     select_checkpoint,
     verify_checksums,
 )
-from llmtrain.checkpoint.lock import RunDirLock
+from llmtrain.checkpoint.lock import RunDirLock, check_run_dir
 
 __all__ = [
     "RunDirLock",
     "best_checkpoint",
+    "check_run_dir",
     "checkpoint_ok",
     "find_checkpoint",
     "last_verified_checkpoint",
