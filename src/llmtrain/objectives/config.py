@@ -44,7 +44,7 @@ class ObjectiveConfig(ConfigSection):
     mean_span: float = 3.0  # span: mean noise-span length
     sentence_weight: float = 1.0  # SOP/NSP loss weight relative to the MLM mean
     disc_weight: float = DISC_WEIGHT  # ELECTRA: discriminator loss weight λ (paper: 50)
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # share of target mass spread uniformly, in [0, 1)
     z_loss: float = 0.0  # coefficient of (log Z)² per target token
 
     def validate(self) -> None:
