@@ -102,6 +102,11 @@ RESUME_REFUSED = [
     ),
     ("state not json", lambda r: edit_state(r, 6, "{not json"), "state.json is missing or corrupt"),
     (
+        "state elapsed a string",
+        lambda r: edit_state(r, 6, lambda s: json.dumps({**s, "elapsed_sec": "soon"})),
+        "'elapsed_sec' is 'soon'",
+    ),
+    (
         "resealed truncated optimizer",
         lambda r: (
             (ckpt(r, 6) / "optimizer.pt").write_bytes(b"PK\x03\x04junk"),

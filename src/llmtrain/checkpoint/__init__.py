@@ -3,6 +3,7 @@ and safe loading (safetensors for weights, `weights_only=True` for the optimizer
 checksums, sharded DCP checkpoints under FSDP, and a run-directory lock."""
 
 from llmtrain.checkpoint.io import (
+    LOOP_KEYS,
     best_checkpoint,
     checkpoint_ok,
     find_checkpoint,
@@ -19,6 +20,7 @@ from llmtrain.checkpoint.io import (
 from llmtrain.checkpoint.lock import RunDirLock, check_run_dir
 
 __all__ = [
+    "LOOP_KEYS",
     "RunDirLock",
     "best_checkpoint",
     "check_run_dir",

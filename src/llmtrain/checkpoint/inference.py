@@ -51,7 +51,7 @@ def load_trained(
     model = build_model(cfg.model, device=torch.device(device))
     load_model_weights(model, ckpt)
     model.eval()
-    state = read_state(ckpt)
+    state = read_state(ckpt, keys=("step",))
     return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, state["step"])
 
 

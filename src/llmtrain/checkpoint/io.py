@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -214,7 +215,8 @@ def verify_checksums(ckpt_dir: str | Path, option: str = "--resume-from STEP") -
     earlier = f"use an earlier checkpoint ({option}), or --no-verify to load it anyway"
     if not (d / CHECKSUMS).is_file():
         state = read_json(d / "state.json")
-        if isinstance(state, dict) and state.get("format", 1) >= FORMAT:
+        fmt = state.get("format", 1) if isinstance(state, dict) else 1
+        if not isinstance(fmt, int) or fmt >= FORMAT:
             raise CheckpointError(
                 f"checkpoint {d} has no {CHECKSUMS} (every checkpoint of this version has one: "
                 f"it was removed or the copy is incomplete); {earlier}"
@@ -244,21 +246,32 @@ def checkpoint_ok(ckpt_dir: Path) -> bool:
     return True
 
 
-def read_state(ckpt_dir: str | Path) -> dict[str, Any]:
-    """state.json of a checkpoint, with `step` (and `tokens`) checked: a CheckpointError
-    naming the file otherwise."""
+LOOP_KEYS = ("step", "tokens", "elapsed_sec")  # what a resume needs from state.json
+
+
+def read_state(ckpt_dir: str | Path, keys: tuple[str, ...] = LOOP_KEYS) -> dict[str, Any]:
+    """state.json of a checkpoint with `keys` checked (counts: integers >= 0; elapsed_sec: a
+    finite number >= 0): a one-line CheckpointError naming the file and key otherwise."""
     path = Path(ckpt_dir) / "state.json"
     state = read_json(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint file {path} is corrupt: not a JSON object")
-    for key in ("step", "tokens"):
-        v = state.get(key, 0 if key == "tokens" else None)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    for key in keys:
+        v = state.get(key)
+        number = (float,) if key == "elapsed_sec" else ()
+        ok = isinstance(v, (int, *number)) and not isinstance(v, bool) and 0 <= v < math.inf
+        if not ok:
+            want = "a number" if number else "an integer"
             raise CheckpointError(
-                f"checkpoint file {path} is corrupt: '{key}' is {v!r}, expected an integer "
-                ">= 0; use an earlier checkpoint (--resume-from STEP)"
+                f"checkpoint file {path} is corrupt: '{key}' is {v!r}, expected {want} >= 0; "
+                "use an earlier checkpoint (--resume-from STEP)"
             )
     return state
+
+
+def _step_of(ckpt: Path) -> int | None:
+    name = ckpt.name[len(PREFIX) :]
+    return int(name) if ckpt.name.startswith(PREFIX) and name.isdigit() else None
 
 
 def select_checkpoint(
@@ -297,8 +310,10 @@ def select_checkpoint(
 
 def last_verified_checkpoint(ckpt_root: str | Path, upto: Path) -> Path | None:
     """The latest checkpoint at or before `upto` that verifies (None if none does)."""
+    last = _step_of(upto)
     for c in reversed(list_checkpoints(ckpt_root)):
-        if int(c.name[len(PREFIX) :]) <= int(upto.name[len(PREFIX) :]) and checkpoint_ok(c):
+        step = _step_of(c)
+        if (last is None or (step is not None and step <= last)) and checkpoint_ok(c):
             return c
     return None
 
@@ -363,16 +378,18 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     verify: bool = True,
+    require: tuple[str, ...] = ("step",),
 ) -> dict[str, Any]:
     """Restore model, optimizer and RNG state; return the loop state (state.json).
 
-    Checksums are verified first (unless `verify` is False). A checkpoint with `dcp/` (written under FSDP) loads into
+    Checksums are verified first (unless `verify` is False), and state.json's `require`d keys
+    (a resume: `LOOP_KEYS`). A checkpoint with `dcp/` (written under FSDP) loads into
     any world size, sharded or not, and a full one (DDP, one process) into an FSDP model too;
     under torch.distributed every rank calls this."""
     d = Path(ckpt_dir)
     if verify:
         verify_checksums(d)
-    state = read_state(d)
+    state = read_state(d, require)
     try:
         from llmtrain.checkpoint.sharded import is_sharded, load_full_into_sharded, load_sharded
 

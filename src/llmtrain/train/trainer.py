@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from llmtrain.checkpoint import (
+    LOOP_KEYS,
     RunDirLock,
     last_verified_checkpoint,
     latest_checkpoint,
@@ -201,7 +202,9 @@ class Trainer:
         unverified = ckpt is not None and not self.verify
         self.protected = last_verified_checkpoint(self.ckpt_root, ckpt) if unverified else None
         if ckpt is not None:
-            state = load_checkpoint(ckpt, self.model, self.optimizer, verify=self.verify)
+            state = load_checkpoint(
+                ckpt, self.model, self.optimizer, verify=self.verify, require=LOOP_KEYS
+            )
             self._restore(state)
             self.elapsed = state["elapsed_sec"]
             self.sampler.skips = DataSkips(state.get("data_skips", []))
