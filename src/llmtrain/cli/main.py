@@ -13,7 +13,18 @@ import sys
 from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
-COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "config")
+COMMANDS = (
+    "env",
+    "prepare",
+    "train",
+    "eval",
+    "generate",
+    "demo",
+    "monitor",
+    "export",
+    "plan",
+    "config",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,15 +20,13 @@ from llmtrain.checkpoint import (
     RunDirLock,
     last_verified_checkpoint,
     latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
     select_checkpoint,
 )
 from llmtrain.config import config_to_dict
 from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
-from llmtrain.distributed.parallelize import full_norm
+from llmtrain.distributed.engine import build_engine
 from llmtrain.errors import ConfigError
 from llmtrain.eval import evaluate
 from llmtrain.models import build_model
@@ -102,14 +100,18 @@ class Trainer:
         fresh = not (resume and latest_checkpoint(self.ckpt_root))
         self._build_model(fresh)
         if cfg.train.auto_micro_batch and fresh:
-            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
+            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.dp_size)
             micro = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
             self.cfg = cfg = replace(cfg, train=replace(cfg.train, micro_batch_size=micro))
         t = cfg.train
-        # the sample range of each micro-batch: batch-size / seq-len warm-up, rollback skips
-        self.sampler = Sampler(BatchRamp.from_config(t, self.dist.world_size, seq))
+        # the sample range of each micro-batch: batch-size / seq-len warm-up, rollback skips;
+        # over the data-parallel ranks (tensor-parallel ranks of a group read the same data)
+        self.sampler = Sampler(BatchRamp.from_config(t, self.dist.dp_size, seq))
         self.accum = self.sampler.ramp.full_accum
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
+        # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine
+        self.engine = build_engine(cfg, self.dist, self.model, self.step_fn, self.optimizer)
+        self.step_fn = self.engine.forward
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
         self.deferred = self._deferred_stats()  # sync-free steps (CUDA + fused AdamW)
@@ -145,6 +147,7 @@ class Trainer:
         """Whether the loss and grad norm may stay on the device (`train/step_stats.py`)."""
         mode = self.cfg.train.sync_free
         possible = self.scaler is None and supports_device_skip(self.optimizer)
+        possible = possible and self.engine.steps_torch_optimizer  # not under DeepSpeed
         if mode == "on" and not possible:
             raise ConfigError(
                 "train.sync_free=on needs optim.implementation=fused AdamW/Adam and no fp16 "
@@ -162,7 +165,7 @@ class Trainer:
                 f"model.vocab_size ({m.vocab_size}) is smaller than the data's tokenizer "
                 f"vocabulary ({vocab}); set model.vocab_size=0 to take it from the data"
             )
-        micro = cfg.train.micro_for(self.dist.world_size)  # unset: batch_size / world size
+        micro = cfg.train.micro_for(self.dist.dp_size)  # unset: batch / data-parallel ranks
         return replace(
             cfg,
             model=replace(m, vocab_size=m.vocab_size or vocab),
@@ -202,9 +205,7 @@ class Trainer:
         unverified = ckpt is not None and not self.verify
         self.protected = last_verified_checkpoint(self.ckpt_root, ckpt) if unverified else None
         if ckpt is not None:
-            state = load_checkpoint(
-                ckpt, self.model, self.optimizer, verify=self.verify, require=LOOP_KEYS
-            )
+            state = self.engine.load(ckpt, verify=self.verify, require=LOOP_KEYS)
             self._restore(state)
             self.elapsed = state["elapsed_sec"]
             self.sampler.skips = DataSkips(state.get("data_skips", []))
@@ -235,7 +236,7 @@ class Trainer:
         """Micro-batch `micro` of this step for this rank, read from the sample source (the
         time it takes counts as data wait)."""
         t0 = time.perf_counter()
-        rows = self.sampler.sample_range(self.step, micro, self.dist.rank)
+        rows = self.sampler.sample_range(self.step, micro, self.dist.dp_rank)
         sample = self.source.samples(rows.start, len(rows))
         if self.sampler.ramp.seq_warmup:  # sequence-length warm-up: shorter rows
             sample = split_rows(sample, self.sampler.ramp.seq_len_at(self.step))
@@ -262,12 +263,12 @@ class Trainer:
                 loss_sum, metrics = (self.loss_fn or self.objective.loss)(out, batch)
                 totals = {k: totals.get(k, 0) + v for k, v in metrics.items()}
                 loss = loss_sum / n_targets
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                self.engine.backward(self.scaler.scale(loss) if self.scaler else loss)
             loss_total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else float("inf")
-        grad_norm = full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        grad_norm = self.engine.clip_grad_norm(clip)  # a tensor; DeepSpeed: 0, it clips in step
         loss_total = all_sum(loss_total)
         if self.deferred is not None:  # no host read: decide on the device, read a step late
             return self._deferred_update(loss_total, grad_norm, n_tokens, totals)
@@ -283,8 +284,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         elif skip is None:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            self.engine.step()
+        self.engine.zero_grad()
+        grad_norm = self.engine.reported_grad_norm(grad_norm)
         return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
 
     def _deferred_update(
@@ -363,7 +365,7 @@ class Trainer:
                     continue
                 self.step += 1
                 console.step(self.step)  # the bar moves every step; ETA of a long run
-                self.tokens += out["tokens"] * self.dist.world_size
+                self.tokens += out["tokens"] * self.dist.dp_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
                 done = self.step == t.max_steps
@@ -437,7 +439,7 @@ class Trainer:
             )
         pos = self.sampler.position
         window = pos(bad[-1].step + 1) - pos(checkpoint_step(ckpt))
-        self._restore(load_checkpoint(ckpt, self.model, self.optimizer))  # collective
+        self._restore(self.engine.load(ckpt, require=LOOP_KEYS))  # collective
         self.guard.rollbacks, self.guard.skipped = rollbacks, skipped
         self.sampler.skips.add(self.step, window)  # skips since are kept: all at or before ckpt
         if record is not None:
@@ -529,16 +531,13 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
         t0 = time.perf_counter()
-        path = save_checkpoint(
+        path = self.engine.save(  # full, DCP (FSDP/TP: any world size) or DeepSpeed's
             self.ckpt_root,
             self.step,
-            self.model,
-            self.optimizer,
             state,
             self.recorded_config(),
-            keep_last=self.cfg.train.keep_last,
+            self.cfg.train.keep_last,
             protect=self.protected,  # the last verified checkpoint of a --no-verify resume
-            sharded=self.cfg.distributed.strategy == "fsdp",  # DCP: loads on any world size
         )
         self.logger.event(
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0
