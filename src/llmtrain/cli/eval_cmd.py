@@ -1,10 +1,13 @@
 """`llmtrain eval CHECKPOINT_OR_RUN --data DATA_DIR`: loss, perplexity and bits per byte on the
-val split, printed as JSON."""
+val split, printed as JSON; with --tasks/--generate/--text/--all-checkpoints, benchmarks
+(see `eval_suite`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from llmtrain.cli import eval_suite
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", choices=["val", "train"])
     p.add_argument("--max-tokens", type=int, default=0, help="evaluate at most N tokens (0 = all)")
     p.add_argument("--batch-size", type=int, default=16)
+    eval_suite.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if eval_suite.wants_suite(args):
+        return eval_suite.run(args)
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.data.loader import TokenWindows
     from llmtrain.data.shards import open_split, read_manifest

@@ -86,7 +86,9 @@ def loglikelihoods(
 ) -> list[float]:
     """Sum of log p(continuation | context) for each pair, as lm-eval's HFLM computes it:
     the input is (context + continuation)[-(block+1):][:-1] (left-truncated to the window),
-    rows are right-padded (causal attention never sees the padding) and run longest first."""
+    rows are right-padded (causal attention never sees the padding) and run longest first.
+    A continuation longer than the window (where lm-eval stops with an assertion) has only its
+    last block_size tokens scored; `task_result` counts such items as "truncated"."""
     block = model.cfg.block_size
     order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][0]) - len(pairs[k][1]))
     out = [0.0] * len(pairs)
@@ -102,8 +104,9 @@ def loglikelihoods(
                 idx[b, : len(r)] = torch.tensor(r)
             logp = F.log_softmax(model(idx.to(device)).float(), dim=-1).cpu()  # (B, T, V)
             for b, k in enumerate(chunk):
-                cont = pairs[k][1]
-                n, end = len(cont), len(rows[b])
+                end = len(rows[b])
+                cont = pairs[k][1][-end:]  # a continuation longer than the window: its tail
+                n = len(cont)
                 tgt = torch.tensor(cont).unsqueeze(-1)  # (n, 1)
                 out[k] = float(logp[b, end - n : end].gather(-1, tgt).sum())
             bar.advance(len(chunk))
@@ -182,7 +185,21 @@ def score_task(
     lls = loglikelihoods(
         model, pairs, batch_size=batch_size, device=device, desc=task.name, quiet=quiet
     )
-    return task_result(task, lls, shots)
+    res = task_result(task, lls, shots)
+    res.update(truncation(task, pairs, model.cfg.block_size))
+    return res
+
+
+def truncation(task: Task, pairs: Sequence[Pair], block: int) -> dict[str, int]:
+    """Items whose context was cut from the left to fit the window (as lm-eval cuts it),
+    and items with a choice longer than the window (only its tail scored)."""
+    ctx_cut = choice_cut = k = 0
+    for item in task.items:
+        mine = pairs[k : k + len(item.choices)]
+        k += len(item.choices)
+        ctx_cut += any(len(c) + len(x) > block + 1 for c, x in mine)
+        choice_cut += any(len(x) > block for _, x in mine)
+    return {"context_truncated": ctx_cut, "choice_truncated": choice_cut}
 
 
 def summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
