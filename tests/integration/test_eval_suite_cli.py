@@ -166,3 +166,39 @@ def test_agreement_with_lm_evaluation_harness(run, tmp_path, capsys):
         res = compare(ours, harness_scores(hf, task))
         assert res["max_abs_ll_diff"] <= 1e-4, res
         assert res["same_accuracy"], res
+
+
+def test_tasks_during_training_reach_metrics_and_report(char_data, tmp_path, capsys):
+    task = write_jsonl(tmp_path / "mixed.jsonl", MC)
+    out = tmp_path / "run"
+    extra = {"eval.tasks": json.dumps([str(task)]), "eval.max_items": 3}
+    argv = ["train", "--out", str(out), "--quiet"]
+    for s in tiny_overrides(char_data, 20, **extra):
+        argv += ["--set", s]
+    assert main(argv) == 0
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in recs if "task_mixed/acc" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert evals[0]["task_mixed/chance"] == pytest.approx(
+        (1 / 2 + 1 / 3 + 1 / 3) / 3
+    )  # capped at 3
+    assert {"task_mixed/acc_norm", "task_centered", "val_loss"} <= set(evals[0])
+    report = tmp_path / "report.html"
+    assert main(["monitor", str(out), "--report", str(report)]) == 0
+    assert "Task mixed: accuracy vs chance" in report.read_text(encoding="utf-8")
+
+
+def test_bad_eval_tasks_stop_training_before_it_starts(char_data, tmp_path, capsys):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"query": "q", "choices": ["a", "b"], "gold": 3}])
+    argv = ["train", "--out", str(tmp_path / "run"), "--quiet"]
+    for s in tiny_overrides(char_data, 2, **{"eval.tasks": json.dumps([str(bad)])}):
+        argv += ["--set", s]
+    assert main(argv) == 2
+    assert f"{bad}:1: gold index 3 is out of range" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    enc = {"eval.tasks": json.dumps([str(bad)]), "model.architecture": '"encoder"'}
+    argv = ["train", "--out", str(tmp_path / "enc"), "--quiet"]
+    for s in tiny_overrides(char_data, 2, **{**enc, "train.objective": '"mlm"'}):
+        argv += ["--set", s]
+    assert main(argv) == 2
+    assert "eval.tasks scores choices by causal log-likelihood" in capsys.readouterr().err

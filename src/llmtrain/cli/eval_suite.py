@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return _all_checkpoints(args, spec)
     loaded = load_trained(args.checkpoint)
     tokenizer = _tokenizer(loaded)
-    results = run_suite(loaded.model, tokenizer, spec, _emit)
+    results = run_suite(loaded.model, tokenizer, spec, _emit, _generator(loaded.model, tokenizer))
     out = Path(args.out) if args.out else loaded.checkpoint.parent.parent / "eval"
     written = save_results(results, out)
     print(
@@ -112,6 +112,25 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _generator(model: Any, tokenizer: Any) -> Any:
+    from llmtrain.generation.outputs import generate_outputs
+
+    def generate(prompts: list[str], spec: Any) -> list[str]:
+        return generate_outputs(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=spec.max_new_tokens,
+            temperature=spec.temperature,
+            top_k=spec.top_k,
+            top_p=spec.top_p,
+            stop=spec.stop,
+            quiet=spec.quiet,
+        )
+
+    return generate
 
 
 def _tokenizer(loaded: Any) -> Any:

@@ -4,7 +4,8 @@
 Chinese (detected from the references, or `lang="zh"`) uses sacrebleu's `zh` tokenizer and
 character-level ROUGE (each CJK character a token, Latin words kept whole): rouge-score's
 default tokenizer keeps only [a-z0-9] and would see no Chinese at all. Entry points:
-`read_generation_task`, `generate_outputs`, `text_metrics`. The metric libraries are imported
+`read_generation_task`, `text_metrics` (the outputs come from
+`llmtrain.generation.outputs.generate_outputs`). The metric libraries are imported
 lazily (`pip install 'llmtrain[eval]'`).
 """
 
@@ -15,11 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.eval.tasks.readers import iter_jsonl
-from llmtrain.utils.progress import progress
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _ZH_TOKEN = re.compile(
@@ -106,44 +104,3 @@ def text_metrics(
         **{k: v / n for k, v in sums.items()},
         "exact_match": exact / n,
     }
-
-
-def generate_outputs(
-    model: nn.Module,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    *,
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = 0,
-    stop: str | None = "\n",
-    quiet: bool = False,
-) -> list[str]:
-    """The model's continuation of each prompt (greedy at temperature 0), cut at `stop`
-    (default: the end of the line; None keeps everything up to EOS / max_new_tokens)."""
-    from llmtrain.eval.multiple_choice import require_causal
-    from llmtrain.generation import generate_text
-
-    require_causal(model)
-    outs = []
-    with progress(len(prompts), "generate", "it", disable=quiet) as bar:
-        for i, prompt in enumerate(prompts):
-            text = ""
-            for piece in generate_text(
-                model,
-                tokenizer,
-                prompt,
-                max_new_tokens,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                seed=None if seed is None else seed + i,
-            ):
-                text += piece
-                if stop and stop in text:
-                    break
-            outs.append(text.split(stop)[0] if stop else text)
-            bar.advance()
-    return outs

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from llmtrain.eval.generation_metrics import generate_outputs, read_generation_task, text_metrics
+from llmtrain.errors import ConfigError
+from llmtrain.eval.generation_metrics import read_generation_task, text_metrics
 from llmtrain.eval.multiple_choice import FEWSHOT_SEED, require_causal, score_task, summary
 from llmtrain.eval.perplexity import file_perplexity
 from llmtrain.eval.tasks import load_task
@@ -44,14 +45,20 @@ class SuiteSpec:
     quiet: bool = False
 
 
+Generate = Callable[[list[str], SuiteSpec], list[str]]
+
+
 def run_suite(
     model: nn.Module,
     tokenizer: Any,
     spec: SuiteSpec,
     emit: Callable[[dict[str, Any]], None] = lambda row: None,
+    generate: Generate | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every requested evaluation; `emit` sees each row as soon as it exists. Returns
-    {"tasks": [...], "generation": [...], "text": [...]} ("items"/"outputs" hold details)."""
+    {"tasks": [...], "generation": [...], "text": [...]} ("items"/"outputs" hold details).
+    Generation tasks need `generate(prompts, spec) -> outputs` (the generation package sits
+    above this one: `llmtrain.generation.outputs.generate_outputs` behind a lambda)."""
     require_causal(model)  # one clear refusal before any file is read for an encoder
     out: dict[str, list[dict[str, Any]]] = {"tasks": [], "generation": [], "text": []}
     tasks = [load_task(p, spec.format, spec.limit) for p in spec.tasks]  # all errors first
@@ -70,8 +77,10 @@ def run_suite(
         emit(res)
     if len(out["tasks"]) > 1:
         emit(summary(out["tasks"]))
+    if spec.generate and generate is None:
+        raise ConfigError("generation tasks need a generate function (see run_suite)")
     for path in spec.generate:
-        res = _generation(model, tokenizer, path, spec)
+        res = _generation(path, spec, generate)
         out["generation"].append(res)
         emit(res)
     for path in spec.text:
@@ -89,19 +98,9 @@ def run_suite(
     return out
 
 
-def _generation(model: nn.Module, tokenizer: Any, path: str, spec: SuiteSpec) -> dict:
+def _generation(path: str, spec: SuiteSpec, generate: Generate) -> dict[str, Any]:
     rows = read_generation_task(path, spec.limit)
-    outputs = generate_outputs(
-        model,
-        tokenizer,
-        [r["prompt"] for r in rows],
-        max_new_tokens=spec.max_new_tokens,
-        temperature=spec.temperature,
-        top_k=spec.top_k,
-        top_p=spec.top_p,
-        stop=spec.stop,
-        quiet=spec.quiet,
-    )
+    outputs = generate([r["prompt"] for r in rows], spec)
     scores = text_metrics(outputs, [r["reference"] for r in rows], spec.lang)
     mode = "greedy" if spec.temperature == 0 else f"sampled T={spec.temperature}"
     details = [{**r, "output": o} for r, o in zip(rows, outputs, strict=True)]

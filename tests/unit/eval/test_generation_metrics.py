@@ -11,11 +11,11 @@ import torch
 
 from llmtrain.errors import DataError
 from llmtrain.eval.generation_metrics import (
-    generate_outputs,
     is_chinese,
     read_generation_task,
     text_metrics,
 )
+from llmtrain.generation.outputs import generate_outputs
 from llmtrain.models import ModelConfig, build_model
 from llmtrain.tokenizer import ByteTokenizer
 
