@@ -5,7 +5,9 @@ A trained run is exported to Hugging Face format (`export_hf`, logit parity chec
 each task file is scored twice, zero-shot: by `llmtrain.eval.multiple_choice.score_task` on
 the run's own model, and by lm-eval 0.4's `HFLM` on the exported directory through a local
 task definition (`llmtrain.eval.harness`). Reported per task: items, the largest per-choice
-log-likelihood difference, acc / acc_norm / acc_bytes from both, and both wall times.
+log-likelihood difference, acc / acc_norm / acc_bytes from both, and both wall times. Items
+with a choice longer than the model's window are left out (lm-eval asserts on them) and
+counted.
 Agreement = max |Δll| <= 1e-4 and identical accuracies.
 
 Usage: python bench/eval_harness_agreement.py RUN [--tasks FILE[,FILE]] [--limit N]
@@ -31,7 +33,7 @@ DEFAULT_TASKS = [SHARED / "arc" / "ARC-Easy-Dev.jsonl", SHARED / "piqa"]
 
 def main() -> int:
     from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.eval.harness import compare, harness_scores
+    from llmtrain.eval.harness import compare, harness_scores, within_window
     from llmtrain.eval.multiple_choice import score_task
     from llmtrain.eval.tasks import load_task
     from llmtrain.export import export_hf
@@ -50,6 +52,8 @@ def main() -> int:
         export_hf(loaded.model, tmp, loaded.tokenizer)
         for path in args.tasks.split(","):
             task = load_task(path, limit=args.limit)
+            block = loaded.config.model.block_size
+            task, dropped = within_window(task, loaded.tokenizer, block)
             t0 = time.perf_counter()
             ours = score_task(
                 loaded.model, loaded.tokenizer, task, batch_size=args.batch_size, quiet=True
@@ -59,6 +63,7 @@ def main() -> int:
             t2 = time.perf_counter()
             row = compare(ours, theirs)
             row |= {"chance": ours["chance"], "ours_sec": t1 - t0, "lm_eval_sec": t2 - t1}
+            row["left_out_long_choice"] = dropped
             rows.append(row)
     print(
         f"{'task':<16}{'n':>6}{'max|Δll|':>11}{'acc':>8}{'lm-eval':>9}"

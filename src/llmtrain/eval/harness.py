@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.errors import ConfigError
+from llmtrain.eval.multiple_choice import encode_pair
 from llmtrain.eval.tasks import Task
 
 METRICS = ("acc", "acc_norm", "acc_bytes")
@@ -85,6 +86,17 @@ def harness_scores(hf_dir: str | Path, task: Task, batch_size: int = 16) -> dict
     lls = [[float(r[0][0]) for r in s["resps"]] for s in samples]
     scores = out["results"][name]
     return {"lls": lls, **{m: float(scores[f"{m},none"]) for m in METRICS}}
+
+
+def within_window(task: Task, tokenizer: Any, block_size: int) -> tuple[Task, int]:
+    """The task without items that have a choice longer than the window (lm-eval stops with
+    an assertion on those; llmtrain scores their tail), and how many were left out."""
+    kept = []
+    for item in task.items:
+        conts = [encode_pair(tokenizer, item.query, item.delimiter + c)[1] for c in item.choices]
+        if all(len(c) <= block_size for c in conts):
+            kept.append(item)
+    return Task(task.name, task.path, task.format, kept), len(task.items) - len(kept)
 
 
 def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
