@@ -18,8 +18,9 @@ from llmtrain.eval.config import EvalConfig
 from llmtrain.eval.multiple_choice import (
     FEWSHOT_SEED,
     Pair,
+    choice_loglikelihoods,
+    group_pairs,
     item_pairs,
-    loglikelihoods,
     task_result,
 )
 from llmtrain.eval.tasks import Task, load_task
@@ -30,10 +31,11 @@ class TaskEvaluator:
 
     def __init__(self, cfg: EvalConfig, tokenizer: Any) -> None:
         self.cfg = cfg
-        self.tasks: list[tuple[Task, list[Pair]]] = []
+        self.tasks: list[tuple[Task, list[list[Pair]]]] = []
         for path in cfg.tasks:  # bad files fail here, before the first training step
             task = load_task(path, cfg.format, cfg.max_items)
-            self.tasks.append((task, item_pairs(tokenizer, task.items, cfg.shots, FEWSHOT_SEED)))
+            pairs = item_pairs(tokenizer, task.items, cfg.shots, FEWSHOT_SEED)
+            self.tasks.append((task, group_pairs(task, pairs)))
 
     def __call__(
         self,
@@ -43,10 +45,10 @@ class TaskEvaluator:
     ) -> dict[str, float]:
         out: dict[str, float] = {}
         centred = []
-        for task, pairs in self.tasks:
+        for task, groups in self.tasks:
             with autocast():
-                lls = loglikelihoods(
-                    model, pairs, batch_size=self.cfg.batch_size, device=device, quiet=True
+                lls = choice_loglikelihoods(
+                    model, groups, batch_size=self.cfg.batch_size, device=device, quiet=True
                 )
             res = task_result(task, lls, self.cfg.shots)
             key = f"task_{task.name}"

@@ -2,8 +2,9 @@
 each choice's tokens given the context, with the harness's tokenisation (`encode_pair`).
 
 Entry points: `score_task(model, tokenizer, task, shots=0)` → a result dict (acc, acc_norm by
-characters, acc_bytes by UTF-8 bytes, chance, chance-centred score), `loglikelihoods` (batched,
-longest first, shared context computed once per question) and `summary` over several tasks.
+characters, acc_bytes by UTF-8 bytes, chance, chance-centred score); `choice_loglikelihoods`
+(each question's context run once through a KV cache shared by its choices, where it fits the
+window; otherwise `loglikelihoods`, batched longest first); `summary` over several tasks.
 Causal decoders only; encoder families are refused with the reason (`require_causal`).
 """
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from llmtrain.errors import ConfigError
 from llmtrain.eval.tasks import MCItem, Task
+from llmtrain.models.kv_cache import KVCache
 from llmtrain.utils.progress import progress
 
 Pair = tuple[list[int], list[int]]  # (context ids, continuation ids)
@@ -114,6 +116,77 @@ def loglikelihoods(
     return out
 
 
+@torch.no_grad()
+def shared_prefix_loglikelihoods(
+    model: nn.Module, context: list[int], continuations: Sequence[list[int]], device: Any
+) -> list[float]:
+    """log p(cont | context) of every continuation of one question with the context run once:
+    its keys/values are cached (batch 1), copied to a cache of one row per continuation, and
+    only the continuations run after it. Equal to `loglikelihoods` when context + the longest
+    continuation fit the window (the caller checks; otherwise use `loglikelihoods`)."""
+    cfg = model.cfg
+    k, longest = len(continuations), max(len(c) for c in continuations)
+    param = next(model.parameters())
+    one = KVCache.for_model(cfg, 1, len(context), device, param.dtype)
+    h_ctx = model.forward_hidden(torch.tensor([context], device=device), one)  # (1, Tc, C)
+    first = F.log_softmax(model.logits(h_ctx[:, -1]).float(), -1)[0].cpu()  # (V,)
+    out = [float(first[c[0]]) for c in continuations]
+    if longest == 1:
+        return out
+    cache = KVCache.for_model(cfg, k, len(context) + longest - 1, device, param.dtype)
+    for layer in range(cfg.n_layer):  # the context's keys/values, shared by every row
+        cache.k[layer][:, :, : one.pos] = one.k[layer][:, :, : one.pos]
+        cache.v[layer][:, :, : one.pos] = one.v[layer][:, :, : one.pos]
+    cache.pos = one.pos
+    idx = torch.zeros(k, longest - 1, dtype=torch.long)  # (k, Tm - 1) right-padded
+    for b, c in enumerate(continuations):
+        idx[b, : len(c) - 1] = torch.tensor(c[:-1])
+    logp = F.log_softmax(model.logits(model.forward_hidden(idx.to(device), cache)).float(), -1)
+    logp = logp.cpu()  # (k, Tm - 1, V): position j predicts continuation token j + 1
+    for b, c in enumerate(continuations):
+        tgt = torch.tensor(c[1:]).unsqueeze(-1)  # (n - 1, 1)
+        out[b] += float(logp[b, : len(c) - 1].gather(-1, tgt).sum())
+    return out
+
+
+def choice_loglikelihoods(
+    model: nn.Module,
+    groups: Sequence[Sequence[Pair]],
+    *,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    desc: str = "score",
+    quiet: bool = False,
+    prefix_reuse: bool = True,
+) -> list[float]:
+    """The flat per-choice log-likelihoods of `groups` (one group of pairs per question, all
+    with the same context): questions whose context and longest choice fit the window run
+    their context once (`shared_prefix_loglikelihoods`), the rest go through the batched
+    `loglikelihoods` (left truncation as lm-eval)."""
+    block = model.cfg.block_size
+    out: list[list[float]] = [[] for _ in groups]
+    rest: list[int] = []
+    was_training = model.training
+    model.eval()
+    with progress(len(groups), desc, "q", disable=quiet) as bar:
+        for g, pairs in enumerate(groups):
+            ctx = pairs[0][0]
+            if prefix_reuse and len(ctx) + max(len(c) for _, c in pairs) - 1 <= block:
+                conts = [c for _, c in pairs]
+                out[g] = shared_prefix_loglikelihoods(model, ctx, conts, device)
+                bar.advance()
+            else:
+                rest.append(g)
+        flat = [p for g in rest for p in groups[g]]
+        lls = loglikelihoods(model, flat, batch_size=batch_size, device=device, quiet=True)
+        k = 0
+        for g in rest:
+            out[g], k = lls[k : k + len(groups[g])], k + len(groups[g])
+        bar.advance(len(rest))
+    model.train(was_training)
+    return [x for g in out for x in g]
+
+
 def item_pairs(tokenizer: Any, items: Sequence[MCItem], shots: int, seed: int) -> list[Pair]:
     """The (context, continuation) ids of every choice of every item, item by item."""
     pairs = []
@@ -121,6 +194,15 @@ def item_pairs(tokenizer: Any, items: Sequence[MCItem], shots: int, seed: int) -
         ctx = fewshot_context(items, i, shots, seed)
         pairs += [encode_pair(tokenizer, ctx, item.delimiter + c) for c in item.choices]
     return pairs
+
+
+def group_pairs(task: Task, pairs: Sequence[Pair]) -> list[list[Pair]]:
+    """The flat pairs of `item_pairs` cut back into one list per question."""
+    groups, k = [], 0
+    for item in task.items:
+        groups.append(list(pairs[k : k + len(item.choices)]))
+        k += len(item.choices)
+    return groups
 
 
 def predictions(item: MCItem, lls: Sequence[float]) -> dict[str, int]:
@@ -177,13 +259,20 @@ def score_task(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     quiet: bool = False,
+    prefix_reuse: bool = True,
 ) -> dict[str, Any]:
     """Score every item of `task` (see `task_result` for the keys; "items" holds per-item
     log-likelihoods and predictions)."""
     require_causal(model)
     pairs = item_pairs(tokenizer, task.items, shots, seed)
-    lls = loglikelihoods(
-        model, pairs, batch_size=batch_size, device=device, desc=task.name, quiet=quiet
+    lls = choice_loglikelihoods(
+        model,
+        group_pairs(task, pairs),
+        batch_size=batch_size,
+        device=device,
+        desc=task.name,
+        quiet=quiet,
+        prefix_reuse=prefix_reuse,
     )
     res = task_result(task, lls, shots)
     res.update(truncation(task, pairs, model.cfg.block_size))

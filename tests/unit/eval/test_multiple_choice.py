@@ -12,6 +12,7 @@ import torch
 from llmtrain.errors import ConfigError
 from llmtrain.eval.multiple_choice import (
     centered,
+    choice_loglikelihoods,
     encode_pair,
     fewshot_context,
     item_pairs,
@@ -147,3 +148,19 @@ def test_encoders_are_refused_with_the_reason(arch):
     task = Task("t", None, "mc", [MCItem("x", ("a", "b"), 0)])
     with pytest.raises(ConfigError, match="not scored"):
         score_task(model, ByteTokenizer(), task, quiet=True)
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope", "alibi"])
+def test_shared_prefix_reuse_equals_the_padded_path(pos):
+    tok = ByteTokenizer()
+    model = tiny(tok.vocab_size, block=24, pos_embedding=pos)
+    groups = [
+        [encode_pair(tok, "the cat", x) for x in (" sat", " ran far", "!")],  # fits: cached
+        [encode_pair(tok, "语言模型", x) for x in ("学习", "很")],
+        [encode_pair(tok, "a" * 30, x) for x in (" b", " cc")],  # too long: padded path
+    ]
+    reuse = choice_loglikelihoods(model, groups, quiet=True)
+    padded = choice_loglikelihoods(model, groups, quiet=True, prefix_reuse=False)
+    assert reuse == pytest.approx(padded, abs=1e-4)
+    flat = [p for g in groups for p in g]
+    assert reuse == pytest.approx([direct_ll(model, c, x) for c, x in flat], abs=1e-4)
