@@ -160,12 +160,12 @@ def test_agreement_with_lm_evaluation_harness(run, tmp_path, capsys):
     hf = tmp_path / "hf"
     assert main(["export", str(run), "--out", str(hf)]) == 0
     loaded = load_trained(run)
-    for rows in ([{**r, "delimiter": ""} for r in MC], [{**r, "delimiter": " "} for r in MC[::2]]):
-        task = load_task(write_jsonl(tmp_path / "agree.jsonl", rows))
-        ours = score_task(loaded.model, loaded.tokenizer, task, quiet=True)
-        res = compare(ours, harness_scores(hf, task))
-        assert res["max_abs_ll_diff"] <= 1e-4, res
-        assert res["same_accuracy"], res
+    trailing = {"query": "when the loss goes ", "choices": ["down", "up"], "gold": 0}
+    task = load_task(write_jsonl(tmp_path / "agree.jsonl", [*MC, trailing]))  # EN + ZH
+    ours = score_task(loaded.model, loaded.tokenizer, task, quiet=True)
+    res = compare(ours, harness_scores(hf, task))
+    assert res["n"] == 5 and res["max_abs_ll_diff"] <= 1e-4, res
+    assert res["same_accuracy"], res
 
 
 def test_tasks_during_training_reach_metrics_and_report(char_data, tmp_path, capsys):
@@ -202,3 +202,16 @@ def test_bad_eval_tasks_stop_training_before_it_starts(char_data, tmp_path, caps
         argv += ["--set", s]
     assert main(argv) == 2
     assert "eval.tasks scores choices by causal log-likelihood" in capsys.readouterr().err
+
+
+def test_one_task_still_gets_a_summary_and_all_checkpoints_refuses_generate(run, tmp_path, capsys):
+    task = write_jsonl(tmp_path / "mixed.jsonl", MC)
+    out = tmp_path / "one"
+    assert main(["eval", str(run), "--tasks", str(task), "--limit", "2", "--out", str(out)]) == 0
+    rows = json_lines(capsys.readouterr().out)
+    assert rows[0]["n"] == 2 and rows[-1]["summary"] and rows[-1]["tasks"] == ["mixed"]
+    saved = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
+    assert saved == rows
+    argv = ["eval", str(run), "--tasks", str(task), "--all-checkpoints", "--text", str(task)]
+    assert main(argv) == 2
+    assert "--all-checkpoints scores --tasks only" in capsys.readouterr().err

@@ -150,8 +150,11 @@ def _all_checkpoints(args: argparse.Namespace, spec: Any) -> int:
     from llmtrain.errors import CheckpointError, ConfigError
     from llmtrain.eval.suite import checkpoint_curve, plot_curve
 
-    if not spec.tasks:
-        raise ConfigError("--all-checkpoints scores --tasks; name at least one task file")
+    if not spec.tasks or spec.generate or spec.text:
+        raise ConfigError(
+            "--all-checkpoints scores --tasks only; name task files and run --generate / "
+            "--text on one checkpoint"
+        )
     run_dir = Path(args.checkpoint)
     ckpts = list_checkpoints(run_dir / "checkpoints")
     if not ckpts:

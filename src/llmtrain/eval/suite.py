@@ -75,7 +75,7 @@ def run_suite(
         )
         out["tasks"].append(res)
         emit(res)
-    if len(out["tasks"]) > 1:
+    if out["tasks"]:
         emit(summary(out["tasks"]))
     if spec.generate and generate is None:
         raise ConfigError("generation tasks need a generate function (see run_suite)")
@@ -119,9 +119,9 @@ def save_results(results: dict[str, list[dict[str, Any]]], folder: str | Path) -
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    rows = [public(r) for group in results.values() for r in group]
-    if len(results["tasks"]) > 1:
-        rows.append(summary(results["tasks"]))
+    rows = [public(r) for r in results["tasks"]]  # in the order they were printed
+    rows += [summary(results["tasks"])] if results["tasks"] else []
+    rows += [public(r) for r in results["generation"] + results["text"]]
     written.append(_write_jsonl(folder / "scores.jsonl", rows))
     for r in results["tasks"]:
         written.append(_write_jsonl(folder / f"{r['task']}.items.jsonl", r["items"]))
