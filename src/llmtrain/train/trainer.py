@@ -300,6 +300,7 @@ class Trainer:
                 if out is None:  # the rollback was impossible: run the abandoned step again
                     continue
                 self.step += 1
+                console.step(self.step)  # the bar moves every step; ETA of a long run
                 self.tokens += out["tokens"] * self.dist.world_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
