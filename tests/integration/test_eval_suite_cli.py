@@ -183,6 +183,15 @@ def test_tasks_during_training_reach_metrics_and_report(char_data, tmp_path, cap
         (1 / 2 + 1 / 3 + 1 / 3) / 3
     )  # capped at 3
     assert {"task_mixed/acc_norm", "task_centered", "val_loss"} <= set(evals[0])
+    from rich.console import Console
+
+    from llmtrain.monitor.dashboard import render_run
+    from llmtrain.monitor.runs import load_run
+
+    console = Console(record=True, width=120)
+    console.print(render_run(load_run(out), []))
+    shown = console.export_text()
+    assert "mixed acc" in shown and "chance 0.3889" in shown
     report = tmp_path / "report.html"
     assert main(["monitor", str(out), "--report", str(report)]) == 0
     assert "Task mixed: accuracy vs chance" in report.read_text(encoding="utf-8")
