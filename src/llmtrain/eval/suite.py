@@ -163,8 +163,10 @@ def checkpoint_curve(
 
 def plot_curve(rows: list[dict[str, Any]], path: str | Path, metric: str = "acc") -> Path:
     """One PNG: `metric` against step, a line per task, each with its chance level dashed."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("the checkpoint plot needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
