@@ -76,3 +76,9 @@ def test_greedy_outputs_are_reproducible_and_cut_at_stop():
     assert all("\n" not in o for o in a)
     full = generate_outputs(model, tok, ["ab"], max_new_tokens=20, stop=None, quiet=True)[0]
     assert full.startswith(a[0])
+    sampled = [
+        generate_outputs(model, tok, ["ab"] * 2, max_new_tokens=12, temperature=1.0, quiet=True)
+        for _ in range(2)
+    ]
+    assert sampled[0] == sampled[1]  # seeded per prompt: reproducible
+    assert sampled[0][0] != sampled[0][1]  # and each prompt its own seed
