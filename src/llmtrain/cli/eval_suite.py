@@ -34,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--top-k", type=int)
     g.add_argument("--top-p", type=float)
-    g.add_argument("--stop", default="\n", help="cut outputs at this string ('' = never)")
+    g.add_argument(
+        "--stop",
+        default="\n",
+        help="cut outputs at this string (default: newline; '\\n' = newline, '' = never)",
+    )
     g.add_argument(
         "--lang",
         default="auto",
@@ -80,7 +84,7 @@ def _spec(args: argparse.Namespace) -> Any:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
-        stop=args.stop or None,
+        stop=args.stop.replace("\\n", "\n") or None,  # a typed \n is a newline
         lang=args.lang,
         text=args.text,
         stride=args.stride,
