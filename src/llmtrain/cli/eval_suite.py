@@ -88,7 +88,7 @@ def _spec(args: argparse.Namespace) -> Any:
         lang=args.lang,
         text=args.text,
         stride=args.stride,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 32,
         quiet=args.quiet,
     )
 
