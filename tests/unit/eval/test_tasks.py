@@ -121,3 +121,23 @@ def test_bad_files(tmp_path):
     (tmp_path / "e.jsonl").write_text("\n")
     with pytest.raises(DataError, match="has no rows"):
         load_task(tmp_path / "e.jsonl")
+
+
+def test_hellaswag_matches_lm_evals_own_processing(tmp_path):
+    utils = pytest.importorskip("lm_eval.tasks.hellaswag.utils")
+    datasets = pytest.importorskip("datasets")
+    row = {
+        "activity_label": "Making a cake",
+        "ctx_a": "A woman [header] stirs  batter.",
+        "ctx_b": "she",
+        "ctx": "unused",
+        "endings": ["pours it [title] into a pan.", " bakes it. ", "x [step] y", "eats it."],
+        "label": 2,
+    }
+    theirs = utils.process_docs(datasets.Dataset.from_list([row]))[0]
+    item = load_task(write(tmp_path / "hs.jsonl", [row])).items[0]
+    assert (item.query, list(item.choices), item.gold) == (
+        theirs["query"],
+        theirs["choices"],
+        theirs["gold"],
+    )
