@@ -157,12 +157,15 @@ def choice_loglikelihoods(
     device: torch.device | str = "cpu",
     desc: str = "score",
     quiet: bool = False,
-    prefix_reuse: bool = True,
+    prefix_reuse: bool | None = None,
 ) -> list[float]:
     """The flat per-choice log-likelihoods of `groups` (one group of pairs per question, all
     with the same context): questions whose context and longest choice fit the window run
     their context once (`shared_prefix_loglikelihoods`), the rest go through the batched
-    `loglikelihoods` (left truncation as lm-eval)."""
+    `loglikelihoods` (left truncation as lm-eval). `prefix_reuse` None (auto) reuses where it
+    pays: when the context tokens saved, (choices − 1) × context, are at least twice the
+    choice tokens; else one forward per question costs more than it saves (many short
+    choices gain, two long ones do not: bench/eval_prefix_reuse.py)."""
     block = model.cfg.block_size
     out: list[list[float]] = [[] for _ in groups]
     rest: list[int] = []
@@ -171,7 +174,7 @@ def choice_loglikelihoods(
     with progress(len(groups), desc, "q", disable=quiet) as bar:
         for g, pairs in enumerate(groups):
             ctx = pairs[0][0]
-            if prefix_reuse and len(ctx) + max(len(c) for _, c in pairs) - 1 <= block:
+            if _reuse(prefix_reuse, ctx, [c for _, c in pairs], block):
                 conts = [c for _, c in pairs]
                 out[g] = shared_prefix_loglikelihoods(model, ctx, conts, device)
                 bar.advance()
@@ -185,6 +188,12 @@ def choice_loglikelihoods(
         bar.advance(len(rest))
     model.train(was_training)
     return [x for g in out for x in g]
+
+
+def _reuse(wanted: bool | None, ctx: list[int], conts: list[list[int]], block: int) -> bool:
+    if len(ctx) + max(len(c) for c in conts) - 1 > block or wanted is False:
+        return False  # does not fit one window (lm-eval truncates: the padded path does too)
+    return wanted or (len(conts) - 1) * len(ctx) >= 2 * sum(len(c) for c in conts)
 
 
 def item_pairs(tokenizer: Any, items: Sequence[MCItem], shots: int, seed: int) -> list[Pair]:
@@ -259,7 +268,7 @@ def score_task(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     quiet: bool = False,
-    prefix_reuse: bool = True,
+    prefix_reuse: bool | None = None,
 ) -> dict[str, Any]:
     """Score every item of `task` (see `task_result` for the keys; "items" holds per-item
     log-likelihoods and predictions)."""

@@ -159,7 +159,7 @@ def test_shared_prefix_reuse_equals_the_padded_path(pos):
         [encode_pair(tok, "语言模型", x) for x in ("学习", "很")],
         [encode_pair(tok, "a" * 30, x) for x in (" b", " cc")],  # too long: padded path
     ]
-    reuse = choice_loglikelihoods(model, groups, quiet=True)
+    reuse = choice_loglikelihoods(model, groups, quiet=True, prefix_reuse=True)
     padded = choice_loglikelihoods(model, groups, quiet=True, prefix_reuse=False)
     assert reuse == pytest.approx(padded, abs=1e-4)
     flat = [p for g in groups for p in g]
