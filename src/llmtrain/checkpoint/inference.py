@@ -15,6 +15,8 @@ from llmtrain.checkpoint.io import (
     find_checkpoint,
     load_model_weights,
     read_json,
+    read_state,
+    verify_checksums,
 )
 from llmtrain.config import config_from_dict
 from llmtrain.errors import CheckpointError, LLMTrainError
@@ -33,14 +35,23 @@ class LoadedModel:
 
 
 def load_trained(
-    path: str | Path, device: torch.device | str = "cpu", best: bool = False
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    *,
+    verify: bool = True,
+    best: bool = False,
 ) -> LoadedModel:
-    """The model of a checkpoint, or of a run's latest checkpoint (`best`: the run's best by
-    its val score, as a fine-tune's chosen metric picks it)."""
+    """The model of a run or checkpoint, its checksums verified first (`verify=False`, the
+    CLI's `--no-verify`, loads a damaged or hand-edited checkpoint anyway). `best`: a run's
+    best checkpoint by its val score (as a fine-tune's chosen metric picks it)."""
     ckpt = find_checkpoint(path)
     if best and (Path(path) / "checkpoints").is_dir():
         ckpt = best_checkpoint(Path(path) / "checkpoints") or ckpt
+    if verify:
+        verify_checksums(ckpt, option="pass its directory, RUN/checkpoints/step_N")
     raw = read_json(ckpt / "config.json")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json")
     try:
         cfg = config_from_dict(RunConfig, raw)
     except LLMTrainError as e:
@@ -53,8 +64,8 @@ def load_trained(
         model = task_model(model, ft.head if ft.task == "classify" else None, ft.lora)
     load_model_weights(model, ckpt)
     model.eval()
-    state = read_json(ckpt / "state.json")
-    return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, int(state.get("step", 0)))
+    state = read_state(ckpt, keys=("step",))
+    return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, state["step"])
 
 
 def _find_tokenizer(ckpt: Path, cfg: RunConfig) -> Tokenizer | None:

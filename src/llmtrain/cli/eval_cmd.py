@@ -1,12 +1,16 @@
 """`llmtrain eval CHECKPOINT_OR_RUN --data DATA_DIR`: the run's own objective on a prepared
 split, printed as JSON — its loss and metrics (masked-token accuracy for MLM, span accuracy
 for T5, RTD AUC for ELECTRA, sentence accuracy for SOP/NSP), and perplexity and bits per byte
-for next-token objectives."""
+for next-token objectives. With --tasks/--generate/--text/--all-checkpoints: benchmarks
+(`eval_suite`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from llmtrain.cli import eval_suite
+from llmtrain.cli.common import add_verify_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sequences per forward (default: the run's micro-batch, so masked objectives draw "
         "the same fixed masks as the run's own val evals)",
     )
+    eval_suite.add_arguments(p)
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if eval_suite.wants_suite(args):
+        return eval_suite.run(args)
     from llmtrain.api import evaluate
 
     res = evaluate(
@@ -35,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
+        verify=not args.no_verify,
     )
     print(json.dumps(res, indent=2))
     return 0

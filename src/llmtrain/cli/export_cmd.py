@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from llmtrain.cli.common import LazyChoices
+from llmtrain.cli.common import LazyChoices, add_verify_arg
 
 
 def _targets() -> list[str]:
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a LoRA fine-tune: fold the adapters into the base weights and write a plain "
         "llmtrain run to --out (the HF export always merges)",
     )
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         tokenizer=not args.no_tokenizer,
         merge_lora=args.merge_lora,
+        verify=not args.no_verify,
     )
     if args.merge_lora:  # a plain llmtrain run, no HF parity to print
         print(json.dumps({"out": args.out, **res}))

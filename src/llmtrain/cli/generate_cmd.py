@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llmtrain.cli.common import add_verify_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text from a trained model", description=__doc__)
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "end of the turn; interactive on a terminal, one reply to --prompt otherwise",
     )
     p.add_argument("--system", default="", help="--chat: a system message")
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.generation import check_sampling_args
 
     check_sampling_args(args.temperature, args.top_k, args.top_p)  # before any output
-    loaded = load(args.checkpoint)
+    loaded = load(args.checkpoint, verify=not args.no_verify)
 
     def write(text: str) -> None:
         sys.stdout.write(text)

@@ -196,6 +196,11 @@ class ExampleBatches:
             out.append(int(self._perms[epoch][pos]))
         return out
 
+    def samples(self, start: int, count: int):
+        """Global samples [start, start + count) as one batch (the trainer's sampler reads
+        the range of each micro-batch through this, as from `TrainBatches`)."""
+        return self.source.batch(self.indices(start, count))
+
     def micro_batch(
         self,
         step: int,
