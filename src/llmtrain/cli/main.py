@@ -13,7 +13,7 @@ import sys
 from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
-COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export")
+COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
 from llmtrain.train.curriculum import BatchRamp, DataSkips
 from llmtrain.train.faults import StepGuard
+from llmtrain.train.hooks import EvalHook
 from llmtrain.train.lr_control import LRController
 from llmtrain.train.precision import resolve_precision
 from llmtrain.train.rollback import (
@@ -51,9 +52,15 @@ from llmtrain.utils.io import atomic_write_json
 
 class Trainer:
     def __init__(
-        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True
+        self,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        show_progress: bool = True,
+        on_eval: EvalHook | None = None,
     ):
         self.cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.on_eval = on_eval  # after each eval; may raise StopRun (train/hooks.py)
         self.ckpt_root = self.run_dir / "checkpoints"
         t = cfg.train
         if t.threads:
@@ -308,6 +315,8 @@ class Trainer:
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
                     console.print(self._val_line(last_eval))
+                    if self.on_eval is not None:  # e.g. a sweep's pruner: StopRun ends the run
+                        self.on_eval(last_eval)
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
                     self.step, self.elapsed
