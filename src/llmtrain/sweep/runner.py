@@ -39,6 +39,9 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     save_spec(spec, out)
     study = open_study(spec, out)  # creates the tables before any worker starts
+    if not study.get_trials(deepcopy=False):
+        for params in spec.start:  # known values first (e.g. a planned config)
+            study.enqueue_trial(params)
     recover_dead_trials(study)
     done = len(finished(study))
     print(

@@ -26,7 +26,7 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
 TOP_KEYS = {
     "data", "base", "params", "trials", "steps", "eval_every", "metric", "direction",
-    "sampler", "pruner", "seed", "name",
+    "sampler", "pruner", "seed", "name", "start",
 }  # fmt: skip
 RANGE_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -72,6 +72,8 @@ class SweepSpec:
     pruner: str = "median"
     seed: int = 0
     name: str = "sweep"
+    start: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (known
+    # good values, a planned config): enqueued when the study is new
 
     def fixed_overrides(self) -> list[str]:
         """What every trial sets besides its parameters: data, length, eval cadence, one
@@ -157,11 +159,15 @@ def spec_from_dict(
               '{"train.lr": {"low": 1e-4, "high": 1e-2, "log": true}}')  # fmt: skip
     spec.params = {k: _param(k, v, source) for k, v in params.items()}
     _check_values(spec)
+    spec.start = _start(raw.get("start", []), spec)
     if spec.sampler == "grid":
+        size = 1
         for p in spec.params.values():
             if p.grid_values() is None:
                 _fail(source, f"sampler 'grid' needs a finite set for {p.key!r}: give "
                       "'choices' or a 'step'")  # fmt: skip
+            size *= len(p.grid_values())
+        spec.trials = min(spec.trials, size)  # each grid point once
     return spec
 
 
@@ -263,6 +269,25 @@ def _numeric_kind(tp: Any) -> str | None:
     if int in args and float not in args:
         return "int"
     return "float" if float in args else None
+
+
+def _start(start: Any, spec: SweepSpec) -> list[dict[str, Any]]:
+    """'start': [{"train.lr": 3e-3}, ...]: each a subset of the params, tried first."""
+    from llmtrain.train.config import load_run_config
+
+    if not isinstance(start, list) or not all(isinstance(s, dict) for s in start):
+        _fail(spec.source, "'start' must be a list of objects like {\"train.lr\": 0.003}")
+    for s in start:
+        for k, v in s.items():
+            if k not in spec.params:
+                _fail(
+                    spec.source, f"start: {k!r} is not one of the params ({', '.join(spec.params)})"
+                )
+            try:
+                load_run_config([], None, [f"{k}={json.dumps(v)}"], base=spec.base)
+            except ConfigError as e:
+                _fail(spec.source, f"start: {e}")
+    return start
 
 
 def _check_values(spec: SweepSpec) -> None:

@@ -52,7 +52,10 @@ def read_spec(out: str | Path) -> SweepSpec:
 
 
 def open_study(spec: SweepSpec, out: Path, load_only: bool = False) -> Any:
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("llmtrain sweep needs Optuna: pip install 'llmtrain[sweep]'") from None
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial
@@ -226,31 +229,34 @@ def progress_line(study: Any, spec: SweepSpec, trial: Any, workers: int, t0: flo
 
 
 def run_worker(out: Path, worker: int = 0, threads: int | None = None, workers: int = 1) -> int:
-    """Run trials until the study holds `spec.trials` finished ones; returns trials run here."""
-    from optuna.study import MaxTrialsCallback
+    """Run trials until the study holds `spec.trials` finished ones (counting those other
+    workers are running); returns the number of trials run here."""
     from optuna.trial import TrialState
 
     spec = read_spec(out)
     study = open_study(spec, out)
-    left = spec.trials - len(finished(study))
-    if left <= 0:
-        return 0
     prefix, t0, ran = (f"[w{worker}] " if workers > 1 else ""), time.perf_counter(), []
 
     def report(study: Any, trial: Any) -> None:
         ran.append(trial.number)
         if trial.state == TrialState.FAIL:
             why = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason", "")
-            print(f"{prefix}trial {trial.number} failed: {str(why).splitlines()[-1:]}", flush=True)
+            print(f"{prefix}trial {trial.number} failed: {why}", flush=True)
         else:
             print(prefix + progress_line(study, spec, trial, workers, t0), flush=True)
 
-    study.optimize(
-        lambda trial: _guarded(trial, spec, out, worker, threads),
-        n_trials=left,  # failed trials count here, so a broken space cannot loop forever
-        catch=(ConfigError,),
-        callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)), report],
-    )  # fmt: skip
+    # one trial per optimize() call (heartbeat, stale-trial retry and `catch` included), the
+    # free slots counted before each: workers sharing the study stop at spec.trials together
+    while len(ran) < spec.trials:  # failed trials count here: a broken space cannot loop forever
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if spec.trials - len(finished(study)) - len(running) <= 0:
+            break
+        study.optimize(
+            lambda trial: _guarded(trial, spec, out, worker, threads),
+            n_trials=1,
+            catch=(ConfigError,),
+            callbacks=[report],
+        )
     return len(ran)
 
 
