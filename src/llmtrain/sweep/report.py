@@ -53,7 +53,7 @@ def trial_rows(study: Any, spec: SweepSpec) -> list[dict[str, Any]]:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.4f}".rstrip("0")
+        return f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.4f}".rstrip("0").rstrip(".")
     return "-" if v is None else str(v)
 
 

@@ -100,3 +100,10 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "bad.json").write_text("{", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.json: not valid json"):
         load_spec(tmp_path / "bad.json")
+
+
+def test_shipped_example_spec_is_valid(data_dir):
+    root = Path(__file__).resolve().parents[3]
+    spec = load_spec(root / "configs/sweeps/shakespeare_char.yaml", data_override=str(data_dir))
+    assert spec.trials == 20 and spec.base["model"]["block_size"] == 64  # from the base config
+    assert spec.params["optim.weight_decay"].kind == "float"
