@@ -149,3 +149,16 @@ def test_on_eval_hook_stops_the_run(char_data, tmp_path):
         trainer.fit()
     assert seen == [10] and trainer.step == 10
     RunDirLock(tmp_path / "run").acquire().release()  # fit() let go of the run directory
+
+
+def test_a_diverging_trial_is_pruned_and_the_sweep_goes_on(char_data, tmp_path):
+    stop_at_first_spike = {"stability.max_bad_steps": 1, "stability.rollback_after": 0,
+                           "stability.spike_min_history": 2}  # fmt: skip
+    spec = write_spec(tmp_path / "spec.json", char_data, trials=2, steps=10, pruner="none",
+                      base={**BASE, **stop_at_first_spike},
+                      params={"train.lr": {"low": 1e-3, "high": 1e4, "log": True}},
+                      start=[{"train.lr": 1e4}, {"train.lr": 1e-3}])  # fmt: skip
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 0
+    bad, good = _study(tmp_path / "out").trials
+    assert bad.state.name == "PRUNED" and "diverged" in bad.user_attrs
+    assert good.state.name == "COMPLETE"

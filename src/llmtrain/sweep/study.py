@@ -161,6 +161,7 @@ def objective(trial: Any, spec: SweepSpec, out: Path, worker: int, threads: int 
     """Train one trial; its value is the final `spec.metric`. Pruned: `optuna.TrialPruned`."""
     import optuna
 
+    from llmtrain.train.faults import TrainingDivergedError
     from llmtrain.train.hooks import StopRun
     from llmtrain.train.trainer import Trainer
 
@@ -192,6 +193,9 @@ def objective(trial: Any, spec: SweepSpec, out: Path, worker: int, threads: int 
             result = trainer.fit()
         except StopRun:
             pruned = True
+        except TrainingDivergedError as e:  # a bad region: pruned tells the sampler so
+            trial.set_user_attr("diverged", str(e).splitlines()[0])
+            pruned = True
     trial.set_user_attr("steps", trainer.step)
     trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
     if pruned:
@@ -199,7 +203,7 @@ def objective(trial: Any, spec: SweepSpec, out: Path, worker: int, threads: int 
     return float(result[spec.metric])
 
 
-def progress_line(study: Any, spec: SweepSpec, trial: Any, workers: int, t0: float) -> str:
+def progress_line(study: Any, spec: SweepSpec, trial: Any, workers: int) -> str:
     """`trial 7 pruned at step 75/200: val_bpb 2.41 (3.1 s) | 8/20 done, best 2.05 (#3), ETA 40s`"""
     from llmtrain.monitor.dashboard import hms
 
@@ -211,7 +215,9 @@ def progress_line(study: Any, spec: SweepSpec, trial: Any, workers: int, t0: flo
     state = trial.state.name.lower()
     what = f"trial {trial.number} {state}"
     if state == "pruned":
-        what += f" at step {a.get('steps')}/{spec.steps}"
+        what += f" at step {a.get('steps')}/{spec.steps}" + (
+            " (diverged)" if "diverged" in a else ""
+        )
     shown = f"{value:.4f}" if value is not None else "-"
     done = finished(study)
     line = f"{what}: {spec.metric} {shown} ({a.get('seconds', 0):.1f} s)"
@@ -221,11 +227,10 @@ def progress_line(study: Any, spec: SweepSpec, trial: Any, workers: int, t0: flo
         best = study.best_trial
         line += f", best {best.value:.4f} (#{best.number})"
     left = max(0, spec.trials - len(done))
-    mine = time.perf_counter() - t0
     if left and done:
         per = sum(t.user_attrs.get("seconds", 0) for t in done) / len(done)
         line += f", ETA {hms(per * left / max(1, workers))}"
-    return line + (f" [{mine:.0f} s in this worker]" if workers > 1 else "")
+    return line
 
 
 def run_worker(out: Path, worker: int = 0, threads: int | None = None, workers: int = 1) -> int:
@@ -235,7 +240,7 @@ def run_worker(out: Path, worker: int = 0, threads: int | None = None, workers: 
 
     spec = read_spec(out)
     study = open_study(spec, out)
-    prefix, t0, ran = (f"[w{worker}] " if workers > 1 else ""), time.perf_counter(), []
+    prefix, ran = (f"[w{worker}] " if workers > 1 else ""), []
 
     def report(study: Any, trial: Any) -> None:
         ran.append(trial.number)
@@ -243,7 +248,7 @@ def run_worker(out: Path, worker: int = 0, threads: int | None = None, workers: 
             why = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason", "")
             print(f"{prefix}trial {trial.number} failed: {why}", flush=True)
         else:
-            print(prefix + progress_line(study, spec, trial, workers, t0), flush=True)
+            print(prefix + progress_line(study, spec, trial, workers), flush=True)
 
     # one trial per optimize() call (heartbeat, stale-trial retry and `catch` included), the
     # free slots counted before each: workers sharing the study stop at spec.trials together
