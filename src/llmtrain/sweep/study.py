@@ -32,8 +32,8 @@ def save_spec(spec: SweepSpec, out: Path) -> None:
     new = spec.to_dict()
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        keep = ("source", "trials")
-        diff = sorted(k for k in new if k not in keep and old.get(k) != new[k])
+        fixed = ("data", "base", "params", "steps", "eval_every", "metric", "direction", "name")
+        diff = [k for k in fixed if old.get(k) != new[k]]  # trials, pruner, seed may change
         if diff:
             raise ConfigError(
                 f"{out} holds a sweep started from a different spec ({', '.join(diff)} differ); "
