@@ -5,6 +5,7 @@ folder exists, else the Python documentation every Python carries plus a few cla
 Chinese poems; a handful of dirty documents are added so the cleaning steps have work to do.
 
     LLMTRAIN_NB_WORK       output folder (default: runs/notebooks in the repository)
+    LLMTRAIN_NB_SHARED     the public corpora folder (default: ../shared/data)
     LLMTRAIN_NB_MAX_BYTES  corpus size in bytes (default 600000)
     LLMTRAIN_NB_STEPS      training steps per run (default 300: minutes on a laptop CPU)
     LLMTRAIN_NB_TRIALS     trials of the notebook's sweep (default 8)
@@ -17,7 +18,7 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("LLMTRAIN_NB_SHARED", ROOT.parent / "shared" / "data"))
 WORK = Path(os.environ.get("LLMTRAIN_NB_WORK", ROOT / "runs" / "notebooks"))
 MAX_BYTES = int(os.environ.get("LLMTRAIN_NB_MAX_BYTES", 600_000))
 STEPS = int(os.environ.get("LLMTRAIN_NB_STEPS", 300))

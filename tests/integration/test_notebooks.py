@@ -28,8 +28,10 @@ def test_committed_without_outputs(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, corpus", [(NAMES[0], "shared"), (NAMES[1], "builtin"), (NAMES[2], "shared")]
+)
+def test_notebook_runs_top_to_bottom(name, corpus, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("matplotlib")
     src = str(Path(__file__).resolve().parents[2] / "src")
@@ -39,9 +41,10 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
         "LLMTRAIN_NB_STEPS": "12",
         "LLMTRAIN_NB_TRIALS": "3",
         "OMP_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
         "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
     }
+    if corpus == "builtin":  # as outside this workplace: no ../shared/data
+        small["LLMTRAIN_NB_SHARED"] = str(tmp_path / "absent")
     for k, v in small.items():
         monkeypatch.setenv(k, v)
     nb = _read(name)
@@ -53,3 +56,9 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert str(tmp_path) in text  # it wrote where it was told
+    if corpus == "builtin" or (NOTEBOOKS.parent.parent / "shared" / "data").is_dir():
+        assert f"corpus: {'builtin' if corpus == 'builtin' else '../shared/data'}" in text
+    figures = [
+        o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert figures, "no plot was drawn"
