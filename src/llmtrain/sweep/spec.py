@@ -26,7 +26,7 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
 TOP_KEYS = {
     "data", "base", "params", "trials", "steps", "eval_every", "metric", "direction",
-    "sampler", "pruner", "seed", "name", "start",
+    "sampler", "pruner", "prune_after", "seed", "name", "start",
 }  # fmt: skip
 RANGE_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -70,6 +70,7 @@ class SweepSpec:
     direction: str = "minimize"
     sampler: str = "tpe"
     pruner: str = "median"
+    prune_after: int = 0  # no pruning before this step (e.g. past the LR warm-up)
     seed: int = 0
     name: str = "sweep"
     start: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (known
@@ -148,6 +149,7 @@ def spec_from_dict(
         direction=_one_of(raw, "direction", ("minimize", "maximize"), source),
         sampler=_one_of(raw, "sampler", SAMPLERS, source),
         pruner=_one_of(raw, "pruner", PRUNERS, source),
+        prune_after=_positive(raw, "prune_after", 0, source, zero_ok=True),
         seed=int(raw.get("seed", 0)),
         name=str(raw.get("name", "sweep")),
     )

@@ -97,10 +97,12 @@ def make_pruner(spec: SweepSpec) -> Any:
 
     if spec.pruner == "median":  # stop a trial worse than the median of earlier ones there
         startup = min(5, max(1, spec.trials // 4))
-        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup, n_warmup_steps=spec.prune_after
+        )
     if spec.pruner == "halving":  # ASHA (Li et al. 2020): rungs at eval_every x 3^k steps
-        every = spec.eval_every or max(1, spec.steps // 8)
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=every, reduction_factor=3)
+        first = max(spec.eval_every or max(1, spec.steps // 8), spec.prune_after)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
