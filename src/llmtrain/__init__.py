@@ -8,6 +8,7 @@ with the CLI's names (`llmtrain.api`, imported on first use so `import llmtrain`
     run = lt.train(data, out="runs/mine", preset="gpt2-mini", max_steps=500)
     print(lt.evaluate(run))
     print(lt.generate(run, "Once upon a time", max_new_tokens=50))
+    cfg = lt.plan(data, minutes=10).config  # a run config from a budget
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from llmtrain.api import Data, Run, evaluate, export, generate, load, prepare, train
+    from llmtrain.api import Data, Run, evaluate, export, generate, load, plan, prepare, train
 
-__all__ = ["Data", "Run", "evaluate", "export", "generate", "load", "prepare", "train"]
+__all__ = ["Data", "Run", "evaluate", "export", "generate", "load", "plan", "prepare", "train"]
 
 
 class _CallableModule(types.ModuleType):

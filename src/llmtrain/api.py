@@ -113,6 +113,33 @@ def run_overrides(options: Mapping[str, Any]) -> list[str]:
     return [f"{_section_of(k)}={json.dumps(v)}" for k, v in options.items()]
 
 
+def plan(
+    data: PathLike,
+    *,
+    minutes: float | None = None,
+    gpu_hours: float | None = None,
+    flops: float | None = None,
+    family: str = "gpt2",
+    device: str = "auto",
+    gpu: str | None = None,
+    seq: int | None = None,
+    memory_gb: float | None = None,
+    out: PathLike | None = None,
+) -> Any:
+    """A run config from a budget (`llmtrain.plan.make_plan`): `.config` (a dict for
+    `train(..., config=...)`), `.reasoning` (lines), `.memory` (the estimate). With `out`, the
+    config is also written there as JSON."""
+    from llmtrain.plan import Budget, make_plan
+    from llmtrain.utils.io import atomic_write_json
+
+    budget = Budget(minutes=minutes, gpu_hours=gpu_hours, flops=flops)
+    result = make_plan(os.fspath(data), budget, family=family, device=device, gpu=gpu,
+                       seq=seq, memory_limit_gb=memory_gb)  # fmt: skip
+    if out is not None:
+        atomic_write_json(Path(out), result.config)
+    return result
+
+
 def train(
     data: PathLike | None,
     out: PathLike,
@@ -125,6 +152,7 @@ def train(
     max_time: float | None = None,
     auto_micro_batch: bool = False,
     quiet: bool = False,
+    plan: str | None = None,
     **options: Any,
 ) -> Run:
     """Train on the prepared `data` into run directory `out`; returns the `Run`. Settings,
@@ -143,6 +171,14 @@ def train(
         from llmtrain.models.hf_interop import hf_run_defaults
 
         base = hf_run_defaults(init_from)
+    if plan is not None and base is None:  # --plan BUDGET: the planned config, lowest first
+        from llmtrain.plan import Budget, make_plan
+
+        if data is None:
+            raise ConfigError("--plan needs --data DATA_DIR (the plan measures and sizes on it)")
+        made = make_plan(os.fspath(data), Budget.parse(plan))
+        print("plan:\n" + "\n".join(f"- {line}" for line in made.reasoning))
+        base = made.config
     sets = (
         run_overrides(overrides) if isinstance(overrides, Mapping) else list(overrides)
     ) + run_overrides(options)
@@ -193,12 +229,13 @@ def evaluate(
     data: PathLike | None = None,
     split: str = "val",
     max_tokens: int = 0,
-    batch_size: int = 16,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """The run's (or checkpoint's) own objective on a prepared split (default: the val split
     of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
     metrics, perplexity and bits per byte where defined, with the checkpoint, step, data,
-    split and objective they are of (what `llmtrain eval` prints)."""
+    split and objective they are of (what `llmtrain eval` prints). `batch_size` defaults to
+    the run's micro-batch, so masked objectives draw the masks of the run's own val evals."""
     from llmtrain.data.loader import TokenWindows
     from llmtrain.data.shards import open_split, read_manifest
     from llmtrain.errors import DataError
@@ -234,7 +271,7 @@ def evaluate(
         objective,
         TokenWindows(open_split(data, split), seq, split),
         max_items=max(1, max_tokens // seq) if max_tokens else None,
-        micro_batch_size=batch_size,
+        micro_batch_size=batch_size or cfg.train.micro,
         device=prec.device,
         split=manifest["splits"][split],
     )

@@ -17,7 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="DATA_DIR (default: the one the run was trained on)")
     p.add_argument("--split", default="val", choices=["val", "train"])
     p.add_argument("--max-tokens", type=int, default=0, help="evaluate at most N tokens (0 = all)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="sequences per forward (default: the run's micro-batch, so masked objectives draw "
+        "the same fixed masks as the run's own val evals)",
+    )
     p.set_defaults(func=run)
 
 

@@ -13,7 +13,10 @@ import sys
 from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
-COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "sweep")
+COMMANDS = (
+    *("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "plan"),
+    "sweep",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

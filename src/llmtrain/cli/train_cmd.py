@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue pre-training a local Hugging Face model (config.json + safetensors: "
         "GPT-2, Llama, Mixtral, BERT, ELECTRA, T5); its config.json sets the model section",
     )
+    p.add_argument(
+        "--plan",
+        metavar="BUDGET",
+        help="plan the run from a budget (10m, 2h, 1e17flops; see `llmtrain plan`) and train "
+        "it; --config/--set/--preset still override the planned values",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--max-time",
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         max_time=parse_duration(args.max_time) if args.max_time else None,
         auto_micro_batch=args.auto_micro_batch,
         quiet=args.quiet,
+        plan=args.plan,
     )
     return run_.exit_code  # 0 done (or time budget spent), 75 stopped by a signal
 

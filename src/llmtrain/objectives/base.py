@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +25,13 @@ from torch import nn
 
 if TYPE_CHECKING:
     from llmtrain.objectives.config import ObjectiveConfig
+    from llmtrain.tokenizer.words import WordBoundaries
 
 IGNORE_INDEX = -100
 N_SPECIAL = 4  # ids 0..3 (PAD, UNK, BOS, EOS) are never masked or sampled as replacements
 
 
+@runtime_checkable
 class DataSource(Protocol):
     """Where an objective's batches come from: `len(source)` items, and `batch(indices)`, one
     sample of those items — whatever the objective's `make_batch` takes. `TokenWindows` is
@@ -191,13 +193,15 @@ class Objective:
         *,
         seed: int = 0,
         block_size: int = 512,
-        words: Any = None,
+        words: WordBoundaries | None = None,
     ) -> None:
         """`vocab_size`: the tokenizer's ids (without our extra ids); `options`: the run's
         typed `objective` config section; `words`: a `tokenizer.words.WordBoundaries` for
         whole-word masking (None: token level)."""
         self.tok_vocab = vocab_size
         self.seed = seed
+        self.block_size = block_size
+        self.words = words
         self.options = options
         self.label_smoothing = float(options.label_smoothing)
         self.z_loss = float(options.z_loss)
@@ -235,7 +239,8 @@ class Objective:
         return batch.targets
 
     def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
-        """Add one eval batch's counts to `tally` (model output `out` of `forward`)."""
+        """Add one eval batch's counts to `tally` (model output `out` of `forward`);
+        `evaluate` has already added `loss` (the plain loss sum) and `n_targets`."""
         tgt = self.scored_targets(batch)
         keep = tgt != IGNORE_INDEX
         logits, tgt = out["logits"][keep].float(), tgt[keep]  # (n, V), (n,)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from llmtrain.models.moe import moe_aux_loss
-from llmtrain.objectives.base import IGNORE_INDEX, Batch, Objective, seeded_generator
+from llmtrain.objectives.base import IGNORE_INDEX, Batch, Objective, Tally, seeded_generator
 
 
 class CLM(Objective):
@@ -33,6 +33,19 @@ class CLM(Objective):
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._ce(out["logits"], batch.targets, train)
         return self._with_aux(loss_sum, out, batch, train), {}
+
+    def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
+        """Only the accuracy: every target is scored, so their NLL is the eval loss that
+        `evaluate` has already summed (`loss`, `n_targets`): no second cross-entropy."""
+        tgt = batch.targets
+        keep = tgt != IGNORE_INDEX
+        tally.add("correct", ((out["logits"].argmax(-1) == tgt) & keep).sum())
+        tally.add("targets", keep.sum())
+
+    def report(self, tally: Tally) -> dict[str, float]:
+        res = super().report(tally)
+        res["token_nll"] = tally.get("loss") / max(1.0, tally.get("n_targets"))
+        return res
 
 
 class PrefixLM(CLM):

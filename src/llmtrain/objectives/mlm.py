@@ -78,9 +78,8 @@ class MLM(Objective):
         self.prob = float(options.mask_prob)
         self.mask_frac = float(options.mask_token_frac)
         self.random_frac = float(options.random_token_frac)
-        # whole words: `words` (a tokenizer.words.WordBoundaries), or a bare (V,) bool table
-        # of word-start ids set as `word_start`
-        self.words = kw.get("words")
+        # whole words: `self.words` (a tokenizer.words.WordBoundaries), or a bare (V,) bool
+        # table of word-start ids set as `word_start`
         self.word_start: torch.Tensor | None = None
 
     def word_starts(self, x: torch.Tensor) -> torch.Tensor | None:

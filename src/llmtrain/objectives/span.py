@@ -61,8 +61,7 @@ class SpanCorruption(Objective):
         super().__init__(vocab_size, options, **kw)
         self.density = float(options.noise_density)
         self.mean_span = float(options.mean_span)
-        block = int(kw.get("block_size", 512))
-        self.extra_vocab = 1 + span_lengths(block, self.density, self.mean_span)[1]
+        self.extra_vocab = 1 + span_lengths(self.block_size, self.density, self.mean_span)[1]
 
     def sentinel(self, i: int) -> int:
         return self.tok_vocab + 1 + i

@@ -37,7 +37,7 @@ def setup(name: str):
 
 
 @pytest.mark.parametrize("name", list(ARCH))
-def test_metrics_of_every_objective(name):
+def test_evaluate_every_objective(name):
     model, obj = setup(name)
     w = windows()
     model.train()
