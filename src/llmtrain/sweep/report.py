@@ -108,8 +108,9 @@ def importances(study: Any) -> dict[str, float]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2 or not complete[0].params:
         return {}
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # Hutter et al. 2014
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except (RuntimeError, ValueError):  # e.g. a parameter that never varied
         return {}
 
