@@ -122,6 +122,7 @@ def test_parallel_two_workers_split_the_cpu(char_data, tmp_path, capsys):
     trials = _study(out).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 2
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # two worker processes shared it
+    assert trials[0].params != trials[1].params  # each worker samples with its own seed
     want = max(1, available_cores() // 2)
     for t in trials:
         cfg = json.loads((out / t.user_attrs["run_dir"] / "config.json").read_text())

@@ -58,7 +58,7 @@ def open_study(spec: SweepSpec, out: Path, load_only: bool = False) -> Any:
         raise ConfigError("llmtrain sweep needs Optuna: pip install 'llmtrain[sweep]'") from None
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if load_only and not (out / STUDY_FILE).is_file():
         raise ConfigError(f"{out} has no {STUDY_FILE}; run `llmtrain sweep SPEC --out {out}`")
@@ -79,17 +79,20 @@ def open_study(spec: SweepSpec, out: Path, load_only: bool = False) -> Any:
     )
 
 
-def make_sampler(spec: SweepSpec) -> Any:
+def make_sampler(spec: SweepSpec, salt: int = 0) -> Any:
+    """The spec's sampler, its seed `spec.seed + salt` (a fresh one-worker sweep: the seed)."""
     import optuna
+
+    seed = spec.seed + salt
 
     if spec.sampler == "grid":
         space = {k: p.grid_values() for k, p in spec.params.items()}
-        return optuna.samplers.GridSampler(space, seed=spec.seed)
+        return optuna.samplers.GridSampler(space, seed=seed)
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     # TPE after a few random trials (Bergstra et al. 2011; Optuna's default sampler)
     startup = min(10, max(2, spec.trials // 4))
-    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def make_pruner(spec: SweepSpec) -> Any:
@@ -200,6 +203,12 @@ def objective(trial: Any, spec: SweepSpec, out: Path, worker: int, threads: int 
             pruned = True
     trial.set_user_attr("steps", trainer.step)
     trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
+    if trainer.stop.exit_code:  # SIGTERM/SIGUSR1 stopped it early: no result; queue it again
+        trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+        raise LLMTrainError(
+            f"trial {trial.number} stopped by {trainer.stop.signal_name} at step {trainer.step}"
+            "; rerun the same command to resume (the trial is queued again)"
+        )
     if pruned:
         raise optuna.TrialPruned(f"pruned at step {trainer.step}")
     return float(result[spec.metric])
@@ -242,6 +251,8 @@ def run_worker(out: Path, worker: int = 0, threads: int | None = None, workers: 
 
     spec = read_spec(out)
     study = open_study(spec, out)
+    # a seed of its own for each worker and each resume, or they would draw the same values
+    study.sampler = make_sampler(spec, salt=worker * 1_000_003 + len(study.trials))
     prefix, ran = (f"[w{worker}] " if workers > 1 else ""), []
 
     def report(study: Any, trial: Any) -> None:
