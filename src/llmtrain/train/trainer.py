@@ -22,6 +22,7 @@ from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, 
 from llmtrain.distributed.engine import build_engine
 from llmtrain.errors import ConfigError
 from llmtrain.eval import evaluate
+from llmtrain.eval.in_loop import TaskEvaluator
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
@@ -30,6 +31,7 @@ from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective, freeze_unused_heads
 from llmtrain.optim import build_optimizer
+from llmtrain.tokenizer import load_tokenizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
 from llmtrain.train.curriculum import BatchRamp, DataSkips
@@ -79,6 +81,13 @@ class Trainer:
             Path(cfg.data.path) / tok.get("path", "tokenizer"),
         )
         self._set_vocab_size()
+        self.task_eval = (  # eval.tasks: benchmark tasks at every eval (read + tokenised once)
+            TaskEvaluator(
+                cfg.eval, load_tokenizer(Path(cfg.data.path) / tok.get("path", "tokenizer"))
+            )
+            if cfg.eval.tasks
+            else None
+        )
         seq = cfg.model.block_size
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
@@ -431,6 +440,8 @@ class Trainer:
         )
         rec = {"step": self.step, "tokens": self.tokens}
         rec |= {f"val_{k}": v for k, v in res.items() if k not in ("tokens", "targets")}
+        if self.task_eval is not None:
+            rec |= self.task_eval(self.model, self.prec.device, self.prec.autocast)
         rec["elapsed_sec"] = self.elapsed
         self.logger.log(rec)
         self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
