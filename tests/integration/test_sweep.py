@@ -163,3 +163,23 @@ def test_a_diverging_trial_is_pruned_and_the_sweep_goes_on(char_data, tmp_path):
     bad, good = _study(tmp_path / "out").trials
     assert bad.state.name == "PRUNED" and "diverged" in bad.user_attrs
     assert good.state.name == "COMPLETE"
+
+
+def test_sigterm_mid_trial_queues_it_again_instead_of_a_partial_result(char_data, tmp_path):
+    spec = write_spec(tmp_path / "spec.json", char_data, trials=1, steps=2000, pruner="none",
+                      start=[{"train.lr": 1e-3}])  # fmt: skip
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "llmtrain.cli.main", "sweep", str(spec), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "trials/0000/metrics.jsonl").is_file() and proc.poll() is None:
+        assert time.monotonic() < deadline, "trial 0 never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.decode().strip().endswith("(the trial is queued again)")
+    assert "Traceback" not in err.decode()
+    first, retry = _study(out).get_trials()
+    assert first.state.name == "FAIL" and retry.state.name == "WAITING"
+    assert retry.system_attrs["fixed_params"] == first.params == {"train.lr": 1e-3}
