@@ -14,7 +14,16 @@ from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
 COMMANDS = (
-    *("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "plan"),
+    "env",
+    "prepare",
+    "train",
+    "eval",
+    "generate",
+    "demo",
+    "monitor",
+    "export",
+    "plan",
+    "config",
     "sweep",
 )
 
