@@ -24,6 +24,7 @@ LAYER = {
     "finetune": 5,  # the `finetune` run-config section, and tasks the Trainer takes
     "generation": 6,
     "export": 6,
+    "sweep": 6,  # Optuna search over runs of the one Trainer
     "plan": 6,  # sizes a run from a budget: measures a real train step
     "cli": 7,
     "api": 7,  # the Python API; the CLI commands are shells over it
