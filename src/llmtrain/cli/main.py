@@ -24,6 +24,7 @@ COMMANDS = (
     "export",
     "plan",
     "config",
+    "sweep",
 )
 
 

@@ -43,6 +43,7 @@ from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
 from llmtrain.train.curriculum import BatchRamp, DataSkips, Sampler, split_rows
 from llmtrain.train.faults import StepGuard
+from llmtrain.train.hooks import EvalHook
 from llmtrain.train.lr_control import LRController
 from llmtrain.train.precision import resolve_precision
 from llmtrain.train.rollback import (
@@ -74,8 +75,10 @@ class Trainer:
         *,
         resume_from: int | str | Path | None = None,
         verify: bool = True,
+        on_eval: EvalHook | None = None,
     ):
         self.user_cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.on_eval = on_eval  # after each eval; may raise StopRun (train/hooks.py)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.verify, self._lock = verify, None
         resume = resume or resume_from is not None
@@ -414,6 +417,8 @@ class Trainer:
         if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
             self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
         console.print(self._val_line(last_eval))
+        if self.on_eval is not None:  # e.g. a sweep's pruner: StopRun ends the run
+            self.on_eval(last_eval)
         return last_eval
 
     def _boundary(self, step: int) -> bool:
