@@ -322,7 +322,9 @@ def eval_precision(cfg: Any, precision: str | None = None) -> Any:
     if precision is not None and precision not in choices:
         raise ConfigError(f"precision {precision!r} is not one of {', '.join(choices)}")
     wanted = precision or cfg.train.precision
-    if precision is None and wanted == "fp16" and resolve_device("auto").type != "cuda":
+    if wanted == "fp16" and resolve_device("auto").type != "cuda":
+        if precision is not None:
+            raise ConfigError("precision 'fp16' needs a CUDA GPU; on CPU use bf16, fp32 or auto")
         wanted = "auto"
     try:
         return resolve_precision(wanted, "auto", "off")

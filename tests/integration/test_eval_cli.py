@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from llmtrain.cli.main import main
 from llmtrain.monitor.metrics import read_metrics
@@ -95,11 +96,14 @@ def test_cli_eval_repeats_a_bf16_runs_last_eval_exactly(char_data, tmp_path, cap
     assert fp32["loss"] == pytest.approx(ev["val_loss"], rel=2e-2)  # the same model
 
 
-def test_cli_eval_rejects_an_unknown_precision(char_data, tmp_path, capsys):
+def test_cli_eval_rejects_a_precision_it_cannot_use(char_data, tmp_path, capsys):
     run = tmp_path / "clm"
     train_run(char_data, run, "clm")
-    capsys.readouterr()
-    assert main(["eval", str(run), "--precision", "bf17"]) != 0
-    err = capsys.readouterr().err
-    assert "precision 'bf17' is not one of auto, fp32, bf16, fp16" in err
-    assert "Traceback" not in err
+    cases = {"bf17": "precision 'bf17' is not one of auto, fp32, bf16, fp16"}
+    if not torch.cuda.is_available():
+        cases["fp16"] = "precision 'fp16' needs a CUDA GPU; on CPU use bf16, fp32 or auto"
+    for value, message in cases.items():
+        capsys.readouterr()
+        assert main(["eval", str(run), "--precision", value]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
