@@ -244,20 +244,21 @@ def evaluate(
     split: str = "val",
     max_tokens: int = 0,
     batch_size: int | None = None,
+    precision: str | None = None,
     verify: bool = True,
 ) -> dict[str, Any]:
     """The run's (or checkpoint's) own objective on a prepared split (default: the val split
     of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
     metrics, perplexity and bits per byte where defined, with the checkpoint, step, data,
-    split and objective they are of (what `llmtrain eval` prints). `batch_size` defaults to
-    the run's micro-batch, so masked objectives draw the masks of the run's own val evals."""
+    split, objective and precision they are of (what `llmtrain eval` prints). `batch_size`
+    and `precision` default to what the run's own val evals used (`eval_micro_batch`,
+    `eval_precision`), so the run's last val numbers are repeated exactly."""
     from llmtrain.checkpoint.io import find_checkpoint, read_json
     from llmtrain.data.loader import TokenWindows
     from llmtrain.data.shards import open_split, read_manifest
     from llmtrain.errors import DataError
     from llmtrain.eval import evaluate as evaluate_objective
     from llmtrain.objectives import build_objective
-    from llmtrain.train.precision import resolve_precision
 
     if read_json(find_checkpoint(run) / "config.json").get("finetune", {}).get("task"):
         from llmtrain.finetune.evaluate import evaluate_run
@@ -283,7 +284,7 @@ def evaluate(
             f"{cfg.model.vocab_size - objective.extra_vocab}; evaluate on data prepared with "
             "the run's tokenizer"
         )
-    prec = resolve_precision("fp32", "auto", "off")
+    prec = eval_precision(cfg, precision)
     loaded.model.to(prec.device)
     seq = cfg.model.block_size
     res = evaluate_objective(
@@ -291,12 +292,49 @@ def evaluate(
         objective,
         TokenWindows(open_split(data, split), seq, split),
         max_items=max(1, max_tokens // seq) if max_tokens else None,
-        micro_batch_size=batch_size or cfg.train.micro,
+        micro_batch_size=batch_size or eval_micro_batch(cfg, loaded.checkpoint),
         device=prec.device,
+        autocast=prec.autocast,
         split=manifest["splits"][split],
     )
     head = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "data": str(data)}
-    return {**head, "split": split, "objective": cfg.train.objective, **res}
+    head |= {"split": split, "objective": cfg.train.objective, "precision": prec.name}
+    return {**head, **res}
+
+
+def eval_micro_batch(cfg: Any, checkpoint: PathLike) -> int:
+    """The per-process micro-batch the run's own val evals used: `train.micro_batch_size`,
+    or (left unset) `TrainConfig.micro_for` the data-parallel ranks the checkpoint was trained
+    on (recorded in its state.json; a 1-process run: the whole batch)."""
+    from llmtrain.checkpoint.io import read_state
+
+    state = read_state(checkpoint, keys=("step",))
+    ranks = state.get("dp_size", state.get("world_size", 1))
+    ok = isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1
+    return cfg.train.micro_for(ranks if ok else 1)
+
+
+def eval_precision(cfg: Any, precision: str | None = None) -> Any:
+    """The precision evaluation runs under on this machine's device: `precision` when given,
+    else the run's `train.precision` resolved as the trainer resolves it (`auto`: bf16 autocast
+    on bf16-capable GPUs/CPUs). A run trained in fp16 (CUDA only) evaluates under `auto` on
+    another device; the result names the precision used."""
+    from llmtrain.errors import ConfigError
+    from llmtrain.train.config import TrainConfig
+    from llmtrain.train.precision import resolve_device, resolve_precision
+
+    choices = typing.get_args(typing.get_type_hints(TrainConfig)["precision"])
+    if precision is not None and precision not in choices:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(choices)}")
+    wanted = precision or cfg.train.precision
+    if wanted == "fp16" and resolve_device("auto").type != "cuda":
+        if precision is not None:
+            raise ConfigError("precision 'fp16' needs a CUDA GPU; on CPU use bf16, fp32 or auto")
+        wanted = "auto"
+    try:
+        return resolve_precision(wanted, "auto", "off")
+    except ConfigError as e:
+        raise ConfigError(f"precision {wanted!r} cannot run here: {e}") from None
 
 
 def generate(

@@ -40,3 +40,19 @@ def test_batch_size_alone_trains_on_one_and_two_processes(dist_data, tmp_path):
     assert len(losses(tmp_path / "ddp")) == 3
     # the same global batch: equal up to summation order (micro 8 vs 2 x 4 in the matmuls)
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), rel=1e-5)
+
+
+def test_eval_repeats_a_two_process_runs_last_val_numbers(dist_data, tmp_path):
+    """`api.evaluate` defaults to the per-rank micro-batch the run's own evals used (batch /
+    the data-parallel ranks it was trained on, from the checkpoint), so it repeats a 2-rank
+    run's last val loss exactly; it used to take the whole batch (8 instead of 4)."""
+    from llmtrain.api import evaluate
+    from llmtrain.monitor.metrics import read_metrics
+
+    run_distributed(train, 2, dist_data, tmp_path / "ddp")
+    torch.set_num_threads(1)  # as the ranks ran
+    budget = json.loads((tmp_path / "ddp" / "config.json").read_text())["train"]["eval_tokens"]
+    last = [r for r in read_metrics(tmp_path / "ddp" / "metrics.jsonl") if "val_loss" in r][-1]
+    res = evaluate(tmp_path / "ddp", max_tokens=budget)
+    assert last["step"] == res["step"] == 3
+    assert res["loss"] == last["val_loss"] and res["bpb"] == last["val_bpb"]

@@ -2,7 +2,8 @@
 training goes on; NaNs that persist stop the run with a diagnosis; SIGTERM finishes the step,
 checkpoints and exits 75, and --resume then matches an uninterrupted run bitwise; a
 --max-time deadline checkpoints and stops; a second writer on the same run dir is refused;
-and the kill-and-resume reliability script (short form) ends on the same curve bitwise."""
+and the kill-and-resume reliability script (short form: SIGKILL, SIGTERM and SIGINT) ends on
+the same curve bitwise."""
 
 from __future__ import annotations
 
@@ -147,13 +148,16 @@ def test_a_trainer_that_never_ran_leaves_the_run_dir_unlocked(char_data, tmp_pat
 
 
 def test_reliability_script_short_form(char_data, tmp_path):
+    """Three kills: the plan always holds one SIGKILL, one SIGTERM and one SIGINT (seeded)."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "reliability_kill_resume.py")]
-        + ["--data", str(char_data), "--kills", "2", "--steps", "12", "--workdir", str(tmp_path)],
+        + ["--data", str(char_data), "--kills", "3", "--steps", "10", "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0 and result["equal"] is True, proc.stdout + proc.stderr[-2000:]
-    assert result["resumes"] == 2
+    assert result["signals"] == {"SIGKILL": 1, "SIGTERM": 1, "SIGINT": 1}, proc.stdout
+    assert result["exit_75"] == 2 and result["problems"] == 0, proc.stdout
+    assert result["resumes"] == 3 and result["resume_lines"] >= 2, proc.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from llmtrain.cli.main import main
 from llmtrain.monitor.metrics import read_metrics
@@ -15,8 +16,8 @@ from .conftest import tiny_overrides
 from .test_objectives_train import FAMILIES
 
 
-def train_run(data, run, objective: str) -> None:
-    over = tiny_overrides(data, steps=2, **{"train.objective": f'"{objective}"'})
+def train_run(data, run, objective: str, **extra: object) -> None:
+    over = tiny_overrides(data, steps=2, **{"train.objective": f'"{objective}"', **extra})
     over += [f"{k}={v}" for k, v in FAMILIES.get(objective, {}).items()]
     argv = ["train", "--data", str(data), "--out", str(run), "--quiet"]
     for o in over:
@@ -24,9 +25,9 @@ def train_run(data, run, objective: str) -> None:
     assert main(argv) == 0
 
 
-def eval_json(run, data, capsys, max_tokens: int = 512) -> dict:
+def eval_json(run, data, capsys, max_tokens: int = 512, *extra: str) -> dict:
     capsys.readouterr()
-    argv = ["eval", str(run), "--data", str(data), "--max-tokens", str(max_tokens)]
+    argv = ["eval", str(run), "--data", str(data), "--max-tokens", str(max_tokens), *extra]
     assert main(argv) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -77,3 +78,32 @@ def test_cli_eval_repeats_the_trainers_last_eval(char_data, tmp_path, capsys, ob
     assert res["token_acc"] == pytest.approx(ev["val_token_acc"], rel=1e-6)
     if objective == "clm":
         assert res["bpb"] == pytest.approx(ev["val_bpb"], rel=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm"])
+def test_cli_eval_repeats_a_bf16_runs_last_eval_exactly(char_data, tmp_path, capsys, objective):
+    """`llmtrain eval` evaluates under the run's own precision (bf16 autocast here), so it
+    repeats the trainer's last val numbers bit for bit; it used to evaluate in fp32 (3.6998 in
+    the trainer vs 3.7007 from the CLI on a t5-tiny run). --precision fp32 overrides it."""
+    run = tmp_path / objective
+    train_run(char_data, run, objective, **{"train.precision": "bf16"})
+    budget = json.loads((run / "config.json").read_text())["train"]["eval_tokens"]
+    res, ev = eval_json(run, char_data, capsys, budget), last_eval(run)
+    assert res["loss"] == ev["val_loss"] and res["token_acc"] == ev["val_token_acc"]
+    assert res["precision"] == "bf16"
+    fp32 = eval_json(run, char_data, capsys, budget, "--precision", "fp32")
+    assert fp32["precision"] == "fp32" and fp32["loss"] != ev["val_loss"]
+    assert fp32["loss"] == pytest.approx(ev["val_loss"], rel=2e-2)  # the same model
+
+
+def test_cli_eval_rejects_a_precision_it_cannot_use(char_data, tmp_path, capsys):
+    run = tmp_path / "clm"
+    train_run(char_data, run, "clm")
+    cases = {"bf17": "precision 'bf17' is not one of auto, fp32, bf16, fp16"}
+    if not torch.cuda.is_available():
+        cases["fp16"] = "precision 'fp16' needs a CUDA GPU; on CPU use bf16, fp32 or auto"
+    for value, message in cases.items():
+        capsys.readouterr()
+        assert main(["eval", str(run), "--precision", value]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sequences per forward (default: the run's micro-batch, so masked objectives draw "
         "the same fixed masks as the run's own val evals)",
     )
+    p.add_argument(
+        "--precision",
+        metavar="{auto,fp32,bf16,fp16}",
+        help="autocast precision (default: the run's train.precision on this device, so the "
+        "run's own val numbers are repeated; bf16 under auto on CPUs with AVX512-BF16/AMX)",
+    )
     eval_suite.add_arguments(p)
     add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
@@ -43,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
+        precision=args.precision,
         verify=not args.no_verify,
     )
     print(json.dumps(res, indent=2))

@@ -579,6 +579,7 @@ class Trainer:
             "guard": self.guard.state_dict(),
             "lr": self.lr_ctl.state_dict(),  # plateau state, deadline-planned decay start
             "world_size": self.dist.world_size,
+            "dp_size": self.dist.dp_size,  # eval repeats the per-rank micro-batch (api.evaluate)
         }
         t0 = time.perf_counter()
         path = self.engine.save(  # full, DCP (FSDP/TP: any world size) or DeepSpeed's
