@@ -66,6 +66,8 @@ def test_cleaning_flags_end_to_end(tmp_path):
     assert manifest["stats"]["near_duplicates_removed"] == 1
     assert manifest["stats"]["quality_removed"] == 1 and manifest["stats"]["pii_replaced"] == 2
     assert manifest["stats"]["documents_kept"] == 10
+    near, kept = steps["near_dedup"], sum(s["bytes"] for s in manifest["splits"].values())
+    assert near["bytes_in"] - len(" ".join(["Changed", *words[1:]])) == near["bytes_out"] == kept
     assert not (out / ".prepare_near_dedup.tmp").exists()
 
 

@@ -248,7 +248,8 @@ def _drop_near_duplicates(near: NearDedup, result: CleanResult, quiet: bool) -> 
                 rule.observe(score)
                 if dst:
                     dst.write_line(line)
-            else:
+            else:  # `finish` took it off documents_out; its bytes come off here
+                near.stats["bytes_out"] -= len(text.encode("utf-8"))
                 near.add_example("near_duplicate", Document(text, f"kept document #{i}", ""))
     result.spool, result.kept, result.rule, result.documents = spool, kept, rule, rule.count
 
