@@ -210,7 +210,7 @@ class _Pass:
                         for doc in docs:
                             score = split_score(doc.text, cfg.seed)
                             spool.write(score, doc.text)
-                            self.rule.observe(score)
+                            self.rule.observe(score, len(doc.text), doc.part_of)
                             if kept is not None:
                                 kept.write(doc)
                             if mark is None and self.bytes_seen >= due:
@@ -230,7 +230,8 @@ def _drop_near_duplicates(near: NearDedup, result: CleanResult, quiet: bool) -> 
     """Rewrite the spool and kept text without the documents `near` marked (in `result`)."""
     with progress(len(near.band_files), "near-dedup: cluster", "band", quiet) as bar:
         mask = near.finish(on_band=bar.advance)  # (it trims the heap after each band)
-    rule = SplitRule(result.rule.val_fraction)
+    rule, old = SplitRule(result.rule.val_fraction), result.rule
+    unit = old.unit if old.one_unit else ""  # (what is left of one file is still one file)
     spool = result.spool.with_name(result.spool.name + _WITHOUT_NEAR)
     kept = result.kept and result.kept.with_name(result.kept.name + _WITHOUT_NEAR)
     lines = open(result.kept, "rb") if result.kept else nullcontext()  # noqa: SIM115
@@ -245,7 +246,7 @@ def _drop_near_duplicates(near: NearDedup, result: CleanResult, quiet: bool) -> 
             line = src.readline() if src else b""
             if not dup:
                 writer.write(score, text)
-                rule.observe(score)
+                rule.observe(score, len(text), unit)
                 if dst:
                     dst.write_line(line)
             else:  # `finish` took it off documents_out; its bytes come off here

@@ -27,6 +27,8 @@ class Document:
     id: str
     source: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the text file this is a piece of (the reader cuts long ones): the split keeps its order
+    part_of: str = ""
     # derived values steps share (e.g. word tokens), valid while `text` is the same object
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

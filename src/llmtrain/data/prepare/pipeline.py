@@ -60,7 +60,7 @@ from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.prepare.resume import fingerprint, load_checkpoint, save_checkpoint
 from llmtrain.data.prepare.signals import interruptible
-from llmtrain.data.prepare.split import SplitRule, contiguous_cut
+from llmtrain.data.prepare.split import SplitRule, contiguous_at
 from llmtrain.data.prepare.spool import read_spool, read_spool_from
 from llmtrain.data.prepare.summary import print_summary
 from llmtrain.data.shards import (
@@ -98,7 +98,17 @@ _TOKENIZER_FILES = {META_FILE, BACKEND_FILE, MODEL_FILE}
 class SplitPlan:
     method: str  # "contiguous" | "document"
     rule: SplitRule | None  # which documents go to val (document method)
-    cut: int | None  # character index where val starts (contiguous method)
+    cut: int | None  # character index where val starts in document `cut_doc` (contiguous)
+    cut_doc: int = 0  # documents before it go to train, after it to val (contiguous)
+
+    def pairs(self, i: int, score: int, text: str) -> list[tuple[str, str]]:
+        """The (split, text) pairs of document i: the one cut in two gives both sides."""
+        if self.rule is not None:
+            return [("val" if self.rule.is_val(i, score) else "train", text)]
+        if i != self.cut_doc:
+            return [("train" if i < self.cut_doc else "val", text)]
+        pairs = [("train", text[: self.cut]), ("val", text[self.cut :])]
+        return [pair for pair in pairs if pair[1]]
 
 
 def _written_by_prepare(path: Path) -> bool:
@@ -180,44 +190,41 @@ def _empty_corpus_message(clean: CleanResult) -> str:
 
 
 def _plan_split(clean: CleanResult, cfg: PrepareConfig) -> SplitPlan:
-    if clean.documents > 1:
+    """The document split, or the contiguous one when `SplitRule.contiguous` says so."""
+    if not clean.rule.contiguous():
         return SplitPlan("document", clean.rule, None)
-    _, text = next(read_spool(clean.spool))
-    if len(text) < 2:
-        raise DataError(
-            f"the corpus is one document of {len(text)} character(s): too small to split into "
-            "train and val; add more text"
-        )
-    return SplitPlan(
-        "contiguous", None, min(max(contiguous_cut(text, cfg.val_fraction), 1), len(text) - 1)
-    )
+    if clean.documents == 1:
+        _, text = next(read_spool(clean.spool))
+        if len(text) < 2:
+            raise DataError(
+                f"the corpus is one document of {len(text)} character(s): too small to split "
+                "into train and val; add more text"
+            )
+    total = clean.rule.chars or sum(len(text) for _, text in read_spool(clean.spool))
+    texts = (text for _, text in read_spool(clean.spool))
+    j, cut = contiguous_at(texts, total, cfg.val_fraction)
+    return SplitPlan("contiguous", None, cut, j)
 
 
 def _split_records(
     clean: CleanResult, split: SplitPlan, start: int = 0, offset: int = 0
 ) -> Iterator[tuple[int, list[tuple[str, str]]]]:
     """(spool offset past the document, its (split, text) pairs) for every spooled document
-    from the `start`-th (at byte `offset`) on; a single-document corpus is cut in two."""
+    from the `start`-th (at byte `offset`) on; the contiguous split cuts one in two."""
     for i, (end, score, text) in enumerate(read_spool_from(clean.spool, offset), start):
-        if split.rule is None:
-            yield end, [("train", text[: split.cut]), ("val", text[split.cut :])]
-        else:
-            yield end, [("val" if split.rule.is_val(i, score) else "train", text)]
+        yield end, split.pairs(i, score, text)
 
 
 def _split_texts(clean: CleanResult, split: SplitPlan) -> Iterator[tuple[str, str]]:
-    """(split, text) for every spooled document, single-document corpora cut in two."""
+    """(split, text) for every spooled document, the contiguous split's cut one in two."""
     for _, pairs in _split_records(clean, split):
         yield from pairs
 
 
 def _split_names(clean: CleanResult, split: SplitPlan) -> Iterator[str]:
-    """The split of each kept document, in spool order."""
-    if split.rule is None:
-        yield "train+val"
-        return
-    for i, (score, _) in enumerate(read_spool(clean.spool)):
-        yield "val" if split.rule.is_val(i, score) else "train"
+    """The split of each kept document, in spool order ("train+val": the one cut in two)."""
+    for i, (score, text) in enumerate(read_spool(clean.spool)):
+        yield "+".join(name for name, _ in split.pairs(i, score, text))
 
 
 def select_part(plan: InputPlan, index: int, num: int) -> InputPlan:

@@ -230,7 +230,8 @@ class Reader:
                 docs += 1
                 self.stats["documents_read"] += 1
                 yield Document(text=item.text, id=item.id or item.where, source=name,
-                               metadata={"at": item.where})  # fmt: skip
+                               metadata={"at": item.where},
+                               part_of=name if streamed == "text" else "")  # fmt: skip
         except FormatError as e:
             self.problems.bad(name, e.kind, str(e), e.fix, file=name, lost=0 if docs else size)
             return
