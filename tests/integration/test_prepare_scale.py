@@ -128,9 +128,9 @@ def test_shards_of_work_merge_and_resume(tmp_path, capsys):
         merge_parts([*parts, tmp_path / "missing"], tmp_path / "bad")
     merged = merge_parts(parts, tmp_path / "merged")
     verify_shards(tmp_path / "merged")
-    docs = lambda m: sum(s["documents"] for s in m["splits"].values())  # noqa: E731
-    # dedup runs within a part: dup.txt and en_00.txt landed in different parts
-    assert docs(merged) == docs(whole) + 1 == whole["stats"]["documents_kept"] + 1
+    # dedup runs within a part: dup.txt and en_00.txt landed in different parts (a part of 7
+    # documents may be split contiguously: its cut document is then in both splits)
+    assert merged["stats"]["documents_kept"] == whole["stats"]["documents_kept"] + 1 == 23
     tokens = sum(
         np.asarray(a).size for s in ("train", "val") for a in open_split(tmp_path / "merged", s)
     )
@@ -139,7 +139,7 @@ def test_shards_of_work_merge_and_resume(tmp_path, capsys):
     )
     assert tokens == parts_tokens == sum(s["tokens"] for s in merged["splits"].values())
     report = json.loads((tmp_path / "merged" / "report.json").read_text())
-    assert report["documents_kept"] == docs(merged) and len(report["parts"]) == 3
+    assert report["documents_kept"] == 23 and len(report["parts"]) == 3
     read = next(s for s in report["steps"] if s["name"] == "read")
     assert read["documents_read"] == sum(
         p["stats"]["documents_read"] for p in map(read_manifest, parts)

@@ -4,8 +4,9 @@ Several documents: each goes to val when a seeded hash of its text falls below
 `val_fraction`, so the split is deterministic and independent of file order; both sides get at
 least one document (`SplitRule`). Contiguous, as nanoGPT does, when that cannot work: one
 document (a single book, Tiny Shakespeare), the pieces the reader cut one long text file into,
-or a few large documents where the hash split would put more than twice `val_fraction` of the
-text into val (two files and one forced into val: half the text). Then the last
+or few documents (fewer than 2 / `val_fraction`: 20 at 0.1) where the hash split would put
+more than twice `val_fraction` of the text into val (two files and one forced into val: half
+the text; with n equal documents val gets at least 1/n). Then the last
 `val_fraction` of the characters, in input order, becomes val, cut at the nearest line
 boundary inside the document where it falls (`contiguous_at`).
 """
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 _SCORE_SCALE = float(2**64)
+FEW_VAL_DOCUMENTS = 2  # below this many val documents expected, a hash sample is too coarse
 
 
 def split_score(text: str, seed: int) -> int:
@@ -103,10 +105,12 @@ class SplitRule:
 
     def contiguous(self) -> bool:
         """Whether to split contiguously rather than by document: one document, the pieces
-        of one file, or a document split giving val over twice `val_fraction` of the text."""
+        of one file, or few documents (fewer than 2 / `val_fraction`) where the document
+        split would give val over twice `val_fraction` of the text."""
         if self.count <= 1 or self.one_unit:
             return True
-        return self.chars > 0 and self.val_share() > 2 * self.val_fraction
+        few = self.count * self.val_fraction < FEW_VAL_DOCUMENTS
+        return few and self.chars > 0 and self.val_share() > 2 * self.val_fraction
 
 
 def assign_val(scores: np.ndarray, val_fraction: float) -> np.ndarray:
