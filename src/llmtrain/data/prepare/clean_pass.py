@@ -107,7 +107,7 @@ def clean_steps(
     indexed that many documents for near-dedup."""
     steps: list[Step] = [Normalise(cfg.fix_encoding)]
     if cfg.languages or cfg.detect_language:
-        steps.append(LanguageFilter(cfg.languages))
+        steps.append(LanguageFilter(cfg.languages, cfg.language_aliases))
     steps += quality_steps(cfg.quality, cfg.quality_set, cfg.zh_words)
     if cfg.pii:
         steps.append(RedactPII())

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmtrain.data.prepare.language import DEFAULT_LANGUAGE_ALIASES
 from llmtrain.data.prepare.minhash import DEFAULT_LSH, LSH_PRESETS, LSHConfig
 from llmtrain.data.prepare.quality import QUALITY_PRESETS, quality_steps
 from llmtrain.data.prepare.textstats import check_segmenter
@@ -42,6 +43,8 @@ class PrepareConfig:
     zh_words: str = "chars"  # Chinese words for the quality filters: chars | jieba (zh extra)
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
     detect_language: bool = False  # tag languages (report's language mix) without filtering
+    # detected label -> the code it counts as (Chinese varieties -> zh); {} keeps raw labels
+    language_aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LANGUAGE_ALIASES))
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
     near_dedup_preset: str = DEFAULT_LSH  # recall (28x4 + check, default) | fineweb (14x8)
@@ -103,6 +106,12 @@ class PrepareConfig:
         for code in self.languages:
             if not (code.isalpha() and 2 <= len(code) <= 3):
                 raise ConfigError(f"languages: {code!r} is not an ISO 639-1 code; give e.g. en,zh")
+        for label, code in self.language_aliases.items():
+            if not all(c.isalpha() and 2 <= len(c) <= 3 for c in (label, code)):
+                raise ConfigError(
+                    f"language_aliases: {label!r} -> {code!r} is not a pair of language codes; "
+                    "give e.g. wuu=zh,yue=zh"
+                )
         if self.decontaminate_mode not in ("drop", "flag"):
             raise ConfigError(
                 f"decontaminate_mode = {self.decontaminate_mode!r} must be 'drop' (remove "

@@ -32,6 +32,10 @@ def _annotation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     if langs:
         top = sorted(langs.items(), key=lambda kv: -kv[1])[:6]
         rows.append(("  languages", ", ".join(f"{k} {n:,}" for k, n in top)))
+    moved = {k.removeprefix("relabelled_"): n for k, n in steps.get("language", {}).items() if k.startswith("relabelled_")}  # fmt: skip
+    if moved:
+        labels = ", ".join(f"{k.replace('_as_', ' as ')} {n:,}" for k, n in sorted(moved.items()))
+        rows.append(("  languages relabelled", labels))
     return rows
 
 
