@@ -82,7 +82,7 @@ from llmtrain.tokenizer import (
 )
 from llmtrain.tokenizer.bpe import BACKEND_FILE
 from llmtrain.tokenizer.spm import MODEL_FILE
-from llmtrain.tokenizer.train import train_bytes_for
+from llmtrain.tokenizer.train import train_bytes_for, vocab_report
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
@@ -328,8 +328,7 @@ def _build_report(
         "split": {"method": split.method, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
         "tokenizer": {
             "type": tok.kind,
-            "vocab_size": tok.vocab_size,
-            "vocab_size_requested": cfg.vocab_size if cfg.tokenizer == "bpe" else None,
+            **vocab_report(cfg.tokenizer, cfg.vocab_size, tok.vocab_size),
             "source": cfg.tokenizer,
             **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
             "train_bytes_cap": cfg.tokenizer_train_bytes if cfg.trains_tokenizer else None,

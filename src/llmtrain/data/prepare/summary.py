@@ -61,9 +61,9 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
     table.add_row("split", f"{split['method']}, val_fraction {split['val_fraction']}")
     tok = manifest["tokenizer"]
     vocab = f"{tok['type']}, vocab {tok['vocab_size']:,}, {manifest['dtype']}"
-    asked = report["tokenizer"].get("vocab_size_requested")
-    if asked and asked > tok["vocab_size"]:
-        vocab += f" (asked {asked:,}: the text has no more pairs seen twice)"
+    note = report["tokenizer"].get("vocab_size_note")
+    if note and report["tokenizer"].get("vocab_size_requested"):
+        vocab += f" ({note})"
     table.add_row("tokenizer", vocab)
     for name, info in report["splits"].items():
         table.add_row(
