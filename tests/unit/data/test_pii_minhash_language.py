@@ -122,3 +122,15 @@ def test_chinese_varieties_count_as_zh_and_removals_are_counted_per_label(monkey
     assert step.stats["removed_language_de_not_kept"] == 1
     raw = LanguageFilter(["zh"], aliases={})  # configurable: no aliases keeps raw labels
     assert [d.text for d in raw(Document(text=t, id=t, source="t") for t in labels)] == ["c"]
+
+
+def test_language_model_released_after_cleaning_and_reloaded_on_use():
+    import py3langid.langid as langid
+
+    from llmtrain.data.prepare.language import detect_language, release_language_model
+
+    assert detect_language("This is an ordinary English sentence about rivers.") == "en"
+    assert langid.IDENTIFIER is not None  # ~60 MiB resident while cleaning
+    release_language_model()
+    assert langid.IDENTIFIER is None
+    assert detect_language("这是一个用来测试语言识别的中文句子，内容很普通。") == "zh"

@@ -24,6 +24,16 @@ def detect_language(text: str) -> str:
     return py3langid.classify(text[:SAMPLE_CHARS])[0]
 
 
+def release_language_model() -> None:
+    """Drop py3langid's model (~60 MiB resident once loaded) when cleaning is over, so the
+    tokenizer trainer that comes next does not run on top of it; reloaded if used again."""
+    import sys
+
+    langid = sys.modules.get("py3langid.langid")
+    if langid is not None and getattr(langid, "IDENTIFIER", None) is not None:
+        langid.IDENTIFIER = None
+
+
 class LanguageFilter(Step):
     """Tag each document's language (after `aliases`); drop those outside `keep`."""
 
