@@ -18,6 +18,11 @@ MFU of a model preset (the GPU runs of the issue: GPT-2 124M and a ~1B Llama, bf
         --set distributed.activation_checkpointing=true
     python bench/engine_throughput.py --preset gpt2-tiny --device cpu --compile off   # a smoke run
 
+`--reference` (GPT-2 presets) also builds, in the same process, the nanoGPT-style step of
+`bench/reference_gpt.py` (whole model + loss compiled together, fused AdamW) at the same shapes,
+and measures both in interleaved rounds: `vs_reference` is ours / reference tokens/s. On a CPU
+it runs at small shapes, e.g. `--preset gpt2-tiny --device cpu --reference --compile off`.
+
 The text is byte-tokenized and the model keeps the preset's vocabulary (50304, 128256), so the
 LM head costs what it costs in a real run. Our train step only (one optimizer step per
 micro-batch), compile warm-up untimed; tokens/s is the median of `--rounds` rounds (CUDA
@@ -75,6 +80,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--compile", default="on", choices=["on", "off"])
     g.add_argument("--peak-tflops", type=float, default=None, help="override the peak table")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    g.add_argument("--reference", action="store_true",
+                   help="interleave a nanoGPT-style reference step (bench/reference_gpt.py)")  # fmt: skip
     args = p.parse_args(argv)
     args.precision = args.precision or ("bf16" if args.preset else "fp32")
     return args
@@ -112,8 +119,27 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     seq = cfg.model.block_size
-    rates = [rate(tr.train_step, args.round_steps, sync) * m * seq for _ in range(args.rounds)]
-    tok_s = statistics.median(rates)
+    engines = {"ours": tr.train_step}
+    if args.reference:
+        engines["reference"] = reference_engine(tr.model.cfg, m, dev, args)
+    rates: dict[str, list[float]] = {k: [] for k in engines}
+    peaks = {k: 0.0 for k in engines}
+    for _ in range(args.rounds):  # interleaved: both see the same machine state
+        for name, fn in engines.items():
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            rates[name].append(rate(fn, args.round_steps, sync) * m * seq)
+            if dev.type == "cuda":
+                peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(dev) / 2**30)
+    tok_s = statistics.median(rates["ours"])
+    ref = {}
+    if args.reference:
+        ref_tok_s = statistics.median(rates["reference"])
+        ref = {"reference_tokens_per_sec": round(ref_tok_s),
+               "vs_reference": round(tok_s / ref_tok_s, 3),
+               "reference_peak_gib": round(peaks["reference"], 2),
+               "reference_spread": round(spread(rates["reference"]), 3)}  # fmt: skip
+    rates = rates["ours"]
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     peak = peak_flops(dev, args.peak_tflops, dtype)
     n_params = sum(p.numel() for p in tr.model.parameters())
@@ -123,8 +149,29 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             "tokens_per_sec": round(tok_s), "spread": round((max(rates) - min(rates)) / tok_s, 3),
             "flops_per_token": tr.flops_per_token, "peak_tflops": peak and round(peak / 1e12, 1),
             "mfu": peak and round(tok_s * tr.flops_per_token / peak, 4),
-            "warmup_sec": round(warm, 1), "rounds": args.rounds,
+            "warmup_sec": round(warm, 1), "rounds": args.rounds, "peak_gib": round(peaks["ours"], 2),
+            "sync_free": tr.deferred is not None, **ref,
             **{k: round(v, 2) for k, v in memory_stats(dev).items()}}  # fmt: skip
+
+
+def spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def reference_engine(model_cfg, micro: int, dev: torch.device, args: argparse.Namespace):
+    """The nanoGPT-style step of bench/reference_gpt.py at our shapes, warmed up."""
+    spec = importlib.util.spec_from_file_location(
+        "reference_gpt", ROOT / "bench" / "reference_gpt.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if model_cfg.architecture != "decoder" or model_cfg.pos_embedding != "learned":
+        raise SystemExit("error: --reference is a GPT-2 step; use a gpt2-* preset")
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    step = mod.reference_step(model_cfg, micro, dev, dtype, args.compile == "on")
+    for _ in range(args.warmup_steps):
+        step()
+    return step
 
 
 def print_preset(r: dict) -> None:
@@ -134,6 +181,10 @@ def print_preset(r: dict) -> None:
     print(f"{'tokens/s':>12}{'MFU':>10}{'peak TFLOP/s':>14}{'spread':>8}{'warm-up s':>11}")
     print(f"{r['tokens_per_sec']:>12,}{mfu:>10}{r['peak_tflops'] or 0:>14}{r['spread']:>8.3f}"
           f"{r['warmup_sec']:>11.1f}")  # fmt: skip
+    if "vs_reference" in r:
+        print(f"reference (nanoGPT-style, bench/reference_gpt.py): "
+              f"{r['reference_tokens_per_sec']:,} tokens/s; ours / reference = {r['vs_reference']:.3f}"
+              f" (peak GiB ours {r['peak_gib']}, reference {r['reference_peak_gib']})")  # fmt: skip
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict:

@@ -5,7 +5,7 @@ and MoE keeps its experts balanced and beats a dense model of equal active param
 WikiText-2 (raw test split, one document per article) is prepared with a 2048-token BPE. Each
 objective (CLM, MLM, T5 span corruption, ELECTRA, SOP) trains a tiny model of its family
 through `Trainer` for a fixed number of steps; before training (step 0) and after, the bench
-measures on held-out val windows, model in eval mode (`llmtrain.eval.evaluate_objective`):
+measures on held-out val windows, model in eval mode (`llmtrain.eval.evaluate`):
 the objective's loss and its task metric against the trivial baseline — the unigram
 frequencies of the scored targets counted on the train split (NLL, and the accuracy of always
 predicting the most frequent token), 0.5 ROC AUC for replaced-token detection, the majority
@@ -42,8 +42,7 @@ import torch
 
 from llmtrain.data.loader import eval_windows
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus
-from llmtrain.eval import evaluate_objective, target_unigram
-from llmtrain.eval.objective import scored_targets
+from llmtrain.eval import evaluate, target_unigram
 from llmtrain.models.moe import moe_layers, tokens_per_expert
 from llmtrain.objectives.base import IGNORE_INDEX
 from llmtrain.train.config import load_run_config
@@ -170,27 +169,30 @@ def trainer_for(data: Path, out: Path, preset: str, objective: str, steps: int, 
 
 
 def measure(trainer: Trainer, idx: list[int], unigram: torch.Tensor) -> dict[str, float]:
-    repeats = 4 if trainer.objective.name == "sop" else 1  # more sentence labels
-    return evaluate_objective(
+    # more mask sets (and so sentence labels) where the headline is a per-sequence metric
+    repeats = 4 if "sentence_acc" in trainer.objective.headline else 1
+    return evaluate(
         trainer.model,
         trainer.objective,
         trainer.val_windows,
-        idx,
-        32,
-        trainer.prec.device,
+        indices=idx,
+        micro_batch_size=32,
+        device=trainer.prec.device,
         unigram=unigram,
         repeats=repeats,
     )
 
 
-def verdict(name: str, m: dict[str, float]) -> tuple[str, float, float, bool]:
-    """(metric name, value, baseline, clearly beats) for objective `name`'s end measure."""
-    if name == "electra":
+def verdict(headline: tuple[str, ...], m: dict[str, float]) -> tuple[str, float, float, bool]:
+    """(metric name, value, baseline, clearly beats) for the first of the objective's headline
+    eval metrics (`Objective.headline`; token accuracy where it has none)."""
+    metric = headline[0] if headline else "token_acc"
+    if metric == "rtd_auc":
         auc, n_pos = m["rtd_auc"], m["replaced_frac"] * m["rtd_tokens"]
         n_neg = m["rtd_tokens"] - n_pos  # Hanley & McNeil (1982) SE at AUC 0.5
         se = math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
         return "rtd_auc", auc, 0.5, auc > 0.5 + 3 * se
-    if name == "sop":
+    if metric == "sentence_acc":
         base, n = m["sentence_majority"], m["sentences"]
         acc = m["sentence_acc"]
         return "sentence_acc", acc, base, acc > base + 3 * math.sqrt(base * (1 - base) / n)
@@ -213,7 +215,7 @@ def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
     end = measure(trainer, val_idx, unigram)
     if name == "span":
         end["swapped_enc_acc"] = swapped_encoder_acc(trainer, val_idx)
-    metric, value, base, beats = verdict(name, end)
+    metric, value, base, beats = verdict(trainer.objective.headline, end)
     return {
         "steps": steps,
         "train_sec": round(wall, 1),
@@ -221,7 +223,7 @@ def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
         "start": start,
         "end": end,
         "baseline": base,
-        "start_value": verdict(name, start)[1],
+        "start_value": verdict(trainer.objective.headline, start)[1],
         "end_value": value,
         "beats_baseline": beats,
     }
@@ -235,12 +237,11 @@ def swapped_encoder_acc(trainer: Trainer, idx: list[int]) -> float:
     model.eval()
     correct = total = 0
     for i in range(0, len(idx), 32):
-        x, y = trainer.val_windows.batch(idx[i : i + 32])
-        batch = objective.make_batch(x, y, step=-1, micro=i).to(device)
-        t = batch.tensors
-        memory = model.encode(t["src"]).roll(1, dims=0)  # (B, S, C) of another window
-        logits = model.logits(model.decode_hidden(t["dec_in"], memory))  # (B, U, V)
-        tgt = scored_targets(objective, batch)
+        sample = trainer.val_windows.batch(idx[i : i + 32])
+        batch = objective.make_batch(sample, step=-1, micro=i).to(device)
+        memory = model.encode(batch.inputs).roll(1, dims=0)  # (B, S, C) of another window
+        logits = model.logits(model.decode_hidden(batch.decoder_inputs, memory))  # (B, U, V)
+        tgt = objective.scored_targets(batch)
         keep = tgt != IGNORE_INDEX
         correct += int((logits.argmax(-1)[keep] == tgt[keep]).sum())
         total += int(keep.sum())
@@ -300,7 +301,9 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
         t0 = time.perf_counter()
         trainer.fit()
         wall = time.perf_counter() - t0
-        ev = evaluate_objective(trainer.model, trainer.objective, trainer.val_windows, idx, 32)
+        ev = evaluate(
+            trainer.model, trainer.objective, trainer.val_windows, indices=idx, micro_batch_size=32
+        )
         per_window[name] = window_nll(trainer, idx)
         res[name] = {
             "val_nll": ev["token_nll"],

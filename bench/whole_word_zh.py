@@ -85,8 +85,8 @@ def main() -> int:
             for _ in range(2):  # epoch 1, epoch 2 (memoised jieba runs)
                 t0 = time.perf_counter()
                 for i, xb in enumerate(batches):
-                    b = obj.make_batch(xb, xb, step=i, micro=0)
-                    sel = b.tensors["targets"] != IGNORE_INDEX
+                    b = obj.make_batch((xb, xb), step=i, micro=0)
+                    sel = b.targets != IGNORE_INDEX
                     picked += int(sel.sum())
                     starts = obj.word_starts(xb)
                     if starts is not None:  # tokens per selected unit

@@ -1,8 +1,12 @@
 #!/usr/bin/env python
-"""Seed-compatible entry point: `python scripts/prepare_corpus.py --input_dir data/raw/
---output_dir data/processed/ --vocab_size 50000 --tokenizer_type sentencepiece`.
+r"""Seed-compatible data preparation entry point (thin shell over `llmtrain prepare`).
 
-A thin shell over `llmtrain.data.prepare.prepare_corpus` (the same as `llmtrain prepare`).
+    python scripts/prepare_corpus.py --input_dir data/raw/ --output_dir data/processed/ \
+        --vocab_size 50000 --tokenizer_type sentencepiece
+
+Reads the raw text under --input_dir, cleans and deduplicates it, splits train/val, trains
+the tokenizer and writes token shards + manifest.json to --output_dir, which
+`train_model.py --data_path` (or `llmtrain train --data`) then reads.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from llmtrain.tokenizer import TOKENIZER_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--input_dir", required=True, nargs="+", help="folder(s) or files of raw text")
     p.add_argument("--output_dir", required=True, help="DATA_DIR to write")
     p.add_argument("--vocab_size", type=int, default=PrepareConfig.vocab_size)

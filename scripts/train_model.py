@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Seed-compatible training entry point (thin shell over `llmtrain train`).
+r"""Seed-compatible training entry point (thin shell over `llmtrain train`).
 
     python scripts/train_model.py --config configs/training_config.json \
         --model_config configs/model_config.json --data_path data/processed/ \

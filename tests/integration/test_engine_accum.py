@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import torch
 
-from llmtrain.objectives.base import Batch
-from llmtrain.objectives.clm import IGNORE_INDEX
+from llmtrain.objectives.base import IGNORE_INDEX, Batch
 from llmtrain.train.config import load_run_config
 from llmtrain.train.trainer import Trainer
 
 from .conftest import tiny_overrides
 
 
-def masked_batch(x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+def masked_batch(sample: tuple[torch.Tensor, torch.Tensor], *, step: int, micro: int) -> Batch:
     """Mask targets by content (not by position in the micro-batch), so each sequence gets
     the same mask whatever the split, and micro-batches get unequal target counts."""
+    x, y = sample
     y = y.clone()
     y[(y % 3 == 0) | (x % 5 == 0)] = IGNORE_INDEX
     half = (x[:, 0] % 2 == 0)[:, None] & (torch.arange(y.shape[1]) < y.shape[1] // 2)
     y[half] = IGNORE_INDEX  # and some sequences half empty
     n = int((y != IGNORE_INDEX).sum())
-    return Batch({"x": x, "y": y}, n_targets=n, n_tokens=int(y.numel()))
+    return Batch(x, y, n_targets=n, n_tokens=int(y.numel()))
 
 
 def step_gradients(data, run, micro: int) -> tuple[float, dict[str, torch.Tensor]]:

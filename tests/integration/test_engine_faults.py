@@ -40,8 +40,8 @@ def poison(tr: Trainer, at_steps: set[int], action=None) -> None:
     """Make the loss NaN (or run `action`) while the trainer is at one of `at_steps`."""
     loss = tr.objective.loss
 
-    def wrapped(out, batch):
-        s, n = loss(out, batch)
+    def wrapped(out, batch, **kw):
+        s, n = loss(out, batch, **kw)
         if tr.step in at_steps:
             if action is not None:
                 action()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from llmtrain.monitor.metrics import read_metrics
@@ -58,3 +61,35 @@ def test_train_model_script_maps_seed_flags_and_warns_about_gpus(char_data, tmp_
     assert cfg["train"]["batch_size"] == 16 and cfg["train"]["micro_batch_size"] == 1
     assert cfg["model"]["n_layer"] == 1
     assert len([r for r in read_metrics(tmp_path / "ckpt" / "metrics.jsonl") if "loss" in r]) == 3
+
+
+def test_seed_train_then_seed_monitor_find_each_other(char_data, tmp_path, capsys, monkeypatch):
+    """The seed commands as documented: train_model.py --output_dir models/checkpoints/, then
+    monitor_training.py --log_dir logs/training_logs/ --checkpoint_dir models/checkpoints/
+    shows that run and its checkpoints; --report also prints the snapshot."""
+    monkeypatch.chdir(tmp_path)
+    sets = [s for o in tiny_overrides(char_data, steps=2) for s in ("--set", o)]
+    train = ["--data_path", str(char_data), "--output_dir", "models/checkpoints/", *sets]
+    assert load_script("train_model").main(train) == 0
+    capsys.readouterr()
+    argv = ["--log_dir", "logs/training_logs/", "--checkpoint_dir", "models/checkpoints/"]
+    script = str(ROOT / "scripts" / "monitor_training.py")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    res = subprocess.run(  # as a user runs it (no terminal: one snapshot)
+        [sys.executable, script, *argv, "--report", "r.html"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "checkpoints (1): step_000002" in res.stdout  # the snapshot, checkpoint found
+    assert (tmp_path / "r.html").is_file() and "r.html" in res.stderr
+
+
+def test_prepare_corpus_help_is_whole_sentences(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        load_script("prepare_corpus").main(["--help"])
+    out = capsys.readouterr().out
+    assert "--output_dir data/processed/ \\\n" in out and "then reads." in out

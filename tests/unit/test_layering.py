@@ -24,6 +24,7 @@ LAYER = {
     "generation": 6,
     "export": 6,
     "cli": 7,
+    "api": 7,  # the Python API; the CLI commands are shells over it
 }
 # checkpoint.inference rebuilds a model from a run config (train.config): a documented exception
 ALLOWED = {("checkpoint/inference.py", "train")}

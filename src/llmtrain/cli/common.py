@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from llmtrain.errors import ConfigError
 
@@ -48,3 +49,30 @@ def positive_int(text: str) -> int:
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
+
+
+class LazyChoices(Sequence[str]):
+    """argparse `choices` read from a table on first use (parsing or help), so building
+    the parser does not import what the table lives beside (torch). Give the argument a
+    `metavar`: argparse then lists the choices only in help, through `%(choices)s`."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._items: list[str] | None = None
+
+    def _all(self) -> list[str]:
+        if self._items is None:
+            self._items = list(self._load())
+        return self._items
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._all()[i]

@@ -22,10 +22,18 @@ REQUIRED = ("torch", "numpy", "tokenizers", "safetensors", "rich")
 
 
 def _version(name: str) -> str | None:
+    """Version of the package that provides module `name`: its own distribution, else any
+    other that installs it (mlflow-skinny installs `mlflow`), named beside the version."""
     try:
         return md.version(name)
     except md.PackageNotFoundError:
-        return None
+        pass
+    for dist in md.packages_distributions().get(name, []):
+        try:
+            return f"{md.version(dist)} ({dist})"
+        except md.PackageNotFoundError:
+            continue
+    return None
 
 
 def collect() -> dict:

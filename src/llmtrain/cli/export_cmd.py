@@ -7,6 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import LazyChoices
+
+
+def _targets() -> list[str]:
+    from llmtrain.models.hf import TARGETS
+
+    return list(TARGETS)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a trained model (Hugging Face)", description=__doc__)
@@ -16,30 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--target",
         default=None,
-        choices=[
-            "gpt2",
-            "llama",
-            "mixtral",
-            "bert",
-            "bert_pretraining",
-            "roberta",
-            "electra",
-            "t5",
-        ],
-        help="HF architecture (default: model.hf_target, else inferred from the options); "
-        "checked against the model's options. ELECTRA also writes its generator/",
+        choices=LazyChoices(_targets),
+        metavar="NAME",
+        help="HF architecture, one of %(choices)s (default: model.hf_target, else inferred "
+        "from the options); checked against the model's options. ELECTRA also writes its "
+        "generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.export import export_hf
+    from llmtrain.api import export
 
-    loaded = load_trained(args.checkpoint)
-    tok = None if args.no_tokenizer else loaded.tokenizer
-    res = export_hf(loaded.model, args.out, tokenizer=tok, target=args.target)
+    res = export(args.checkpoint, args.out, target=args.target, tokenizer=not args.no_tokenizer)
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
     if "generator_max_abs_diff" in res:
         print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")

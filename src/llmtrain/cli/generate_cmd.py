@@ -20,32 +20,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmtrain.checkpoint.inference import load_trained
-    from llmtrain.errors import CheckpointError
-    from llmtrain.generation import generate_text
+    from llmtrain.api import generate, load
+    from llmtrain.generation import check_sampling_args
 
-    loaded = load_trained(args.checkpoint)
-    if loaded.tokenizer is None:
-        raise CheckpointError(
-            f"no tokenizer found for {loaded.checkpoint}: expected RUN_DIR/tokenizer/ or the "
-            "run's data directory; re-run training or copy DATA_DIR/tokenizer into the run"
-        )
+    check_sampling_args(args.temperature, args.top_k, args.top_p)  # before any output
+    loaded = load(args.checkpoint)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
     for i in range(args.num_samples):
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
-        sys.stdout.write(args.prompt)
-        seed = None if args.seed is None else args.seed + i
-        for piece in generate_text(
-            loaded.model,
-            loaded.tokenizer,
+        generate(
+            args.checkpoint,
             args.prompt,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
-            seed=seed,
-        ):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+            seed=None if args.seed is None else args.seed + i,
+            on_text=write,
+            model=loaded,
+        )
         sys.stdout.write("\n")
     return 0

@@ -5,6 +5,7 @@ line on stderr and exit code 2 (no traceback). Each command module exposes
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -12,7 +13,7 @@ import sys
 from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
-COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export")
+COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "plan")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Exit 2 with the command's usage and "unrecognized arguments: --prest (did you mean
+    --preset?)", the suggestion taken from that command's flags."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices.get(getattr(args, "command", None) or "", parser)
+    flags = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+    words = []
+    for arg in extra:
+        close = difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1, cutoff=0.6)
+        words.append(f"{arg} (did you mean {close[0]}?)" if arg.startswith("-") and close else arg)
+    command.error("unrecognized arguments: " + " ".join(words))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown(parser, args, extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

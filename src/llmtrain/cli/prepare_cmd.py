@@ -1,6 +1,6 @@
 """`llmtrain prepare INPUT... --out DATA_DIR`: raw text → tokenizer + token shards.
 
-Thin shell: parse flags → `PrepareConfig` → `llmtrain.data.prepare.prepare_corpus`
+Thin shell: parse flags → `llmtrain.api.prepare` (`PrepareConfig` → `prepare_corpus`)
 (`--dry-run`: `dry_run`; `--merge PART...`: `merge_parts`).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from llmtrain.config import config_from_dict
-from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+from llmtrain.data.prepare import PrepareConfig
 from llmtrain.data.prepare.dry_run import dry_run
 from llmtrain.data.prepare.merge import merge_parts
 from llmtrain.errors import ConfigError
@@ -258,9 +258,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise ConfigError("no INPUT given: pass files, folders or builtin:python (or --merge)")
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
-    cfg = config_from_dict(PrepareConfig, given)  # validates, naming the bad value
     if args.dry_run:
-        dry_run(args.inputs, cfg, args.dry_run_docs)
+        dry_run(args.inputs, config_from_dict(PrepareConfig, given), args.dry_run_docs)
         return 0
-    prepare_corpus(args.inputs, args.out, cfg, quiet=args.quiet)
+    from llmtrain.api import prepare
+
+    prepare(args.inputs, args.out, quiet=args.quiet, **given)
     return 0

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from llmtrain.cli.common import add_config_args
-from llmtrain.config import load_json_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue pre-training a local Hugging Face model (config.json + safetensors: "
         "GPT-2, Llama, Mixtral, BERT, ELECTRA, T5); its config.json sets the model section",
     )
+    p.add_argument(
+        "--plan",
+        metavar="BUDGET",
+        help="plan the run from a budget (10m, 2h, 1e17flops; see `llmtrain plan`) and train "
+        "it; --config/--set/--preset still override the planned values",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--max-time",
@@ -45,51 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmtrain.errors import ConfigError
-    from llmtrain.train.config import load_run_config
-    from llmtrain.train.trainer import Trainer
+    from llmtrain.api import train
 
-    out = Path(args.out)
-    base = None
-    if args.resume and (out / "config.json").is_file():
-        base = load_json_file(out / "config.json")  # the run's own config; flags may extend it
-    if args.init_from and base is None:  # the HF config, below --preset/--config/--set
-        from llmtrain.models.hf_interop import hf_run_defaults
-
-        base = hf_run_defaults(args.init_from)
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.path={json.dumps(str(args.data))}")
-    if args.max_time:
-        overrides.append(f"train.max_time_sec={parse_duration(args.max_time)}")
-    if args.auto_micro_batch:
-        overrides.append("train.auto_micro_batch=true")
-    cfg = load_run_config(args.config, args.preset, overrides, base=base)
-    if not cfg.data.path:
-        raise ConfigError(
-            "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"
-        )
-    trainer = Trainer(cfg, out, resume=args.resume, show_progress=not args.quiet)
-    t, world = cfg.train, trainer.dist.world_size
-    say = print if trainer.dist.is_rank0 else (lambda *a, **k: None)
-    say(
-        f"model: {cfg.model.n_layer} layers, {cfg.model.n_embd} dims, "
-        f"{sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f}M parameters; "
-        f"device {trainer.prec.device}, precision {trainer.prec.name}"
+    run_ = train(
+        args.data,
+        args.out,
+        preset=args.preset,
+        config=args.config,
+        overrides=args.overrides,
+        resume=args.resume,
+        init_from=args.init_from,
+        max_time=parse_duration(args.max_time) if args.max_time else None,
+        auto_micro_batch=args.auto_micro_batch,
+        quiet=args.quiet,
+        plan=args.plan,
     )
-    say(
-        f"batch: {t.batch_size} sequences/step = {t.micro} micro-batch x {trainer.accum} "
-        f"accumulation x {world} process{'es' if world > 1 else ''}"
-        f"{f' ({cfg.distributed.strategy})' if world > 1 else ''}; "
-        f"{t.batch_size * cfg.model.block_size:,} tokens/step"
-    )
-    result = trainer.fit()
-    say(json.dumps({"run_dir": str(out), **result}, indent=2))
-    say(
-        f"outputs: config {out / 'config.json'}, metrics {out / 'metrics.jsonl'}, "
-        f"checkpoints {out / 'checkpoints'}"
-    )
-    return trainer.stop.exit_code  # 0 done (or time budget spent), 75 stopped by a signal
+    return run_.exit_code  # 0 done (or time budget spent), 75 stopped by a signal
 
 
 def parse_duration(text: str) -> float:

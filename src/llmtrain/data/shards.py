@@ -219,10 +219,31 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _holds_raw_text(folder: Path) -> bool:
+    """A folder of input files (no `train/` split, some file that `prepare` never writes)."""
+    if not folder.is_dir() or (folder / SPLITS[0]).is_dir():
+        return False
+    own = {REPORT_FILE, "report.html", "documents.jsonl"}
+    try:
+        return any(
+            p.is_file() and not p.name.startswith(".") and p.name not in own
+            for p in folder.rglob("*")
+        )
+    except OSError:  # an unreadable subfolder: say nothing more than before
+        return False
+
+
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:
     """Validated manifest of a prepared DATA_DIR; DataError saying what to do when it is not."""
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
+        if _holds_raw_text(Path(data_dir)):
+            out = Path(data_dir).parent / f"{Path(data_dir).name}-prepared"
+            raise DataError(
+                f"{data_dir} holds raw text, not prepared data: prepare it into a separate "
+                f"directory with `llmtrain prepare {data_dir} --out {out}`, then pass "
+                f"--data {out}"
+            )
         hint = " (a previous `prepare` did not finish)" if Path(data_dir).is_dir() else ""
         raise DataError(
             f"no prepared data in {data_dir}: {MANIFEST_FILE} is missing{hint}; "

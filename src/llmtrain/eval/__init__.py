@@ -1,14 +1,7 @@
-"""Evaluation: loss, perplexity and bits per byte on a prepared split; any objective's loss,
-task metrics and unigram baseline on fixed windows (`evaluate_objective`)."""
+"""Evaluation: ONE path, `evaluate(model, objective, source, ...)`, for the trainer's val evals,
+`llmtrain eval` and the benches — the objective's own loss and metrics, perplexity and bits
+per byte where defined, and (`target_unigram`) the unigram baseline on the same targets."""
 
-from llmtrain.eval.evaluate import bits_per_byte, evaluate_split, mean_loss
-from llmtrain.eval.objective import evaluate_objective, scored_targets, target_unigram
+from llmtrain.eval.evaluate import bits_per_byte, evaluate, spread, target_unigram
 
-__all__ = [
-    "bits_per_byte",
-    "evaluate_objective",
-    "evaluate_split",
-    "mean_loss",
-    "scored_targets",
-    "target_unigram",
-]
+__all__ = ["bits_per_byte", "evaluate", "spread", "target_unigram"]

@@ -19,16 +19,9 @@ import torch
 from llmtrain.errors import ExportError
 from llmtrain.export.hf_tokenizer import check_tokenizer, require_transformers, save_tokenizer
 from llmtrain.export.tables import TARGETS, pick_target, to_hf
-from llmtrain.models.hf_interop import GENERATOR, GENERATOR_DIR
-from llmtrain.tokenizer.base import PAD_ID
+from llmtrain.models.hf import get_target
 
 TOLERANCE = 1e-4
-GENERATIVE = ("gpt2", "llama", "mixtral", "t5")
-
-
-def _classes(target: str) -> tuple[str, str, str]:
-    """(HF config class, model class, Auto class) of `target`."""
-    return GENERATOR if target == "electra_generator" else TARGETS[target]
 
 
 def export_hf(
@@ -45,9 +38,7 @@ def export_hf(
     target = target or pick_target(model.cfg)
     if target not in TARGETS:
         raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
-    parts = {target: out}
-    if target == "electra":
-        parts["electra_generator"] = out / GENERATOR_DIR
+    parts = {target: out, **{part: out / sub for sub, part in TARGETS[target].beside}}
     res: dict[str, Any] = {"target": target}
     for part, where in parts.items():
         _write_model(model, where, part)
@@ -69,14 +60,14 @@ def _write_model(model: torch.nn.Module, out: Path, target: str) -> None:
 
     tf = require_transformers()
     hf_cfg_kwargs, sd = to_hf(model, target)
-    cfg_name, model_name, _ = _classes(target)
-    config = getattr(tf, cfg_name)(**hf_cfg_kwargs)
-    config.architectures = [model_name]
+    t = get_target(target)
+    config = getattr(tf, t.config_class)(**hf_cfg_kwargs)
+    config.architectures = [t.model_class]
     out.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(out)
-    if target == "t5" and not model.cfg.tie_embeddings:  # T5.1.1: a separate lm_head
-        _patch_json(out / "config.json", tie_word_embeddings=False, scale_decoder_outputs=False)
-    if target in GENERATIVE:
+    if t.config_json and (fields := t.config_json(model.cfg)):
+        _patch_json(out / "config.json", **fields)
+    if t.generative:
         tf.GenerationConfig.from_model_config(config).save_pretrained(out)
     sd = {k: v.float().contiguous() for k, v in sd.items()}
     safetensors.torch.save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
@@ -92,7 +83,7 @@ def load_exported(out: Path, target: str) -> Any:
     """The directory loaded through the target's Auto class; ExportError when transformers
     reports weights it did not find or did not expect (a table out of date)."""
     tf = require_transformers()
-    auto = getattr(tf, _classes(target)[2])
+    auto = getattr(tf, get_target(target).auto_class)
     hf, info = auto.from_pretrained(out, dtype=torch.float32, output_loading_info=True)
     bad = {
         k: v
@@ -106,33 +97,19 @@ def load_exported(out: Path, target: str) -> Any:
 
 @torch.no_grad()
 def check_parity(model: torch.nn.Module, out: Path, target: str, seq: int = 32) -> float:
-    """Reload `out` with transformers and compare logits on fixed random ids (fp32, CPU):
-    LM logits, plus the sentence (NSP/SOP) logits for BERT pre-training, the replaced-token
-    logits for ELECTRA, and the decoder's logits on a second random sequence for T5.
-    RoBERTa's ids avoid PAD, from which HF would restart its position count."""
+    """Reload `out` with transformers and compare the target's outputs (`Target.outputs`:
+    LM logits, sentence logits, replaced-token logits, decoder logits...) on fixed random
+    ids (fp32, CPU). Ids start above the rows a target reserves (RoBERTa's PAD, from which
+    HF would restart its position count)."""
     hf = load_exported(out, target)
+    t = get_target(target)
     g = torch.Generator().manual_seed(0)
     T = min(seq, model.cfg.block_size)
-    low = PAD_ID + 1 if target == "roberta" else 0
-    idx = torch.randint(low, model.cfg.vocab_size, (2, T), generator=g)
+    idx = torch.randint(t.pos_offset, model.cfg.vocab_size, (2, T), generator=g)
     was = model.training
     ours = model.float().eval().cpu()
     try:
-        if target == "t5":
-            tgt = torch.randint(0, model.cfg.vocab_size, (2, max(T // 2, 1)), generator=g)
-            pairs = [(ours(idx, tgt), hf(input_ids=idx, decoder_input_ids=tgt).logits)]
-        elif target == "electra":
-            pairs = [(ours.discriminate(idx), hf(idx).logits)]
-        elif target == "electra_generator":
-            pairs = [(ours.gen(idx), hf(idx).logits)]
-        elif target == "bert_pretraining":
-            res, hidden = hf(idx), ours.forward_hidden(idx)
-            pairs = [
-                (ours.logits(hidden), res.prediction_logits),
-                (ours.sentence_logits(hidden), res.seq_relationship_logits),
-            ]
-        else:
-            pairs = [(ours(idx), hf(idx).logits)]
+        pairs = t.outputs(ours, hf, idx, g)
     finally:
         model.train(was)
     return max(float((a - b).abs().max()) for a, b in pairs)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.errors import ExportError
+from llmtrain.models.hf import get_target
 from llmtrain.tokenizer.hf_form import hf_backend, special_names
 
 MASK = "<|mask|>"
-ENCODERS = ("bert", "bert_pretraining", "roberta", "electra", "electra_generator")
 PROBES = (
     "The quick brown fox jumps over the lazy dog. It barked twice, then slept.",
     "语言模型从大量文本中学习，预测下一个词。北京是中华人民共和国的首都。",
@@ -38,10 +38,12 @@ def require_transformers() -> Any:
 
 def extra_tokens(target: str, n_extra: int) -> tuple[str | None, list[str]]:
     """(mask token, sentinel tokens) naming the `n_extra` ids after the tokenizer's
-    vocabulary: MASK first for the encoders and T5, then T5's sentinels."""
-    if n_extra <= 0 or (target not in ENCODERS and target != "t5"):
+    vocabulary: MASK first for the targets that name it (`Target.special`: the encoders and
+    T5), then T5's sentinels."""
+    special = get_target(target).special
+    if n_extra <= 0 or not special:
         return None, []
-    sentinels = [f"<extra_id_{i}>" for i in range(n_extra - 1)] if target == "t5" else []
+    sentinels = [f"<extra_id_{i}>" for i in range(n_extra - 1)] if "sentinels" in special else []
     return MASK, sentinels
 
 

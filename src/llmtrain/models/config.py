@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from llmtrain.errors import ConfigError
+from llmtrain.models.hf import TargetName
 
 GATED_MLPS = ("swiglu", "geglu", "geglu_tanh")
 
@@ -71,10 +72,7 @@ class ModelConfig:
     # plain encoder is BERT). "roberta" (the same encoder as RobertaForMaskedLM, whose
     # positions start at PAD + 1) must be named here or by `export --target`; --init-from
     # of a RoBERTa directory sets it.
-    hf_target: (
-        Literal["gpt2", "llama", "mixtral", "bert", "bert_pretraining", "roberta", "electra", "t5"]
-        | None
-    ) = None
+    hf_target: TargetName | None = None  # the names of `llmtrain.models.hf.TARGETS`
     # Mixture of experts (0 = dense MLP). capacity_factor 0 = dropless.
     n_experts: int = 0
     moe_top_k: int = 2

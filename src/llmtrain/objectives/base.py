@@ -1,10 +1,12 @@
-"""The `Objective` interface and the shared token loss.
+"""The `Objective` interface, its typed `Batch`, the `DataSource` protocol and the token loss.
 
-An objective turns a loader window pair (x, y) — each (B, T) — into its own `Batch`
-(`make_batch`), runs the model on it (`forward`, called under autocast) and returns a loss
-SUM plus metrics (`loss`, in fp32 outside autocast). `Batch.n_targets` is known before any
-forward, so the trainer divides every micro-batch's sum by the whole step's target count:
-gradient accumulation stays exact whatever the micro-batch split.
+An objective turns one sample of a data source into its `Batch` (`make_batch`), runs the
+model on it (`forward`, under autocast) and returns a loss SUM plus summable counts (`loss`,
+fp32). `Batch.n_targets` is known before any forward, so the trainer divides every
+micro-batch's sum by the whole step's target count: accumulation stays exact. The objective
+also declares what is reported: `metrics` (train counts → metrics), `scored_targets`,
+`eval_step` + `report` (its eval metrics; `next_token`: whether perplexity and bits per byte
+are defined) and `unused_modules` (heads it never calls, frozen so DDP sees every gradient).
 
 Objective-specific token ids (MASK, T5 sentinels) are appended AFTER the tokenizer's
 vocabulary: MASK = V_tok, sentinel i = V_tok + 1 + i (`extra_vocab` of them), so the
@@ -13,26 +15,106 @@ tokenizer's own ids (PAD 0, UNK 1, BOS 2, EOS 3, ...) never change; export names
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from llmtrain.objectives.config import ObjectiveConfig
+    from llmtrain.tokenizer.words import WordBoundaries
 
 IGNORE_INDEX = -100
 N_SPECIAL = 4  # ids 0..3 (PAD, UNK, BOS, EOS) are never masked or sampled as replacements
 
 
+@runtime_checkable
+class DataSource(Protocol):
+    """Where an objective's batches come from: `len(source)` items, and `batch(indices)`, one
+    sample of those items — whatever the objective's `make_batch` takes. `TokenWindows` is
+    one (its sample is `(x, y)`: inputs and next-token targets, each (B, T) int64); a
+    fine-tuning dataset yields e.g. padded token ids + labels for its own objective."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: Sequence[int]) -> Any: ...
+
+
 @dataclass
 class Batch:
-    tensors: dict[str, torch.Tensor]
-    n_targets: int  # loss normaliser contribution (target tokens, or sequences)
-    n_tokens: int  # tokens the model reads (throughput)
-    meta: dict[str, Any] = field(default_factory=dict)
+    """One micro-batch as an objective builds it; `to(device)` moves every tensor.
+
+    `inputs` (B, T) ids the model reads (the encoder's, for an encoder-decoder); `targets`
+    (B, T') token targets, IGNORE_INDEX where nothing is predicted; `n_targets` the loss
+    normaliser contribution (target tokens, or sequences); `n_tokens` tokens read (throughput).
+    Optional: `attention_mask` (B, T) 1 = real token (padded sources), `token_type` (B, T)
+    segment ids, `prefix_len` (B,) bidirectional prefix, `decoder_inputs` (B, T'),
+    `labels` (B,) sequence labels, `loss_weights` (B, T') per-target weights, and `extra`
+    for tensors private to one objective.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    n_targets: int
+    n_tokens: int
+    attention_mask: torch.Tensor | None = None
+    token_type: torch.Tensor | None = None
+    prefix_len: torch.Tensor | None = None
+    decoder_inputs: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    loss_weights: torch.Tensor | None = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def _map(self, fn) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                out[f.name] = fn(v)
+        out["extra"] = {k: fn(v) for k, v in self.extra.items()}
+        return out
 
     def to(self, device: torch.device | str) -> Batch:
-        moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}
-        return Batch(moved, self.n_targets, self.n_tokens, self.meta)
+        # to a GPU through pinned memory, so the copy is asynchronous and the host queues on
+        pin = torch.device(device).type == "cuda"
+
+        def move(v: torch.Tensor) -> torch.Tensor:
+            return (v.pin_memory() if pin and not v.is_pinned() else v).to(
+                device, non_blocking=True
+            )
+
+        return replace(self, **self._map(move))
+
+    def rows(self, index: slice) -> Batch:
+        """The batch of rows `index` (every tensor sliced on dim 0), counts recomputed."""
+        part = replace(self, **self._map(lambda v: v[index]))
+        part.n_targets = int((part.targets != IGNORE_INDEX).sum())
+        part.n_tokens = self.n_tokens * part.inputs.size(0) // max(1, self.inputs.size(0))
+        return part
+
+
+class Tally:
+    """An objective's eval counts summed over batches (`add`), and per-item values kept whole
+    (`keep`: e.g. ELECTRA's detection scores, for a ROC AUC)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.parts: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, key: str, value: float | torch.Tensor) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+
+    def keep(self, key: str, values: torch.Tensor) -> None:
+        self.parts.setdefault(key, []).append(values.detach().flatten().cpu())
+
+    def get(self, key: str) -> float:
+        return self.sums.get(key, 0.0)
+
+    def cat(self, key: str) -> torch.Tensor:
+        return torch.cat(self.parts[key]) if key in self.parts else torch.zeros(0)
 
 
 def token_loss(
@@ -44,15 +126,17 @@ def token_loss(
     z_loss: float = 0.0,
     ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
-    """SUM over target tokens of cross-entropy (fp32), with the loss options:
+    """SUM over target tokens of cross-entropy (fp32; logits (..., V), targets (...)), with:
 
     - label_smoothing: mix the one-hot target with uniform (Szegedy et al. 2016);
     - z_loss: + z_loss · (log Σ exp logits)² per token (PaLM §5), keeps logits from drifting;
     - ignore_index: targets equal to it count nothing;
     - weights (same shape as targets): per-token weights, e.g. SFT masks or loss scaling.
     """
-    flat = logits.float().reshape(-1, logits.size(-1))  # (N, V)
+    flat = logits.float().reshape(-1, logits.size(-1))  # (N, V), fp32 for a stable softmax
     tgt = targets.reshape(-1)  # (N,)
+    if weights is None and not label_smoothing and not z_loss:  # the plain sum, one kernel
+        return F.cross_entropy(flat, tgt, ignore_index=ignore_index, reduction="sum")
     per_tok = F.cross_entropy(
         flat, tgt, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
     )  # (N,), 0 where ignored
@@ -72,50 +156,119 @@ def seeded_generator(seed: int, step: int, micro: int) -> torch.Generator:
     return g
 
 
+def accuracy_counts(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    keep = targets != IGNORE_INDEX
+    correct = ((logits.argmax(-1) == targets) & keep).sum()
+    return {"correct": correct.detach(), "count": keep.sum().detach()}
+
+
+def sentence_heads(model: nn.Module) -> list[nn.Module]:
+    """The SOP/NSP heads (pooler + classifier) of `model` and its sub-models, where present."""
+    found = []
+    for sub in model.modules():
+        for head in (getattr(sub, "pooler", None), getattr(sub, "sentence_cls", None)):
+            if isinstance(head, nn.Module):
+                found.append(head)
+    return found
+
+
 class Objective:
-    """Base class: subclasses set `name`, `architectures`, and implement the three steps."""
+    """Base class. A subclass sets `name`, `architectures` (and `extra_vocab`, `next_token`,
+    `headline`) and implements `make_batch`, `forward` and `loss`; the defaults of the
+    reporting methods score `batch.targets` against `out["logits"]` (token NLL, accuracy)."""
 
     name = "objective"
     architectures: tuple[str, ...] = ("decoder",)
     needs_sentence_head = False
     extra_vocab = 0  # ids appended after the tokenizer vocabulary
-    # the loss is one token cross-entropy, so exp(loss) is a perplexity and loss/ln2 bits per
-    # token; False where terms are summed (ELECTRA, SOP/NSP)
-    token_cross_entropy = True
+    # the loss is a mean next-token cross-entropy: exp(loss) is a perplexity and, over a whole
+    # split, loss · tokens / (bytes · ln 2) its bits per byte; False where that means nothing
+    next_token = False
+    headline: tuple[str, ...] = ("token_acc",)  # eval metrics shown on the console's val line
 
-    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
-        self.tok_vocab = vocab_size  # the tokenizer's vocabulary (without our extra ids)
+    def __init__(
+        self,
+        vocab_size: int,
+        options: ObjectiveConfig,
+        *,
+        seed: int = 0,
+        block_size: int = 512,
+        words: WordBoundaries | None = None,
+    ) -> None:
+        """`vocab_size`: the tokenizer's ids (without our extra ids); `options`: the run's
+        typed `objective` config section; `words`: a `tokenizer.words.WordBoundaries` for
+        whole-word masking (None: token level)."""
+        self.tok_vocab = vocab_size
         self.seed = seed
-        self.label_smoothing = float(options.get("label_smoothing", 0.0))
-        self.z_loss = float(options.get("z_loss", 0.0))
+        self.block_size = block_size
+        self.words = words
+        self.options = options
+        self.label_smoothing = float(options.label_smoothing)
+        self.z_loss = float(options.z_loss)
 
     @property
     def mask_id(self) -> int:
         return self.tok_vocab
 
-    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+    def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
+        """The batch for one `DataSource.batch(...)` sample (token windows: `(x, y)`, each
+        (B, T)); `step`/`micro` seed any random masking (eval uses negative steps)."""
         raise NotImplementedError
 
-    def forward(self, model: Any, batch: Batch) -> Any:
+    def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
+        """Run `model` (the module the loop hands over: maybe a DDP/FSDP wrapper) on `batch`:
+        `logits` for the token targets, `aux` the MoE auxiliary loss (or None), and more."""
         raise NotImplementedError
 
-    def loss(self, out: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, out: dict[str, Any], batch: Batch, *, train: bool = True
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss SUM over the batch's targets, summable counts for `metrics`). With
+        `train=False` the plain objective: no label smoothing, z-loss or MoE aux loss."""
         raise NotImplementedError
 
-    def _ce(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def metrics(self, totals: dict[str, Any]) -> dict[str, float]:
+        """Reported train metrics from the counts `loss` returned, summed over micro-batches."""
+        out = {}
+        if int(totals.get("count", 0)):
+            out["token_acc"] = float(totals["correct"]) / int(totals["count"])
+        return out
+
+    def scored_targets(self, batch: Batch) -> torch.Tensor:
+        """The token targets (B, T') a task metric scores, IGNORE_INDEX elsewhere."""
+        return batch.targets
+
+    def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
+        """Add one eval batch's counts to `tally` (model output `out` of `forward`);
+        `evaluate` has already added `loss` (the plain loss sum) and `n_targets`."""
+        tgt = self.scored_targets(batch)
+        keep = tgt != IGNORE_INDEX
+        logits, tgt = out["logits"][keep].float(), tgt[keep]  # (n, V), (n,)
+        tally.add("nll", F.cross_entropy(logits, tgt, reduction="sum"))
+        tally.add("correct", (logits.argmax(-1) == tgt).sum())
+        tally.add("targets", tgt.numel())
+
+    def report(self, tally: Tally) -> dict[str, float]:
+        """The eval metrics from a tally: `token_nll` and `token_acc` of the scored targets,
+        and `targets`, their count."""
+        n = max(1.0, tally.get("targets"))
+        nll, acc = tally.get("nll") / n, tally.get("correct") / n
+        return {"token_nll": nll, "token_acc": acc, "targets": int(tally.get("targets"))}
+
+    def unused_modules(self, model: nn.Module) -> list[nn.Module]:
+        """Modules of `model` this objective never calls (frozen by `freeze_unused_heads`):
+        by default any sentence head, which only sentence-pair objectives use."""
+        return [] if self.needs_sentence_head else sentence_heads(model)
+
+    def _ce(self, logits: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        if not train:
+            return token_loss(logits, targets)
         return token_loss(logits, targets, label_smoothing=self.label_smoothing, z_loss=self.z_loss)
 
-
-def with_aux(loss_sum: torch.Tensor, model: Any, n_targets: int) -> torch.Tensor:
-    """Add the MoE auxiliary loss of the last forward, weighted by this micro-batch's targets
-    so that after the step's division it is the target-weighted mean over micro-batches."""
-    from llmtrain.models.moe import moe_aux_loss
-
-    aux = moe_aux_loss(model)
-    return loss_sum if aux is None else loss_sum + aux * n_targets
-
-
-def accuracy_counts(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    keep = targets != IGNORE_INDEX
-    correct = ((logits.argmax(-1) == targets) & keep).sum()
-    return {"correct": correct.detach(), "count": keep.sum().detach()}
+    @staticmethod
+    def _with_aux(loss_sum: torch.Tensor, out: dict[str, Any], batch: Batch, train: bool):
+        """+ the MoE auxiliary loss of the forward, weighted by this micro-batch's targets so
+        that after the step's division it is the target-weighted mean over micro-batches."""
+        if not train or out.get("aux") is None:
+            return loss_sum
+        return loss_sum + out["aux"] * batch.n_targets

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import torch
+from torch import nn
 
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
@@ -103,12 +103,10 @@ def build_objective(
     seed: int,
     tokenizer_dir: str | Path | None = None,
 ) -> Objective:
-    """The objective `name` for a tokenizer of `vocab_size` ids. The tokenizer (a directory)
-    is read only for whole-word masking (its word boundaries)."""
-    options: dict[str, Any] = {
-        k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "whole_word"
-    }
-    options["block_size"] = block_size
+    """The objective `name` for a tokenizer of `vocab_size` ids, with the typed options of
+    `cfg`. The tokenizer (a directory) is read only for whole-word masking (its word
+    boundaries)."""
+    words = None
     if cfg.whole_word:
         if tokenizer_dir is None or not Path(tokenizer_dir).is_dir():
             raise ConfigError(
@@ -118,34 +116,19 @@ def build_objective(
         from llmtrain.tokenizer.words import WordBoundaries
 
         segmenter = "jieba" if cfg.whole_word == "jieba" else None
-        options["word_boundaries"] = WordBoundaries(load_tokenizer(tokenizer_dir), segmenter)
-    obj = OBJECTIVES[name](vocab_size, seed, **options)
-    return obj
+        words = WordBoundaries(load_tokenizer(tokenizer_dir), segmenter)
+    return OBJECTIVES[name](vocab_size, cfg, seed=seed, block_size=block_size, words=words)
 
 
-def metrics_of(totals: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Accuracies from summed correct/count metrics."""
-    out = {}
-    if "count" in totals and int(totals["count"]):
-        out["token_acc"] = float(totals["correct"]) / int(totals["count"])
-    if "sentence_count" in totals and int(totals["sentence_count"]):
-        out["sentence_acc"] = float(totals["sentence_correct"]) / int(totals["sentence_count"])
-    if "rtd_count" in totals and int(totals["rtd_count"]):
-        out["rtd_acc"] = float(totals["rtd_correct"]) / int(totals["rtd_count"])
-        out["replaced_frac"] = float(totals["replaced"]) / int(totals["rtd_count"])
-    return out
-
-
-def freeze_unused_heads(model: torch.nn.Module, objective: Objective) -> list[str]:
-    """Freeze the SOP/NSP sentence head when `objective` never calls it (e.g. MLM on a
-    `bert-*` preset that carries one): DDP would otherwise wait forever for its gradients
-    ("Expected to have finished reduction"), and the head would stay at its init anyway.
+def freeze_unused_heads(model: nn.Module, objective: Objective) -> list[str]:
+    """Freeze the modules `objective` never calls (`Objective.unused_modules`, e.g. the
+    SOP/NSP head of a `bert-*` preset under MLM): DDP would otherwise wait forever for their
+    gradients ("Expected to have finished reduction"), and they would stay at init anyway.
     Returns the frozen parameter names; the optimizer then leaves them out."""
-    if objective.needs_sentence_head:
-        return []
+    unused = {id(p) for m in objective.unused_modules(model) for p in m.parameters()}
     frozen = []
     for name, p in model.named_parameters():
-        if name.split(".")[0] in ("pooler", "sentence_cls"):
+        if id(p) in unused:
             p.requires_grad_(False)
             frozen.append(name)
     return frozen

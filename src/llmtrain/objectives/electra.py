@@ -10,14 +10,23 @@ token accuracy of the generator, replaced-token detection accuracy and ROC AUC.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from llmtrain.models.moe import moe_aux_loss
-from llmtrain.objectives.base import IGNORE_INDEX, Batch, accuracy_counts, seeded_generator
+from llmtrain.objectives.base import (
+    IGNORE_INDEX,
+    Batch,
+    Tally,
+    accuracy_counts,
+    seeded_generator,
+)
 from llmtrain.objectives.mlm import MLM
+
+if TYPE_CHECKING:
+    from llmtrain.objectives.config import ObjectiveConfig
 
 DISC_WEIGHT = 50.0  # ELECTRA §3.1 / Appendix A (discriminator loss weight λ)
 
@@ -41,38 +50,64 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 class ReplacedTokenDetection(MLM):
     name = "electra"
-    token_cross_entropy = False  # generator MLM + 50 x discriminator BCE
     architectures = ("encoder",)
     needs_generator = True
+    headline = ("rtd_auc", "token_acc")
 
-    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
-        super().__init__(vocab_size, seed, **options)
-        self.disc_weight = float(options.get("disc_weight", DISC_WEIGHT))
+    def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
+        super().__init__(vocab_size, options, **kw)
+        self.disc_weight = float(options.disc_weight)
 
-    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+    def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
+        x = sample[0]  # token windows: (x, y)
         g = seeded_generator(self.seed, step, micro)
         inputs, targets = self._mask(x, g)
         u = torch.rand(x.shape, generator=g)  # (B, T): the generator's sampling draws
         n = int((targets != IGNORE_INDEX).sum())
-        t = {"x": inputs, "targets": targets, "original": x, "u": u}
-        return Batch(t, n_targets=n, n_tokens=int(x.numel()))
+        extra = {"original": x, "uniforms": u}
+        return Batch(inputs, targets, n_targets=n, n_tokens=int(x.numel()), extra=extra)
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        t = batch.tensors
-        gen, disc, corrupted = model(t["x"], t["targets"] != IGNORE_INDEX, t["u"])
+        masked = batch.targets != IGNORE_INDEX
+        gen, disc, corrupted = model(batch.inputs, masked, batch.extra["uniforms"])
         return {"logits": gen, "disc": disc, "corrupted": corrupted, "aux": moe_aux_loss(model)}
 
-    def loss(self, out: dict[str, Any], batch: Batch):
-        targets = batch.tensors["targets"]
-        loss_sum = self._ce(out["logits"], targets)
-        replaced = (out["corrupted"] != batch.tensors["original"]).float()  # (B, T)
+    def _replaced(self, out: dict[str, Any], batch: Batch) -> torch.Tensor:
+        return out["corrupted"] != batch.extra["original"]  # (B, T) bool
+
+    def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
+        targets = batch.targets
+        loss_sum = self._ce(out["logits"], targets, train)
+        replaced = self._replaced(out, batch).float()  # (B, T)
         disc = out["disc"].float()
         bce = F.binary_cross_entropy_with_logits(disc, replaced, reduction="sum")
         loss_sum = loss_sum + self.disc_weight * self.prob * bce
-        if out["aux"] is not None:
-            loss_sum = loss_sum + out["aux"] * batch.n_targets
+        loss_sum = self._with_aux(loss_sum, out, batch, train)
         metrics = accuracy_counts(out["logits"], targets)
         metrics["rtd_correct"] = ((disc > 0).float() == replaced).sum().detach()
         metrics["rtd_count"] = torch.tensor(replaced.numel())
         metrics["replaced"] = replaced.sum().detach()
         return loss_sum, metrics
+
+    def metrics(self, totals: dict[str, Any]) -> dict[str, float]:
+        out = super().metrics(totals)
+        if int(totals.get("rtd_count", 0)):
+            out["rtd_acc"] = float(totals["rtd_correct"]) / int(totals["rtd_count"])
+            out["replaced_frac"] = float(totals["replaced"]) / int(totals["rtd_count"])
+        return out
+
+    def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
+        super().eval_step(out, batch, tally)  # the generator's masked-token NLL / accuracy
+        tally.keep("rtd_score", out["disc"].float())
+        tally.keep("rtd_label", self._replaced(out, batch))
+
+    def report(self, tally: Tally) -> dict[str, float]:
+        """+ replaced-token detection: `rtd_auc` (ROC AUC of the discriminator's logits),
+        `rtd_acc`, `replaced_frac` (the share of tokens the generator changed), `rtd_tokens`."""
+        res = super().report(tally)
+        s, lab = tally.cat("rtd_score"), tally.cat("rtd_label").bool()
+        res["rtd_auc"] = roc_auc(s, lab)
+        res["rtd_acc"] = float(((s > 0) == lab).double().mean()) if lab.numel() else float("nan")
+        res["replaced_frac"] = float(lab.double().mean()) if lab.numel() else float("nan")
+        res["rtd_tokens"] = int(lab.numel())
+        return res

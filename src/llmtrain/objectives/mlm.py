@@ -10,7 +10,7 @@ Special ids 0..3 (PAD, UNK, BOS, EOS — document separators) are never selected
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,10 +22,14 @@ from llmtrain.objectives.base import (
     N_SPECIAL,
     Batch,
     Objective,
+    Tally,
     accuracy_counts,
     seeded_generator,
 )
 from llmtrain.tokenizer.base import BOS_ID, EOS_ID  # CLS and SEP of a sentence pair
+
+if TYPE_CHECKING:
+    from llmtrain.objectives.config import ObjectiveConfig
 
 
 def mask_tokens(
@@ -69,15 +73,14 @@ class MLM(Objective):
     architectures = ("encoder",)
     extra_vocab = 1  # MASK
 
-    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
-        super().__init__(vocab_size, seed, **options)
-        self.prob = float(options.get("mask_prob", 0.15))
-        self.mask_frac = float(options.get("mask_token_frac", 0.8))
-        self.random_frac = float(options.get("random_token_frac", 0.1))
-        # whole words: `word_boundaries` (a tokenizer.words.WordBoundaries), or a bare
-        # (V,) bool table of word-start ids as `word_start`
-        self.words = options.get("word_boundaries")
-        self.word_start: torch.Tensor | None = options.get("word_start")
+    def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
+        super().__init__(vocab_size, options, **kw)
+        self.prob = float(options.mask_prob)
+        self.mask_frac = float(options.mask_token_frac)
+        self.random_frac = float(options.random_token_frac)
+        # whole words: `self.words` (a tokenizer.words.WordBoundaries), or a bare (V,) bool
+        # table of word-start ids set as `word_start`
+        self.word_start: torch.Tensor | None = None
 
     def word_starts(self, x: torch.Tensor) -> torch.Tensor | None:
         """(B, T) bool word starts of ids x (B, T), or None for token-level masking."""
@@ -97,19 +100,18 @@ class MLM(Objective):
             word_starts=self.word_starts(x),
         )
 
-    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+    def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
+        x = sample[0]  # token windows: (x, y); only the inputs are masked
         inputs, targets = self._mask(x, seeded_generator(self.seed, step, micro))
         n = int((targets != IGNORE_INDEX).sum())
-        return Batch({"x": inputs, "targets": targets}, n_targets=n, n_tokens=int(x.numel()))
+        return Batch(inputs, targets, n_targets=n, n_tokens=int(x.numel()))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        return {"logits": model(batch.tensors["x"]), "aux": moe_aux_loss(model)}
+        return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}
 
-    def loss(self, out: dict[str, Any], batch: Batch):
-        loss_sum = self._ce(out["logits"], batch.tensors["targets"])
-        if out["aux"] is not None:
-            loss_sum = loss_sum + out["aux"] * batch.n_targets
-        return loss_sum, accuracy_counts(out["logits"], batch.tensors["targets"])
+    def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
+        loss_sum = self._with_aux(self._ce(out["logits"], batch.targets, train), out, batch, train)
+        return loss_sum, accuracy_counts(out["logits"], batch.targets)
 
 
 class SentenceOrder(MLM):
@@ -123,12 +125,12 @@ class SentenceOrder(MLM):
     any micro-batch split."""
 
     name = "sop"
-    token_cross_entropy = False  # MLM + sentence-order CE
     needs_sentence_head = True
+    headline = ("sentence_acc", "token_acc")
 
-    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
-        super().__init__(vocab_size, seed, **options)
-        self.sentence_weight = float(options.get("sentence_weight", 1.0))
+    def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
+        super().__init__(vocab_size, options, **kw)
+        self.sentence_weight = float(options.sentence_weight)
 
     def _segments(self, x: torch.Tensor, g: torch.Generator):
         """(first span, second span, label) per row, before the pair layout."""
@@ -157,29 +159,53 @@ class SentenceOrder(MLM):
             types.append(torch.cat([torch.zeros(n0), torch.ones(b.numel() + 1)]).long())
         return torch.stack(rows).to(x.dtype), torch.stack(types), label
 
-    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+    def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
+        x = sample[0]  # token windows: (x, y)
         g = seeded_generator(self.seed, step, micro)
         pairs, types, label = self._pair(x, g)
         inputs, targets = self._mask(pairs, g)
         n = int((targets != IGNORE_INDEX).sum())
-        t = {"x": inputs, "targets": targets, "token_type": types, "label": label}
-        return Batch(t, n_targets=n, n_tokens=int(x.numel()))
+        return Batch(
+            inputs, targets, n_targets=n, n_tokens=int(x.numel()), token_type=types, labels=label
+        )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        t = batch.tensors
         # through the module's own forward, so a DDP/FSDP wrapper sees the call
-        logits, sentence = model(t["x"], token_type=t["token_type"], sentence=True)
+        logits, sentence = model(batch.inputs, token_type=batch.token_type, sentence=True)
         return {"logits": logits, "sentence": sentence, "aux": moe_aux_loss(model)}
 
-    def loss(self, out: dict[str, Any], batch: Batch):
-        loss_sum, metrics = super().loss(out, batch)
-        label = batch.tensors["label"]
+    def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
+        loss_sum, metrics = super().loss(out, batch, train=train)
+        label = batch.labels
         sent = F.cross_entropy(out["sentence"].float(), label, reduction="sum")
-        T = batch.tensors["x"].size(1)
+        T = batch.inputs.size(1)
         loss_sum = loss_sum + self.sentence_weight * self.prob * T * sent
         metrics["sentence_correct"] = (out["sentence"].argmax(-1) == label).sum().detach()
         metrics["sentence_count"] = torch.tensor(label.numel())
         return loss_sum, metrics
+
+    def metrics(self, totals: dict[str, Any]) -> dict[str, float]:
+        out = super().metrics(totals)
+        if int(totals.get("sentence_count", 0)):
+            out["sentence_acc"] = float(totals["sentence_correct"]) / int(totals["sentence_count"])
+        return out
+
+    def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
+        super().eval_step(out, batch, tally)
+        label = batch.labels
+        tally.add("sent_correct", (out["sentence"].argmax(-1) == label).sum())
+        tally.add("sent_pos", label.sum())
+        tally.add("sent_count", label.numel())
+
+    def report(self, tally: Tally) -> dict[str, float]:
+        """+ `sentence_acc`, `sentence_majority` (the share of the commoner label: the
+        accuracy to beat) and `sentences`."""
+        res = super().report(tally)
+        count, pos = max(1.0, tally.get("sent_count")), tally.get("sent_pos")
+        res["sentence_acc"] = tally.get("sent_correct") / count
+        res["sentence_majority"] = max(pos, count - pos) / count
+        res["sentences"] = int(tally.get("sent_count"))
+        return res
 
 
 class NextSentence(SentenceOrder):

@@ -10,17 +10,21 @@ Sentinel i has id V_tok + 1 + i (after MASK = V_tok); the decoder starts from PA
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from llmtrain.models.moe import moe_aux_loss
 from llmtrain.objectives.base import (
+    IGNORE_INDEX,
     Batch,
     Objective,
     accuracy_counts,
     seeded_generator,
 )
+
+if TYPE_CHECKING:
+    from llmtrain.objectives.config import ObjectiveConfig
 
 EOS_ID, DECODER_START_ID = 3, 0
 
@@ -53,12 +57,11 @@ class SpanCorruption(Objective):
     name = "span"
     architectures = ("encoder_decoder",)
 
-    def __init__(self, vocab_size: int, seed: int = 0, **options: Any) -> None:
-        super().__init__(vocab_size, seed, **options)
-        self.density = float(options.get("noise_density", 0.15))
-        self.mean_span = float(options.get("mean_span", 3.0))
-        block = int(options.get("block_size", 512))
-        self.extra_vocab = 1 + span_lengths(block, self.density, self.mean_span)[1]
+    def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
+        super().__init__(vocab_size, options, **kw)
+        self.density = float(options.noise_density)
+        self.mean_span = float(options.mean_span)
+        self.extra_vocab = 1 + span_lengths(self.block_size, self.density, self.mean_span)[1]
 
     def sentinel(self, i: int) -> int:
         return self.tok_vocab + 1 + i
@@ -77,22 +80,28 @@ class SpanCorruption(Objective):
         tgt = tgt[pick]
         return torch.cat([inp, eos]), torch.cat([tgt, eos])
 
-    def make_batch(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> Batch:
+    def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
+        x = sample[0]  # token windows: (x, y)
         g = seeded_generator(self.seed, step, micro)
         pairs = [self.corrupt(row, g) for row in x]
         src = torch.stack([p[0] for p in pairs])  # (B, S)
         tgt = torch.stack([p[1] for p in pairs])  # (B, U)
         dec_in = torch.cat([torch.full((x.size(0), 1), DECODER_START_ID), tgt[:, :-1]], 1)
-        t = {"src": src, "dec_in": dec_in, "targets": tgt}
-        return Batch(t, n_targets=int(tgt.numel()), n_tokens=int(x.numel()))
+        n = int(tgt.numel())
+        return Batch(src, tgt, n_targets=n, n_tokens=int(x.numel()), decoder_inputs=dec_in)
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        t = batch.tensors
-        return {"logits": model(t["src"], t["dec_in"]), "aux": moe_aux_loss(model)}
+        logits = model(batch.inputs, batch.decoder_inputs)  # (B, U, V)
+        return {"logits": logits, "aux": moe_aux_loss(model)}
 
-    def loss(self, out: dict[str, Any], batch: Batch):
-        targets = batch.tensors["targets"]
-        loss_sum = self._ce(out["logits"], targets)
-        if out["aux"] is not None:
-            loss_sum = loss_sum + out["aux"] * batch.n_targets
-        return loss_sum, accuracy_counts(out["logits"], targets)
+    def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
+        loss_sum = self._with_aux(self._ce(out["logits"], batch.targets, train), out, batch, train)
+        return loss_sum, accuracy_counts(out["logits"], batch.targets)
+
+    def scored_targets(self, batch: Batch) -> torch.Tensor:
+        """The corrupted span tokens: sentinels and the final EOS are structure, predictable
+        from position alone, so they are left out of the task metrics."""
+        targets = batch.targets.clone()
+        targets[targets >= self.tok_vocab] = IGNORE_INDEX  # sentinels
+        targets[:, -1] = IGNORE_INDEX  # the appended EOS
+        return targets

@@ -148,7 +148,7 @@ def trial_step(
         with torch.random.fork_rng(devices=devices):
             g = torch.Generator().manual_seed(0)
             x = torch.randint(0, vocab, (m, seq + 1), generator=g)
-            batch = objective.make_batch(x[:, :-1], x[:, 1:], step=0, micro=0).to(prec.device)
+            batch = objective.make_batch((x[:, :-1], x[:, 1:]), step=0, micro=0).to(prec.device)
             try:
                 for _ in range(2 if m < per_rank else 1):
                     with prec.autocast():

@@ -57,6 +57,9 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
+    # keep loss / grad norm on the device and read them a step late, the NaN/spike guard's
+    # decisions taken on the device (train/step_stats.py); auto = on CUDA with fused AdamW
+    sync_free: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # CPU threads for torch; None = all cores
     # clm | prefix_lm (decoder); mlm | sop | nsp | electra (encoder); span (encoder_decoder)
     objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "electra"] = "clm"

@@ -79,11 +79,17 @@ class BadStep:
         return f"step {self.step}: {self.reason} (loss {self.loss:.4g}, grad norm {self.grad_norm:.4g})"
 
 
-def zscore(window: deque[float], x: float) -> float:
+def window_stats(window: deque[float]) -> tuple[float, float]:
+    """(mean, denominator) of the z-score of a value against `window`."""
     n = len(window)
     mean = sum(window) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in window) / (n - 1))
-    return (x - mean) / max(std, 1e-8 * max(abs(mean), 1.0))
+    return mean, max(std, 1e-8 * max(abs(mean), 1.0))
+
+
+def zscore(window: deque[float], x: float) -> float:
+    mean, denom = window_stats(window)
+    return (x - mean) / denom
 
 
 class StepGuard:
@@ -112,6 +118,20 @@ class StepGuard:
         if self.cfg.grad_zscore > 0 and enough and zscore(grads, grad_norm) > self.cfg.grad_zscore:
             return "grad_spike"
         return None
+
+    def thresholds(self) -> tuple[tuple[float, float, float] | None, ...]:
+        """The spike tests `_reason` will apply to the next step, as (mean, denom, zscore
+        limit) for the loss and the grad norm (None = no test): a function of the applied
+        steps so far only, so the device can take the same decision (`train/step_stats.py`)."""
+        if len(self.window) < self.cfg.spike_min_history:
+            return None, None
+        loss = None
+        if self.cfg.spike_zscore > 0:
+            loss = (*window_stats(self.window), self.cfg.spike_zscore)
+        grads, grad = self.grad_window, None
+        if self.cfg.grad_zscore > 0 and len(grads) >= self.cfg.spike_min_history:
+            grad = (*window_stats(grads), self.cfg.grad_zscore)
+        return loss, grad
 
     def check(self, loss: float, grad_norm: float, step: int) -> str | None:
         reason = self._reason(loss, grad_norm)

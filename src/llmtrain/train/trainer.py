@@ -21,14 +21,14 @@ from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
 from llmtrain.distributed.parallelize import full_norm
 from llmtrain.errors import ConfigError
-from llmtrain.eval.evaluate import evaluate_split
+from llmtrain.eval import evaluate
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective, freeze_unused_heads, metrics_of
+from llmtrain.objectives import build_objective, freeze_unused_heads
 from llmtrain.optim import build_optimizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
@@ -45,6 +45,7 @@ from llmtrain.train.rollback import (
     last_good_checkpoint,
 )
 from llmtrain.train.signals import StopRequest
+from llmtrain.train.step_stats import DeferredStats, supports_device_skip
 from llmtrain.utils.io import atomic_write_json
 
 
@@ -97,11 +98,27 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
+        self.deferred = self._deferred_stats()  # sync-free steps (CUDA + fused AdamW)
+        # the loss compiled beside the compiled blocks: fused log-softmax kernels read the
+        # bf16 logits directly instead of an fp32 copy (any objective's loss, not CLM only)
+        self.loss_fn = torch.compile(self.objective.loss) if self.prec.compile else None
         self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
         self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.flops_per_token = flops_per_token(cfg.model, seq)
         self._prepare_run_dir(resume)
+
+    def _deferred_stats(self) -> DeferredStats | None:
+        """Whether the loss and grad norm may stay on the device (`train/step_stats.py`)."""
+        mode = self.cfg.train.sync_free
+        possible = self.scaler is None and supports_device_skip(self.optimizer)
+        if mode == "on" and not possible:
+            raise ConfigError(
+                "train.sync_free=on needs optim.implementation=fused AdamW/Adam and no fp16 "
+                "loss scaling; set train.sync_free=auto"
+            )
+        wanted = mode == "on" or (mode == "auto" and self.prec.device.type == "cuda")
+        return DeferredStats(self.guard, self.prec.device) if wanted and possible else None
 
     def _set_vocab_size(self) -> None:
         vocab = int(self.manifest["tokenizer"]["vocab_size"]) + self.objective.extra_vocab
@@ -154,8 +171,8 @@ class Trainer:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         t, dev = self.cfg.train, self.prec.device
         micro = [
-            self.objective.make_batch(
-                *self.batches.micro_batch(
+            self.objective.make_batch(  # a sample of the source: token windows (x, y)
+                self.batches.micro_batch(
                     self.step,
                     m,
                     batch_size=t.batch_size,
@@ -177,7 +194,7 @@ class Trainer:
             with grad_sync(self.step_fn, enabled=m == len(micro) - 1):  # sync on the last
                 with self.prec.autocast():
                     out = self.objective.forward(self.step_fn, batch)  # logits etc.
-                loss_sum, metrics = self.objective.loss(out, batch)
+                loss_sum, metrics = (self.loss_fn or self.objective.loss)(out, batch)
                 totals = {k: totals.get(k, 0) + v for k, v in metrics.items()}
                 loss = loss_sum / n_targets
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -185,8 +202,11 @@ class Trainer:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         clip = t.grad_clip if t.grad_clip > 0 else float("inf")
-        grad_norm = float(full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)))
-        loss_value = float(all_sum(loss_total)) / self.dist.world_size
+        grad_norm = full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        loss_total = all_sum(loss_total)
+        if self.deferred is not None:  # no host read: decide on the device, read a step late
+            return self._deferred_update(loss_total, grad_norm, n_tokens, totals)
+        grad_norm, loss_value = float(grad_norm), float(loss_total) / self.dist.world_size
         # NaN/Inf or spike: no update (fp16 overflow is the scaler's to handle, not a fault)
         skip = self.guard.check(loss_value, 0.0 if self.scaler else grad_norm, self.step)
         if skip is not None:
@@ -200,8 +220,45 @@ class Trainer:
         elif skip is None:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        out = {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens}
-        return {**out, "metrics": metrics_of(totals)}  # e.g. token_acc (rank 0's share)
+        return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
+
+    def _deferred_update(
+        self, loss_sum: torch.Tensor, grad_norm: torch.Tensor, n_tokens: int, totals: dict
+    ) -> dict[str, Any] | None:
+        """The optimizer update of a sync-free step: the guard's verdict on THIS step is taken
+        on the device (`found_inf`); the PREVIOUS step's values are read now that this one is
+        queued. None when that late read calls for a rollback: nothing of this step applies."""
+        loss = loss_sum.double() / self.dist.world_size  # what the host path reads, as float64
+        grad_norm = grad_norm.double()
+        self._settle()
+        if self.guard.rollback_due:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.found_inf = self.deferred.decide(loss, grad_norm)
+        self.optimizer.step()  # fused AdamW: a flagged step changes nothing, its count included
+        self.optimizer.zero_grad(set_to_none=True)
+        self.deferred.push(self.step, loss, grad_norm)
+        return {"loss": loss, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
+
+    def _settle(self, out: dict[str, Any] | None = None) -> None:
+        """Read the pending sync-free step (if any) and replay the guard on it; with `out`, put
+        the host values of that step into it (log steps)."""
+        if self.deferred is None:
+            return
+        step = self.deferred.pending.step if self.deferred.pending else None
+        skip = self.deferred.settle()
+        if skip:  # a reason string: the device skipped it, the optimizer hook counted it
+            last = self.deferred.last
+            self.logger.clock.optimizer_steps -= 1
+            self.logger.event("skipped_step", step + 1, reason=skip, loss=last["loss"],
+                              grad_norm=last["grad_norm"])  # fmt: skip
+        if out is not None and self.deferred.last:
+            out["loss"], out["grad_norm"] = (
+                self.deferred.last["loss"],
+                self.deferred.last["grad_norm"],
+            )
+            if self.prec.device.type == "cuda":  # drained here, so a log window's tokens/s
+                torch.cuda.synchronize(self.prec.device)  # is finished work, not queued work
 
     def fit(self) -> dict[str, Any]:
         """Train to `train.max_steps` (or a stop request); always releases what it holds."""
@@ -225,11 +282,16 @@ class Trainer:
             while self.step < t.max_steps:
                 self._set_lr(lr := self._lr(self.step))
                 with self.logger.step(self.step):
-                    out = self.train_step()
+                    out = self.train_step()  # None: sync-free, a rollback was found due late
+                if out is not None and self._boundary(self.step + 1):
+                    self._settle(out)  # log/eval/checkpoint steps read this step's values now
                 if self.guard.rollback_due and self.rollback():  # spikes persisted
                     window_start, window_tokens = time.perf_counter(), 0
                     continue
+                if out is None:  # the rollback was impossible: run the abandoned step again
+                    continue
                 self.step += 1
+                console.step(self.step)  # the bar moves every step; ETA of a long run
                 self.tokens += out["tokens"] * self.dist.world_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
@@ -245,14 +307,15 @@ class Trainer:
                     last_eval = self.evaluate()
                     if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
                         self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
-                    line = f"step {self.step}: val loss {last_eval['val_loss']:.4f}"
-                    if self.objective.token_cross_entropy:  # else exp(loss) is no ppl
-                        line += f", ppl {last_eval['val_ppl']:.2f}, bpb {last_eval['val_bpb']:.4f}"
-                    console.print(line)
+                    console.print(self._val_line(last_eval))
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
                     self.step, self.elapsed
                 )
+                if stop and self.deferred is not None and self.deferred.pending is not None:
+                    self._settle()  # a stop's checkpoint must follow the guard's verdicts
+                    if self.guard.rollback_due and self.rollback():
+                        continue  # the stop request is still set: the next step stops
                 if self.step % t.checkpoint_every == 0 or done or stop:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
@@ -262,11 +325,18 @@ class Trainer:
                     break
         return last_eval
 
+    def _boundary(self, step: int) -> bool:
+        """Steps after which the loop logs, evaluates or checkpoints."""
+        t = self.cfg.train
+        every = (t.log_every, t.eval_every, t.checkpoint_every)
+        return step == t.max_steps or any(step % n == 0 for n in every)
+
     def rollback(self) -> bool:
         """Back to the last good checkpoint and past the data read since it; records the
         window's documents in bad_windows.jsonl (train/rollback.py). False when there is no
         checkpoint before the spikes (the guard then stops the run as they persist)."""
-        bad, at_step = list(self.guard.bad), self.step + 1
+        bad = list(self.guard.bad)
+        at_step = bad[-1].step + 1  # the step that made it due (a sync-free step reads it late)
         ckpt = last_good_checkpoint(self.ckpt_root, bad[0].step)
         if ckpt is None:
             self.guard.can_roll_back = False
@@ -320,40 +390,48 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "loss": out["loss"],
-            "ppl": math.exp(min(out["loss"], 50.0)),
             "lr": lr,
             "grad_norm": out["grad_norm"],
             "tokens_per_sec": tok_s,
             "elapsed_sec": self.elapsed,
             "flops_per_sec": tok_s * self.flops_per_token,
         }
-        rec.update(out.get("metrics", {}))  # the objective's: token_acc, rtd_acc, ...
+        if self.objective.next_token:  # else exp(loss) is no perplexity
+            rec["ppl"] = math.exp(min(out["loss"], 50.0))
+        rec.update(self.objective.metrics(out["totals"]))  # token_acc, rtd_acc, ...
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
     def evaluate(self) -> dict[str, float]:
-        t = self.cfg.train
-        res = evaluate_split(
+        """The objective's val metrics (`llmtrain.eval.evaluate`) as `val_*` keys, logged."""
+        t, seq = self.cfg.train, self.cfg.model.block_size
+        res = evaluate(
             self.model,
+            self.objective,
             self.val_windows,
-            self.manifest["splits"]["val"],
-            max_tokens=t.eval_tokens,
+            max_items=max(1, t.eval_tokens // seq),
             micro_batch_size=t.micro,
             device=self.prec.device,
             autocast=self.prec.autocast,
-            objective=None if t.objective == "clm" else self.objective,  # CLM: bpb as before
+            split=self.manifest["splits"]["val"],
         )
-        rec = {
-            "step": self.step,
-            "tokens": self.tokens,
-            "val_loss": res["loss"],
-            "val_ppl": res["ppl"],
-            "val_bpb": res["bpb"],
-            "elapsed_sec": self.elapsed,
-        }
+        rec = {"step": self.step, "tokens": self.tokens}
+        rec |= {f"val_{k}": v for k, v in res.items() if k not in ("tokens", "targets")}
+        rec["elapsed_sec"] = self.elapsed
         self.logger.log(rec)
         self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
         return rec
+
+    def _val_line(self, ev: dict[str, float]) -> str:
+        """`step N: val loss L[, ppl P, bpb B][, <the objective's headline metrics>]`."""
+        line = f"step {self.step}: val loss {ev['val_loss']:.4f}"
+        if "val_ppl" in ev:  # only where the objective defines them
+            line += f", ppl {ev['val_ppl']:.2f}"
+        if "val_bpb" in ev:
+            line += f", bpb {ev['val_bpb']:.4f}"
+        for k in self.objective.headline:
+            line += f", {k} {ev[f'val_{k}']:.4f}"
+        return line
 
     def save(self) -> Path:
         state = {

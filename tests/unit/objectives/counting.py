@@ -29,7 +29,7 @@ def train_on_counting(
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     for step in range(300):
         x = draw(32)
-        batch = obj.make_batch(x, x, step, 0)
+        batch = obj.make_batch((x, x), step=step, micro=0)
         loss, _ = obj.loss(obj.forward(model, batch), batch)
         (loss / batch.n_targets).backward()
         opt.step()

@@ -26,11 +26,12 @@ def setup():
 def test_loss_is_generator_mlm_plus_weighted_discriminator_bce():
     model, obj = setup()
     x = torch.randint(4, 100, (4, 32))
-    batch = obj.make_batch(x, x, step=0, micro=0)
+    batch = obj.make_batch((x, x), step=0, micro=0)
     out = obj.forward(model, batch)
     loss_sum, metrics = obj.loss(out, batch)
-    t = batch.tensors
-    mlm = F.cross_entropy(out["logits"].reshape(-1, 101), t["targets"].reshape(-1), reduction="sum")
+    mlm = F.cross_entropy(
+        out["logits"].reshape(-1, 101), batch.targets.reshape(-1), reduction="sum"
+    )
     replaced = (out["corrupted"] != x).float()
     bce = F.binary_cross_entropy_with_logits(out["disc"], replaced, reduction="sum")
     assert torch.allclose(loss_sum, mlm + 50.0 * 0.15 * bce, rtol=1e-5)
@@ -44,10 +45,11 @@ def test_loss_is_generator_mlm_plus_weighted_discriminator_bce():
 def test_batches_are_reproducible_and_fresh_each_step():
     _, obj = setup()
     x = torch.randint(4, 100, (4, 32))
-    a, b = obj.make_batch(x, x, 5, 1), obj.make_batch(x, x, 5, 1)
-    c = obj.make_batch(x, x, 6, 1)
-    assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
-    assert not torch.equal(a.tensors["u"], c.tensors["u"])
+    a, b = obj.make_batch((x, x), step=5, micro=1), obj.make_batch((x, x), step=5, micro=1)
+    c = obj.make_batch((x, x), step=6, micro=1)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+    assert all(torch.equal(a.extra[k], b.extra[k]) for k in a.extra)
+    assert not torch.equal(a.extra["uniforms"], c.extra["uniforms"])
 
 
 def test_roc_auc_matches_pairwise_counting():
@@ -84,7 +86,7 @@ def test_discriminator_learns_replacements_it_can_see():
     counting = counting_windows(V, T)
     train_on_counting(obj, model, counting, lr=2e-3)
     x = counting(128)
-    batch = obj.make_batch(x, x, -1, 0)
+    batch = obj.make_batch((x, x), step=-1, micro=0)
     with torch.no_grad():
         out = obj.forward(model, batch)
     assert roc_auc(out["disc"], out["corrupted"] != x) > 0.85

@@ -42,7 +42,7 @@ def setup(tmp_path_factory):
 
 def masked(tok, path, x, whole_word, step):
     o = build_objective("mlm", ObjectiveConfig(whole_word=whole_word), tok.vocab_size, 48, 1, path)
-    return o.make_batch(x, x, step, 0).tensors["targets"] != IGNORE_INDEX  # (B, T)
+    return o.make_batch((x, x), step=step, micro=0).targets != IGNORE_INDEX  # (B, T)
 
 
 def word_masks(tok, x, sel) -> list[list[bool]]:

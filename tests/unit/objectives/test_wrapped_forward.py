@@ -42,7 +42,7 @@ def test_objective_runs_through_the_ddp_wrapper(process_group, name):
     model = build_model(config_from_dict(ModelConfig, fields))
     wrapped = DDP(copy.deepcopy(model))
     x = torch.randint(4, V, (4, T), generator=torch.Generator().manual_seed(1))
-    batch = o.make_batch(x, x, step=0, micro=0)
+    batch = o.make_batch((x, x), step=0, micro=0)
     grads = []
     for m in (model, wrapped):
         loss, _ = o.loss(o.forward(m, batch), batch)
@@ -67,7 +67,7 @@ def test_mlm_on_a_model_with_a_sentence_head_trains_under_ddp(process_group):
     wrapped = DDP(model)
     x = torch.randint(4, V, (4, T), generator=torch.Generator().manual_seed(1))
     for step in range(3):  # the failure shows at step 2
-        batch = o.make_batch(x, x, step=step, micro=0)
+        batch = o.make_batch((x, x), step=step, micro=0)
         loss, _ = o.loss(o.forward(wrapped, batch), batch)
         loss.backward()
     sop = build_objective("sop", ObjectiveConfig(), V, T, seed=0)

@@ -1,0 +1,348 @@
+"""The Python API: `prepare`, `train`, `evaluate`, `generate`, `export`, with the CLI's names
+(the CLI commands are thin shells over these). `import llmtrain as lt` reaches them lazily,
+so importing the package stays fast:
+
+    data = lt.prepare(["my_texts/"], out="data/mine", tokenizer="bpe", vocab_size=8192)
+    run = lt.train(data, out="runs/mine", preset="gpt2-mini", max_steps=500)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmtrain.errors import CheckpointError, ConfigError
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class Data:
+    """A prepared DATA_DIR (what `prepare` wrote); usable wherever a path is."""
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory (what `train` wrote) and the summary `fit()` returned; usable
+    wherever a path is (evaluate, generate, export, `llmtrain monitor`)."""
+
+    path: Path
+    result: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0  # 0 done (or time budget spent), 75 stopped by a signal
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def prepare(
+    inputs: PathLike | Iterable[PathLike],
+    out: PathLike,
+    *,
+    quiet: bool = False,
+    **options: Any,
+) -> Data:
+    """Raw text (files, folders, "builtin:python") -> DATA_DIR `out`. `options` are the
+    `llmtrain prepare` flags as PrepareConfig fields (tokenizer="bpe", vocab_size=8192,
+    languages=["en", "zh"], ...), validated with the CLI's messages."""
+    from llmtrain.config import config_from_dict
+    from llmtrain.data.prepare import PrepareConfig, prepare_corpus
+
+    names = {f.name for f in dataclasses.fields(PrepareConfig)}
+    for key in options:
+        _known(key, names, "prepare option")
+    cfg = config_from_dict(PrepareConfig, options)
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    manifest = prepare_corpus([os.fspath(i) for i in items], os.fspath(out), cfg, quiet=quiet)
+    return Data(Path(out), manifest)
+
+
+def _known(key: str, names: Iterable[str], what: str) -> None:
+    if key not in names:
+        close = difflib.get_close_matches(key, list(names), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown {what} {key!r}{hint}")
+
+
+def _section_of(key: str) -> str:
+    """'train.max_steps' for 'max_steps': the one RunConfig section with that field."""
+    from llmtrain.train.config import RunConfig
+
+    if "." in key:
+        return key
+    hints = typing.get_type_hints(RunConfig)
+    found = [
+        f"{s.name}.{key}"
+        for s in dataclasses.fields(RunConfig)
+        if key in {f.name for f in dataclasses.fields(hints[s.name])}
+    ]
+    if len(found) > 1:
+        raise ConfigError(
+            f"{key!r} is in several config sections ({', '.join(found)}); pass "
+            f"overrides={{{found[0]!r}: ...}}"
+        )
+    if not found:
+        every = [
+            f.name for s in dataclasses.fields(RunConfig) for f in dataclasses.fields(hints[s.name])
+        ]
+        _known(key, every, "train option")
+    return found[0]
+
+
+def run_overrides(options: Mapping[str, Any]) -> list[str]:
+    """`--set` strings of keyword options: a bare field name (max_steps) goes to the one
+    section that has it (train.max_steps); dotted names are taken as they are."""
+    return [f"{_section_of(k)}={json.dumps(v)}" for k, v in options.items()]
+
+
+def plan(
+    data: PathLike,
+    *,
+    minutes: float | None = None,
+    gpu_hours: float | None = None,
+    flops: float | None = None,
+    family: str = "gpt2",
+    device: str = "auto",
+    gpu: str | None = None,
+    seq: int | None = None,
+    memory_gb: float | None = None,
+    out: PathLike | None = None,
+) -> Any:
+    """A run config from a budget (`llmtrain.plan.make_plan`): `.config` (a dict for
+    `train(..., config=...)`), `.reasoning` (lines), `.memory` (the estimate). With `out`, the
+    config is also written there as JSON."""
+    from llmtrain.plan import Budget, make_plan
+    from llmtrain.utils.io import atomic_write_json
+
+    budget = Budget(minutes=minutes, gpu_hours=gpu_hours, flops=flops)
+    result = make_plan(os.fspath(data), budget, family=family, device=device, gpu=gpu,
+                       seq=seq, memory_limit_gb=memory_gb)  # fmt: skip
+    if out is not None:
+        atomic_write_json(Path(out), result.config)
+    return result
+
+
+def train(
+    data: PathLike | None,
+    out: PathLike,
+    *,
+    preset: str | None = None,
+    config: PathLike | Iterable[PathLike] = (),
+    overrides: Mapping[str, Any] | Iterable[str] = (),
+    resume: bool = False,
+    init_from: PathLike | None = None,
+    max_time: float | None = None,
+    auto_micro_batch: bool = False,
+    quiet: bool = False,
+    plan: str | None = None,
+    **options: Any,
+) -> Run:
+    """Train on the prepared `data` into run directory `out`; returns the `Run`. Settings,
+    lowest first: `resume`'s saved config or `init_from`'s HF config, `preset`, `config`
+    files, `overrides` ({"train.lr": 3e-4} or ["train.lr=3e-4"], as --set), then `options`
+    (max_steps=500, n_layer=2: a field name of one config section, or dotted)."""
+    from llmtrain.config import load_json_file
+    from llmtrain.train.config import load_run_config
+    from llmtrain.train.trainer import Trainer
+
+    out = Path(out)
+    base = None
+    if resume and (out / "config.json").is_file():
+        base = load_json_file(out / "config.json")  # the run's own config; flags may extend it
+    if init_from and base is None:  # the HF config, below preset/config/overrides
+        from llmtrain.models.hf_interop import hf_run_defaults
+
+        base = hf_run_defaults(init_from)
+    if plan is not None and base is None:  # --plan BUDGET: the planned config, lowest first
+        from llmtrain.plan import Budget, make_plan
+
+        if data is None:
+            raise ConfigError("--plan needs --data DATA_DIR (the plan measures and sizes on it)")
+        made = make_plan(os.fspath(data), Budget.parse(plan))
+        print("plan:\n" + "\n".join(f"- {line}" for line in made.reasoning))
+        base = made.config
+    sets = (
+        run_overrides(overrides) if isinstance(overrides, Mapping) else list(overrides)
+    ) + run_overrides(options)
+    if data is not None:
+        sets.append(f"data.path={json.dumps(os.fspath(data))}")
+    if max_time is not None:
+        sets.append(f"train.max_time_sec={float(max_time)}")
+    if auto_micro_batch:
+        sets.append("train.auto_micro_batch=true")
+    files = [config] if isinstance(config, str | os.PathLike) else list(config)
+    cfg = load_run_config(files, preset, sets, base=base)
+    if not cfg.data.path:
+        raise ConfigError(
+            "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"
+        )
+    trainer = Trainer(cfg, out, resume=resume, show_progress=not quiet)
+    say = print if trainer.dist.is_rank0 else (lambda *a, **k: None)
+    _describe(trainer, say)
+    result = trainer.fit()
+    say(json.dumps({"run_dir": str(out), **result}, indent=2))
+    say(
+        f"outputs: config {out / 'config.json'}, metrics {out / 'metrics.jsonl'}, "
+        f"checkpoints {out / 'checkpoints'}"
+    )
+    return Run(out, result, trainer.stop.exit_code)
+
+
+def _describe(trainer: Any, say: Callable[..., None]) -> None:
+    """The model and batch lines printed before training."""
+    cfg = trainer.cfg  # the resolved config the trainer runs
+    t, world = cfg.train, trainer.dist.world_size
+    say(
+        f"model: {cfg.model.n_layer} layers, {cfg.model.n_embd} dims, "
+        f"{sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f}M parameters; "
+        f"device {trainer.prec.device}, precision {trainer.prec.name}"
+    )
+    say(
+        f"batch: {t.batch_size} sequences/step = {t.micro} micro-batch x {trainer.accum} "
+        f"accumulation x {world} process{'es' if world > 1 else ''}"
+        f"{f' ({cfg.distributed.strategy})' if world > 1 else ''}; "
+        f"{t.batch_size * cfg.model.block_size:,} tokens/step"
+    )
+
+
+def evaluate(
+    run: PathLike,
+    *,
+    data: PathLike | None = None,
+    split: str = "val",
+    max_tokens: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """The run's (or checkpoint's) own objective on a prepared split (default: the val split
+    of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
+    metrics, perplexity and bits per byte where defined, with the checkpoint, step, data,
+    split and objective they are of (what `llmtrain eval` prints). `batch_size` defaults to
+    the run's micro-batch, so masked objectives draw the masks of the run's own val evals."""
+    from llmtrain.data.loader import TokenWindows
+    from llmtrain.data.shards import open_split, read_manifest
+    from llmtrain.errors import DataError
+    from llmtrain.eval import evaluate as evaluate_objective
+    from llmtrain.objectives import build_objective
+    from llmtrain.train.precision import resolve_precision
+
+    loaded = load(run)
+    cfg = loaded.config
+    data = os.fspath(data) if data is not None else cfg.data.path
+    manifest = read_manifest(data)
+    tok = manifest["tokenizer"]
+    vocab = int(tok["vocab_size"])
+    objective = build_objective(  # the run's objective, as the trainer built it
+        cfg.train.objective,
+        cfg.objective,
+        vocab,
+        cfg.model.block_size,
+        cfg.train.seed,
+        Path(data) / tok.get("path", "tokenizer"),
+    )
+    if vocab + objective.extra_vocab > cfg.model.vocab_size:
+        raise DataError(
+            f"{data} uses a tokenizer with {vocab} tokens but the model knows "
+            f"{cfg.model.vocab_size - objective.extra_vocab}; evaluate on data prepared with "
+            "the run's tokenizer"
+        )
+    prec = resolve_precision("fp32", "auto", "off")
+    loaded.model.to(prec.device)
+    seq = cfg.model.block_size
+    res = evaluate_objective(
+        loaded.model,
+        objective,
+        TokenWindows(open_split(data, split), seq, split),
+        max_items=max(1, max_tokens // seq) if max_tokens else None,
+        micro_batch_size=batch_size or cfg.train.micro,
+        device=prec.device,
+        split=manifest["splits"][split],
+    )
+    head = {"checkpoint": str(loaded.checkpoint), "step": loaded.step, "data": str(data)}
+    return {**head, "split": split, "objective": cfg.train.objective, **res}
+
+
+def generate(
+    run: PathLike,
+    prompt: str = "",
+    *,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    on_text: Callable[[str], Any] | None = None,
+    model: Any = None,
+) -> str:
+    """`prompt` and its sampled continuation from a run or checkpoint. Options are checked
+    before anything is produced; `on_text` receives the prompt, then each decoded piece
+    as it comes (the CLI streams to stdout with it). `model`: an already loaded run
+    (`load(run)`), to sample repeatedly without reloading."""
+    from llmtrain.generation import check_sampling_args, generate_text
+
+    check_sampling_args(temperature, top_k, top_p)
+    if max_new_tokens < 0:
+        raise ConfigError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    loaded = model or load(run)
+    if loaded.tokenizer is None:
+        raise CheckpointError(
+            f"no tokenizer found for {loaded.checkpoint}: expected RUN_DIR/tokenizer/ or the "
+            "run's data directory; re-run training or copy DATA_DIR/tokenizer into the run"
+        )
+    emit = on_text or (lambda s: None)
+    pieces = [prompt]
+    emit(prompt)
+    for piece in generate_text(
+        loaded.model,
+        loaded.tokenizer,
+        prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    ):
+        pieces.append(piece)
+        emit(piece)
+    return "".join(pieces)
+
+
+def load(run: PathLike) -> Any:
+    """The model, config, tokenizer and step of a run (its latest checkpoint) or checkpoint."""
+    from llmtrain.checkpoint.inference import load_trained
+
+    return load_trained(os.fspath(run))
+
+
+def export(
+    run: PathLike,
+    out: PathLike,
+    *,
+    target: str | None = None,
+    tokenizer: bool = True,
+) -> dict[str, Any]:
+    """Write a run (or checkpoint) as a verified Hugging Face directory `out`; `target`: a
+    name of `llmtrain.models.hf.TARGETS` (default: inferred from the model)."""
+    from llmtrain.export import export_hf
+
+    loaded = load(run)
+    return export_hf(
+        loaded.model, out, tokenizer=loaded.tokenizer if tokenizer else None, target=target
+    )
