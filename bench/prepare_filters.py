@@ -147,6 +147,14 @@ def datatrove_cases(en: list[str], zh: list[str]) -> dict:
             FineWebQualityFilter(line_punct_thr=0.106, new_line_ratio=0.178, language=lang),
         ]  # fmt: skip
 
+    import datatrove.utils.hashes.xxhash as dt_xxhash
+    import xxhash
+
+    # datatrove 0.10.1 hands str to xxhash, which xxhash 4.x rejects: encode it first
+    dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(
+        data.encode() if isinstance(data, str) else data
+    )
+
     def minhash(texts, lang="en"):
         cfg = MinhashConfig(hash_config=HashConfig(precision=64))
         with tempfile.TemporaryDirectory() as tmp:
