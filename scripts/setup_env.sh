@@ -13,15 +13,21 @@ TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
 stamp="$VENV/.llmtrain-setup"
 
 # Debian's chromium renders the HTML monitoring report in a test (tests/integration/
-# test_monitor_run.py); installed when we are root with apt (CI), else the test skips.
-if [ "$WITH_TEST_TOOLS" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
-  && [ "${LLMTRAIN_NO_APT:-0}" != 1 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium (headless report test)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-      >/dev/null) || echo "setup: could not install chromium; the report browser test will skip"
-  else
-    echo "setup: no chromium (needs root + apt: apt-get install chromium); the report browser test will skip"
+# test_monitor_run.py) and Debian's slurm-wlm runs the SLURM batch script for real
+# (tests/distributed/test_slurm_local.py); installed when we are root with apt (CI), else
+# those tests skip.
+if [ "$WITH_TEST_TOOLS" = 1 ] && [ "${LLMTRAIN_NO_APT:-0}" != 1 ]; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v slurmctld >/dev/null 2>&1 || missing="$missing slurm-wlm"
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian's$missing (browser report test, local SLURM test)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing \
+        >/dev/null) || echo "setup: could not install$missing; their tests will skip"
+    else
+      echo "setup: no$missing (needs root + apt: apt-get install$missing); their tests will skip"
+    fi
   fi
 fi
 

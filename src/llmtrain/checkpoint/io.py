@@ -9,6 +9,8 @@
         checksums.json      sha256 of every file above, verified at load
         dcp/                (FSDP only) sharded model + optimizer, torch.distributed.checkpoint;
                             optimizer.pt is then absent and model.safetensors is gathered
+        deepspeed/          (DeepSpeed only) the engine's own ZeRO checkpoint; optimizer.pt
+                            is absent, model.safetensors converted by zero_to_fp32
 
 Retention keeps the last K checkpoints plus the best by val loss.
 It is written into `.tmp-step_000100` and renamed, so a crash never leaves a directory that
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from llmtrain.errors import CheckpointError
 PREFIX = "step_"
 FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json", "config.json")
 CHECKSUMS = "checksums.json"
+DEEPSPEED_DIR = "deepspeed"  # engine.save_checkpoint's tag directory (strategy=deepspeed)
 
 
 def _step_dir(ckpt_root: Path, step: int) -> Path:
@@ -84,13 +88,15 @@ def save_checkpoint(
     *,
     sharded: bool = False,
     full_weights: bool = True,
+    write_weights: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and prune old ones; returns its directory.
 
     Under torch.distributed every rank calls it: rank 0 writes the files, and with `sharded`
     (FSDP) every rank writes its shards into `dcp/` (plus, with `full_weights`, a gathered
     model.safetensors for eval/generate). A failure (a full disk, say) removes the partial
-    temp directory and raises CheckpointError; earlier checkpoints are untouched."""
+    temp directory and raises CheckpointError; earlier checkpoints are untouched.
+    `write_weights(tmp_dir)`, collective, replaces the model/optimizer files (DeepSpeed's)."""
     root = Path(ckpt_root)
     final = _step_dir(root, step)
     tmp = root / f".tmp-{final.name}"
@@ -103,6 +109,9 @@ def save_checkpoint(
         tmp.mkdir()
     _barrier()
     try:
+        if write_weights is not None:
+            write_weights(tmp)
+            model, optimizer, sharded = None, None, False  # written by it
         _write_files(tmp, model, optimizer, state, config, sharded, full_weights, rank0)
     except OSError as e:
         err = e
@@ -125,7 +134,7 @@ def save_checkpoint(
 
 def _write_files(
     tmp: Path,
-    model: nn.Module,
+    model: nn.Module | None,
     optimizer: torch.optim.Optimizer | None,
     state: dict[str, Any],
     config: dict[str, Any],
@@ -140,7 +149,7 @@ def _write_files(
         weights = full_model_state(model) if full_weights else None  # collective
         if rank0 and weights is not None:
             safetensors.torch.save_file(weights, str(tmp / "model.safetensors"))
-    elif rank0:
+    elif rank0 and model is not None:
         safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -276,8 +285,11 @@ def load_checkpoint(
     ckpt_dir: str | Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
+    *,
+    load_weights: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Restore model, optimizer and RNG state; return the loop state (state.json).
+    `load_weights(ckpt_dir)` replaces the model/optimizer part (DeepSpeed's engine).
 
     Checksums are verified first. A checkpoint with `dcp/` (written under FSDP) loads into
     any world size, sharded or not, and a full one (DDP, one process) into an FSDP model too;
@@ -288,7 +300,15 @@ def load_checkpoint(
     try:
         from llmtrain.checkpoint.sharded import is_sharded, load_full_into_sharded, load_sharded
 
-        if (d / "dcp").is_dir():  # FSDP's: loads into FSDP, DDP or one process alike
+        if load_weights is not None:
+            load_weights(d)
+        elif (d / DEEPSPEED_DIR).is_dir() and optimizer is not None:
+            raise CheckpointError(
+                f"checkpoint {d} was written by DeepSpeed (distributed.strategy=deepspeed): its "
+                "optimizer state is DeepSpeed's; resume it with distributed.strategy=deepspeed "
+                "(eval/generate/export read its model.safetensors as they are)"
+            )
+        elif (d / "dcp").is_dir():  # FSDP's: loads into FSDP, DDP or one process alike
             load_sharded(d, model, optimizer)
         elif is_sharded(model):  # a DDP / one-process checkpoint resumed under FSDP
             load_full_into_sharded(d, model, optimizer)

@@ -1,12 +1,15 @@
 """`llmtrain eval CHECKPOINT_OR_RUN --data DATA_DIR`: the run's own objective on a prepared
 split, printed as JSON — its loss and metrics (masked-token accuracy for MLM, span accuracy
 for T5, RTD AUC for ELECTRA, sentence accuracy for SOP/NSP), and perplexity and bits per byte
-for next-token objectives."""
+for next-token objectives. With --tasks/--generate/--text/--all-checkpoints: benchmarks
+(`eval_suite`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from llmtrain.cli import eval_suite
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sequences per forward (default: the run's micro-batch, so masked objectives draw "
         "the same fixed masks as the run's own val evals)",
     )
+    eval_suite.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if eval_suite.wants_suite(args):
+        return eval_suite.run(args)
     from llmtrain.api import evaluate
 
     res = evaluate(

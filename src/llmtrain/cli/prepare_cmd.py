@@ -7,11 +7,13 @@ Thin shell: parse flags → `llmtrain.api.prepare` (`PrepareConfig` → `prepare
 from __future__ import annotations
 
 import argparse
+import sys
 
 from llmtrain.config import config_from_dict
 from llmtrain.data.prepare import PrepareConfig
 from llmtrain.data.prepare.dry_run import dry_run
 from llmtrain.data.prepare.merge import merge_parts
+from llmtrain.data.prepare.signals import Stopped, stop_on_signals
 from llmtrain.errors import ConfigError
 
 _DEFAULTS = PrepareConfig()
@@ -27,6 +29,7 @@ _FIELDS = (
     "min_chars",
     "fix_encoding",
     "skip_bad_files",
+    "ignore_unknown",
     "overwrite",
     "quality",
     "quality_set",
@@ -111,7 +114,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-bad-files",
         action="store_true",
         default=None,
-        help="skip undecodable/binary files and malformed JSONL lines, listing them in report.json",
+        help="skip files, lines, rows and records that cannot be used (undecodable, binary, "
+        "malformed, truncated), listing each with its place and lost bytes in the summary and "
+        "report.json",
+    )
+    p.add_argument(
+        "--ignore-unknown",
+        action="store_true",
+        default=None,
+        help="skip files of unknown type in input folders (default: read them as text when "
+        "they are UTF-8, e.g. WikiText's .raw); skipped files are counted in the summary",
     )
     p.add_argument(
         "--quality",
@@ -263,5 +275,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from llmtrain.api import prepare
 
-    prepare(args.inputs, args.out, quiet=args.quiet, **given)
+    try:
+        with stop_on_signals():
+            prepare(args.inputs, args.out, quiet=args.quiet, **given)
+    except Stopped as e:
+        print(f"\nstopped by {e}: {args.out} keeps its last checkpoint; rerun the same command "
+              "with --resume to go on from there", file=sys.stderr)  # fmt: skip
+        return 128 + e.signum
     return 0

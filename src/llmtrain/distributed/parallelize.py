@@ -1,19 +1,24 @@
 """`parallelize(model, ...)`: the transforms that turn a built model into the module the loop
-calls, applied in ONE order (torchtitan's, minus tensor parallelism):
+calls, applied in ONE order (torchtitan's):
 
+    0. tensor parallel            `distributed.tensor_parallel = N`: each block split over the
+                                  `tp` dimension of a (dp, tp) mesh (tensor_parallel.py)
     1. activation checkpointing   each block recomputes its activations in backward
     2. torch.compile              each block compiled in place (`Module.compile()`, so the
                                   state dict keeps its names: no `_orig_mod.` prefix)
     3. data parallel              `ddp`: DistributedDataParallel around the model (returned
                                   as the forward callable; the model itself stays unwrapped)
                                   `fsdp`: FSDP2 `fully_shard` on each block, then the root
-                                  (in place: parameters become DTensor shards)
+                                  (in place: parameters become DTensor shards; under TP
+                                  on the `dp` dimension of the mesh, so 2-D shards)
+                                  `deepspeed`: nothing here; the DeepSpeed engine wraps the
+                                  model once the optimizer exists (deepspeed_engine.py)
 
 The order matters: checkpointing wraps the block's forward that compile then traces, and
 FSDP's all-gather hooks go outside the compiled region. Build the optimizer AFTER this call
 (under FSDP it must see the sharded parameters). The model files know nothing of any of it.
 `grad_sync(module, enabled)` turns gradient synchronisation off for the micro-batches of an
-accumulation that are not the last.
+accumulation that are not the last (DeepSpeed: its accumulation boundary).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 
 from llmtrain.distributed.config import DistributedConfig
 from llmtrain.distributed.process_group import DistInfo
+from llmtrain.errors import ConfigError
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:
@@ -50,11 +56,14 @@ def apply_compile(model: nn.Module) -> None:
         block.compile()
 
 
-def apply_fsdp(model: nn.Module, device: torch.device, reshard_after_forward: bool) -> None:
+def apply_fsdp(
+    model: nn.Module, device: torch.device, reshard_after_forward: bool, mesh=None
+) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    if mesh is None:
+        mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
     for block in _blocks(model):
         if block is not model:
             fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
@@ -70,15 +79,34 @@ def parallelize(
     compile: bool = False,
     activation_checkpointing: bool = False,
 ) -> nn.Module:
-    """Apply checkpointing → compile → DDP/FSDP2; return the module to call in the loop."""
+    """Apply TP → checkpointing → compile → DDP/FSDP2; return the module to call in the loop."""
+    mesh = None
+    if info.tp > 1:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from llmtrain.distributed.tensor_parallel import apply_tensor_parallel
+
+        if cfg.strategy == "ddp" and info.dp_size > 1:
+            raise ConfigError(
+                f"distributed.tensor_parallel={info.tp} with {info.dp_size} data-parallel groups "
+                "needs distributed.strategy=fsdp (FSDP2 x TP on a 2-D mesh), not ddp"
+            )
+        shape = (info.dp_size, info.tp)
+        mesh = init_device_mesh(device.type, shape, mesh_dim_names=("dp", "tp"))
+        apply_tensor_parallel(model, mesh["tp"])
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     if compile:
         apply_compile(model)
-    if not info.is_distributed:
+    if not info.is_distributed or cfg.strategy == "deepspeed":
         return model
     if cfg.strategy == "fsdp":
-        apply_fsdp(model, device, cfg.reshard_after_forward)
+        if mesh is None or info.dp_size > 1:
+            apply_fsdp(
+                model, device, cfg.reshard_after_forward, None if mesh is None else mesh["dp"]
+            )
+        return model
+    if info.tp > 1:  # TP alone (world == tp): no data parallelism to wrap
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -95,6 +123,12 @@ def grad_sync(module: nn.Module, enabled: bool) -> Iterator[None]:
     elif isinstance(module, DDP):
         with module.no_sync():
             yield
+    elif hasattr(module, "set_gradient_accumulation_boundary"):  # DeepSpeed's engine
+        module.set_gradient_accumulation_boundary(False)
+        try:
+            yield
+        finally:
+            module.set_gradient_accumulation_boundary(True)
     elif hasattr(module, "set_requires_gradient_sync"):  # FSDP2
         module.set_requires_gradient_sync(False)
         try:

@@ -34,10 +34,21 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    tp: int = 1  # ranks per tensor-parallel group; they read the same data
 
     @property
     def is_distributed(self) -> bool:
         return self.world_size > 1
+
+    @property
+    def dp_rank(self) -> int:
+        """The data shard this rank reads: ranks of one tensor-parallel group share it (the
+        (dp, tp) mesh is row-major, as `init_device_mesh` lays it out)."""
+        return self.rank // self.tp
+
+    @property
+    def dp_size(self) -> int:
+        return self.world_size // self.tp
 
     @property
     def is_rank0(self) -> bool:
@@ -107,6 +118,7 @@ def init_distributed(cfg: DistributedConfig, device_type: str) -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         return current()
     launched = launch_env()
+    check_tensor_parallel(cfg, launched.world_size)
     if launched.world_size <= 1:
         if (msg := single_process_launch_warning()) is not None:
             print(f"warning: {msg}", file=sys.stderr)
@@ -129,7 +141,16 @@ def init_distributed(cfg: DistributedConfig, device_type: str) -> DistInfo:
         world_size=world,
         timeout=timedelta(seconds=cfg.timeout_sec),
     )
-    return DistInfo(rank, world, local_rank)
+    return DistInfo(rank, world, local_rank, cfg.tensor_parallel)
+
+
+def check_tensor_parallel(cfg: DistributedConfig, world_size: int) -> None:
+    tp = cfg.tensor_parallel
+    if tp > 1 and world_size % tp != 0:
+        raise ConfigError(
+            f"distributed.tensor_parallel={tp} does not divide the world size {world_size}; "
+            f"launch a multiple of {tp} processes (torchrun --nproc_per_node) or change it"
+        )
 
 
 def destroy_distributed() -> None:

@@ -66,6 +66,15 @@ def _curve_row(run: RunData, key: str, label: str, width: int) -> list[Any]:
     return [label, Text(fmt(vals[-1]), style="bold"), Text(sparkline(vals, width), "green"), note]
 
 
+def _task_row(run: RunData, key: str, width: int) -> list[Any]:
+    """`task_<name>/acc` of eval.tasks: the last accuracy, its curve, the task's chance."""
+    vals = [float(r[key]) for r in run.evals if finite(r.get(key))]
+    chance = run.evals[-1].get(key.removesuffix("/acc") + "/chance")
+    label = key.removeprefix("task_").removesuffix("/acc") + " acc"
+    note = f"chance {fmt(chance)}" if finite(chance) else ""
+    return [label, Text(fmt(vals[-1]), style="bold"), Text(sparkline(vals, width), "cyan"), note]
+
+
 def _metrics_line(rec: dict[str, Any]) -> str:
     parts = []
     spec = [
@@ -106,6 +115,8 @@ def render_run(run: RunData, findings: list[Finding], width: int = 100) -> Rende
     curves.add_row(*_curve_row(run, "val_loss", "val loss", spark_w))
     if run.evals and finite(run.evals[-1].get("val_bpb")):
         curves.add_row("val bpb", fmt(run.evals[-1]["val_bpb"]), "", "")
+    for key in sorted(k for k in (run.evals[-1] if run.evals else {}) if k.endswith("/acc")):
+        curves.add_row(*_task_row(run, key, spark_w))  # eval.tasks: accuracy beside chance
     parts: list[RenderableType] = [head, curves, Text(_metrics_line(last), style="dim")]
     if run.checkpoints:
         now = time.time()

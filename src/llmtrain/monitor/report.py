@@ -93,6 +93,8 @@ def chart_specs(runs_cols: list[dict[str, dict[str, list]]]) -> list[dict[str, A
             prefixes.setdefault(k.split("/")[0], []).append(k)
     for prefix, keys in prefixes.items():
         title, log = PREFIX_TITLES.get(prefix, (f"{prefix} per group", False))
+        if prefix.startswith("task_"):  # eval.tasks: accuracy beside the task's chance line
+            title = f"Task {prefix.removeprefix('task_')}: accuracy vs chance"
         specs.append({"title": title, "keys": keys, "log": log})
         used.update(keys)
     for k in sorted(present - used):

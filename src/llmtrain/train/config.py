@@ -17,6 +17,7 @@ from llmtrain.config import (
 )
 from llmtrain.distributed.config import DistributedConfig
 from llmtrain.errors import ConfigError
+from llmtrain.eval.config import EvalConfig
 from llmtrain.models.config import ModelConfig
 from llmtrain.monitor.config import MonitorConfig
 from llmtrain.objectives.config import ObjectiveConfig, check_objective
@@ -141,9 +142,15 @@ class RunConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # objective options
     stability: StabilityConfig = field(default_factory=StabilityConfig)  # NaN/spike guards
+    eval: EvalConfig = field(default_factory=EvalConfig)  # benchmark tasks during training
 
     def validate(self) -> None:
         check_objective(self.train.objective, self.model)  # e.g. mlm needs an encoder
+        if self.eval.tasks and not self.model.causal:
+            raise ConfigError(
+                "eval.tasks scores choices by causal log-likelihood; a bidirectional "
+                f"{self.model.architecture} has none: remove eval.tasks for this run"
+            )
         lr_decay = self.train.lr_decay_steps
         if lr_decay is not None and lr_decay < self.train.warmup_steps:
             raise ConfigError(

@@ -14,14 +14,15 @@ from typing import Any
 
 import torch
 
-from llmtrain.checkpoint import RunDirLock, latest_checkpoint, load_checkpoint, save_checkpoint
+from llmtrain.checkpoint import RunDirLock, latest_checkpoint
 from llmtrain.config import config_to_dict
 from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
-from llmtrain.distributed.parallelize import full_norm
+from llmtrain.distributed.engine import build_engine
 from llmtrain.errors import ConfigError
 from llmtrain.eval import evaluate
+from llmtrain.eval.in_loop import TaskEvaluator
 from llmtrain.models import build_model
 from llmtrain.models.flops import flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
@@ -30,6 +31,7 @@ from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective, freeze_unused_heads
 from llmtrain.optim import build_optimizer
+from llmtrain.tokenizer import load_tokenizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
 from llmtrain.train.curriculum import BatchRamp, DataSkips
@@ -72,6 +74,13 @@ class Trainer:
             Path(cfg.data.path) / tok.get("path", "tokenizer"),
         )
         self._set_vocab_size()
+        self.task_eval = (  # eval.tasks: benchmark tasks at every eval (read + tokenised once)
+            TaskEvaluator(
+                cfg.eval, load_tokenizer(Path(cfg.data.path) / tok.get("path", "tokenizer"))
+            )
+            if cfg.eval.tasks
+            else None
+        )
         seq = cfg.model.block_size
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
@@ -89,13 +98,16 @@ class Trainer:
             activation_checkpointing=cfg.distributed.activation_checkpointing,
         )
         if t.auto_micro_batch and not (resume and latest_checkpoint(self.ckpt_root)):
-            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.world_size)
+            args = (self.model, self.step_fn, self.objective, self.prec, self.dist.dp_size)
             t.micro_batch_size = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
-        self.accum = t.grad_accum(world_size=self.dist.world_size)
+        self.accum = t.grad_accum(world_size=self.dist.dp_size)  # ranks reading distinct data
         # the sample position of each step: batch-size / seq-len warm-up, rollback skips
-        self.ramp = BatchRamp(t, self.dist.world_size, seq)
+        self.ramp = BatchRamp(t, self.dist.dp_size, seq)
         self.batches = self.ramp.wrap(self.batches)
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
+        # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine
+        self.engine = build_engine(cfg, self.dist, self.model, self.step_fn, self.optimizer)
+        self.step_fn = self.engine.forward
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
         self.deferred = self._deferred_stats()  # sync-free steps (CUDA + fused AdamW)
@@ -112,6 +124,7 @@ class Trainer:
         """Whether the loss and grad norm may stay on the device (`train/step_stats.py`)."""
         mode = self.cfg.train.sync_free
         possible = self.scaler is None and supports_device_skip(self.optimizer)
+        possible = possible and self.engine.steps_torch_optimizer  # not under DeepSpeed
         if mode == "on" and not possible:
             raise ConfigError(
                 "train.sync_free=on needs optim.implementation=fused AdamW/Adam and no fp16 "
@@ -141,7 +154,7 @@ class Trainer:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and latest is not None:
-            state = load_checkpoint(latest, self.model, self.optimizer)
+            state = self.engine.load(latest)
             self._restore(state)
             self.elapsed = state["elapsed_sec"]
             self.ramp.skips = DataSkips(state.get("data_skips", []))
@@ -177,8 +190,8 @@ class Trainer:
                     m,
                     batch_size=t.batch_size,
                     micro_size=t.micro,
-                    rank=self.dist.rank,
-                    world_size=self.dist.world_size,
+                    rank=self.dist.dp_rank,
+                    world_size=self.dist.dp_size,
                 ),
                 step=self.step,
                 micro=m,
@@ -197,12 +210,12 @@ class Trainer:
                 loss_sum, metrics = (self.loss_fn or self.objective.loss)(out, batch)
                 totals = {k: totals.get(k, 0) + v for k, v in metrics.items()}
                 loss = loss_sum / n_targets
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                self.engine.backward(self.scaler.scale(loss) if self.scaler else loss)
             loss_total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         clip = t.grad_clip if t.grad_clip > 0 else float("inf")
-        grad_norm = full_norm(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        grad_norm = self.engine.clip_grad_norm(clip)  # a tensor; DeepSpeed: 0, it clips in step
         loss_total = all_sum(loss_total)
         if self.deferred is not None:  # no host read: decide on the device, read a step late
             return self._deferred_update(loss_total, grad_norm, n_tokens, totals)
@@ -218,8 +231,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         elif skip is None:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            self.engine.step()
+        self.engine.zero_grad()
+        grad_norm = self.engine.reported_grad_norm(grad_norm)
         return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
 
     def _deferred_update(
@@ -292,7 +306,7 @@ class Trainer:
                     continue
                 self.step += 1
                 console.step(self.step)  # the bar moves every step; ETA of a long run
-                self.tokens += out["tokens"] * self.dist.world_size
+                self.tokens += out["tokens"] * self.dist.dp_size
                 window_tokens += out["tokens"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
                 done = self.step == t.max_steps
@@ -356,7 +370,7 @@ class Trainer:
                 index=index,
             )
         window = self.ramp.position(bad[-1].step + 1) - self.ramp.position(checkpoint_step(ckpt))
-        self._restore(load_checkpoint(ckpt, self.model, self.optimizer))  # collective
+        self._restore(self.engine.load(ckpt))  # collective
         self.guard.rollbacks, self.guard.skipped = rollbacks, skipped
         self.ramp.skips.add(self.step, window)  # skips since are kept: all at or before ckpt
         if record is not None:
@@ -417,6 +431,8 @@ class Trainer:
         )
         rec = {"step": self.step, "tokens": self.tokens}
         rec |= {f"val_{k}": v for k, v in res.items() if k not in ("tokens", "targets")}
+        if self.task_eval is not None:
+            rec |= self.task_eval(self.model, self.prec.device, self.prec.autocast)
         rec["elapsed_sec"] = self.elapsed
         self.logger.log(rec)
         self.last_val_loss = res["loss"]  # kept in the checkpoint: retention keeps the best
@@ -448,15 +464,8 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
         t0 = time.perf_counter()
-        path = save_checkpoint(
-            self.ckpt_root,
-            self.step,
-            self.model,
-            self.optimizer,
-            state,
-            config_to_dict(self.cfg),
-            keep_last=self.cfg.train.keep_last,
-            sharded=self.cfg.distributed.strategy == "fsdp",  # DCP: loads on any world size
+        path = self.engine.save(  # full, DCP (FSDP/TP: any world size) or DeepSpeed's
+            self.ckpt_root, self.step, state, config_to_dict(self.cfg), self.cfg.train.keep_last
         )
         self.logger.event(
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0

@@ -68,7 +68,8 @@ def test_csv_column_ids_and_missing_column(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text('id,label,review\n7,1,"好, 很好"\n8,0,"multi\nline"\n9,1,\n', encoding="utf-8")
     docs, _, _ = read([path], text_field="review")
-    assert [(d.id, d.text) for d in docs] == [("7", "好, 很好"), ("8", "multi\nline")]
+    # the empty cell is an empty document (counted as removed: empty), not dropped unseen
+    assert [(d.id, d.text) for d in docs] == [("7", "好, 很好"), ("8", "multi\nline"), ("9", "")]
     with pytest.raises(DataError, match=r"no column 'text' \(columns: 'id', 'label', 'review'\)"):
         read([path])
     tsv = tmp_path / "t.tsv"
@@ -83,7 +84,7 @@ def test_parquet_and_hf_arrow_dataset(tmp_path):
     table = pa.table({"content": ["一", "two", None], "id": [1, 2, 3]})
     pq.write_table(table, tmp_path / "p.parquet")
     docs, _, _ = read([tmp_path / "p.parquet"], text_field="content")
-    assert [(d.id, d.text) for d in docs] == [("1", "一"), ("2", "two")]
+    assert [(d.id, d.text) for d in docs] == [("1", "一"), ("2", "two"), ("3", "")]  # null: empty
     ds = tmp_path / "hf" / "train"
     ds.mkdir(parents=True)
     with pa.ipc.new_stream(ds / "data-00000-of-00001.arrow", table.schema) as w:
@@ -93,7 +94,7 @@ def test_parquet_and_hf_arrow_dataset(tmp_path):
     plan = plan_inputs([tmp_path / "hf"])
     assert [p.name for p in plan.files] == ["data-00000-of-00001.arrow"]
     docs, _, _ = read([tmp_path / "hf"], text_field="content")
-    assert [d.text for d in docs] == ["一", "two"]
+    assert [d.text for d in docs] == ["一", "two", ""]
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match=r"bad\.parquet: not a readable \.parquet table"):
         read([tmp_path / "bad.parquet"])

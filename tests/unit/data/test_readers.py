@@ -44,7 +44,7 @@ def test_folder_recursive_sorted_hidden_skipped(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in plan.files] == [
         "a.txt", "b.md", "sub/c.rst", "sub/z/d.txt",
     ]  # fmt: skip
-    assert plan.unsupported == {".bin": 1}
+    assert plan.unsupported == {".bin": 1, "(hidden)": 2}  # counted, shown on the console
 
 
 def test_jsonl_nested_field_ids_and_blank_lines(tmp_path):

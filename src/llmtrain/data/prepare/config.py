@@ -36,6 +36,7 @@ class PrepareConfig:
     min_chars: int = 1  # drop documents shorter than this (after normalisation)
     fix_encoding: bool = True  # repair mojibake (UTF-8 read as Latin-1/cp1252/MacRoman) with ftfy
     skip_bad_files: bool = False  # skip (and report) undecodable files and bad JSONL lines
+    ignore_unknown: bool = False  # skip files of unknown type (default: read them if UTF-8 text)
     overwrite: bool = False  # replace a complete DATA_DIR
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
     quality: str = "off"  # off | web (Gopher quality + repetition, C4, FineWeb line rules)

@@ -101,36 +101,47 @@ class Step:
 
 
 class Problems:
-    """Bad files and lines: raise a DataError with the fix, or (skip_bad=True) record and go on."""
+    """Bad files, records and rows: raise a DataError with the fix, or (skip_bad=True) record
+    and go on. Each carries where it is (path, path:line or path@byte) and the input bytes it
+    cost (`lost`): per-file lost bytes are kept for the report (`lost_bytes`)."""
 
     def __init__(self, skip_bad: bool) -> None:
         self.skip_bad = skip_bad
         self.counts: Counter[str] = Counter()
         self.items: list[dict[str, Any]] = []
+        self.lost: Counter[str] = Counter()  # file -> input bytes that reached no document
 
-    def bad(self, where: str, kind: str, detail: str, fix: str) -> None:
-        """Report a bad input at `where` (path or path:line) of category `kind`."""
+    def bad(
+        self, where: str, kind: str, detail: str, fix: str, *, file: str = "", lost: int = 0
+    ) -> None:
+        """Report a bad input at `where` (path, path:line) of category `kind`; `lost` input
+        bytes of `file` (default `where`) reached no document."""
         if not self.skip_bad:
             raise DataError(
                 f"{where}: {detail}. {fix}, or pass --skip-bad-files to skip such inputs "
                 "and list them in report.json"
             )
         self.counts[kind] += 1
+        self.lost[file or where] += lost
         if len(self.items) < MAX_RECORDED_PROBLEMS:
-            self.items.append({"where": where, "kind": kind, "detail": detail})
+            self.items.append({"where": where, "kind": kind, "detail": detail, "lost_bytes": lost})
 
     def state(self) -> dict[str, Any]:
-        """Counts and recorded items, as JSON (a checkpoint)."""
-        return {"counts": dict(self.counts), "items": self.items}
+        """Counts, recorded items and lost bytes, as JSON (a checkpoint)."""
+        return {"counts": dict(self.counts), "items": self.items, "lost": dict(self.lost)}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.counts, self.items = Counter(state["counts"]), list(state["items"])
+        self.lost = Counter(state.get("lost", {}))
 
     def report(self) -> dict[str, Any]:
         shown = len(self.items)
         total = sum(self.counts.values())
+        worst = sorted(self.lost.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_RECORDED_PROBLEMS]
         return {
             "counts": dict(sorted(self.counts.items())),
             "items": self.items,
             "items_truncated": total > shown,
+            "lost_bytes": sum(self.lost.values()),
+            "lost_bytes_by_file": dict(worst),
         }

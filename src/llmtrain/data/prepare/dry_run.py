@@ -18,6 +18,7 @@ from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.documents import Problems
 from llmtrain.data.prepare.minhash import NearDedup
 from llmtrain.data.prepare.readers import Reader, plan_inputs
+from llmtrain.data.prepare.summary import print_bad_inputs
 
 DEFAULT_SAMPLE = 1000
 
@@ -27,7 +28,7 @@ def dry_run(
 ) -> dict[str, Any]:
     """{"documents_sampled", "documents_kept", "steps": [...], "examples": {...}}."""
     cfg.validate()
-    plan = plan_inputs(inputs)
+    plan = plan_inputs(inputs, read_unknown=not cfg.ignore_unknown)
     problems = Problems(cfg.skip_bad_files)
     reader = Reader(plan, cfg.text_field, problems)
     with tempfile.TemporaryDirectory(prefix="llmtrain-dry-run-") as work:
@@ -70,4 +71,5 @@ def _print(result: dict[str, Any]) -> None:
             for item in items:
                 text = item["text"].replace("\n", " ")[:160]
                 console.print(f"  [dim]{escape(item['id'])}[/dim] {escape(text)}", highlight=False)
+    print_bad_inputs(console, result)
     console.print(f"would keep {result['documents_kept']:,} of {result['documents_sampled']:,}")

@@ -33,6 +33,7 @@ from llmtrain.data.prepare.normalise import MinLength, Normalise
 from llmtrain.data.prepare.pii import RedactPII
 from llmtrain.data.prepare.quality import ThresholdStep
 from llmtrain.data.prepare.readers import Reader
+from llmtrain.data.prepare.signals import ignore_in_worker
 from llmtrain.errors import LLMTrainError
 
 BATCH_DOCS = 256  # documents per batch, at most
@@ -95,6 +96,7 @@ def _init_worker(steps: list[Step], parent: int) -> None:
     parent is gone (a killed `prepare` must not leave workers waiting for batches)."""
     global _STEPS
     _STEPS = steps
+    ignore_in_worker()  # the parent stops the pool on Ctrl-C / SIGTERM
 
     def watch() -> None:
         while os.getppid() == parent:

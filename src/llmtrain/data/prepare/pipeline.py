@@ -58,6 +58,7 @@ from llmtrain.data.prepare.quality import QUALITY_STEPS
 from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.prepare.resume import fingerprint, load_checkpoint, save_checkpoint
+from llmtrain.data.prepare.signals import interruptible
 from llmtrain.data.prepare.split import SplitRule, contiguous_cut
 from llmtrain.data.prepare.spool import read_spool, read_spool_from
 from llmtrain.data.prepare.summary import print_summary
@@ -235,6 +236,7 @@ def select_part(plan: InputPlan, index: int, num: int) -> InputPlan:
         builtins=plan.builtins if index == 0 else [],
         unsupported=plan.unsupported,
         total_bytes=sum(f.stat().st_size for f in files),
+        skipped=plan.skipped if index == 0 else [],
     )
 
 
@@ -260,7 +262,8 @@ def _get_tokenizer(
     )
     cap = train_bytes_for(cfg.tokenizer, cfg.tokenizer_train_bytes) or cfg.tokenizer_train_bytes
     total = min(cap, clean.spool.stat().st_size - 16 * clean.documents)
-    return train_tokenizer(
+    return interruptible(  # Ctrl-C / SIGTERM act at once, not when the trainer returns
+        train_tokenizer,
         cfg.tokenizer,
         _fed_with_progress(train_texts, total, quiet),
         cfg.vocab_size,
@@ -339,6 +342,7 @@ def _flat_stats(report: dict[str, Any]) -> dict[str, Any]:
         "bytes_read": steps["read"].get("bytes_read", 0),
         "documents_read": steps["read"].get("documents_read", 0),
         "bad_inputs_skipped": sum(report["bad_inputs"]["counts"].values()),
+        "bytes_lost": report["bad_inputs"].get("lost_bytes", 0),
         "empty_removed": steps["min_length"].get("removed_empty", 0),
         "too_short_removed": steps["min_length"].get("removed_too_short", 0),
         "exact_duplicates_removed": steps["exact_dedup"].get("removed_exact_duplicate", 0),
@@ -400,7 +404,8 @@ def prepare_corpus(
         if not quiet:
             print(f"{out} is complete ({MANIFEST_FILE} exists): skipped (--resume)")
         return read_manifest(out)
-    plan = select_part(plan_inputs(inputs, exclude=out), cfg.shard_index, cfg.num_shards)
+    plan = plan_inputs(inputs, exclude=out, read_unknown=not cfg.ignore_unknown)
+    plan = select_part(plan, cfg.shard_index, cfg.num_shards)
     fp = fingerprint(plan, cfg)
     state = load_checkpoint(out, fp) if cfg.resume else None
     if state is not None and state["phase"] == "clean":

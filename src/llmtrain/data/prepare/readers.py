@@ -1,158 +1,66 @@
 """Readers: input paths → `Document`s.
 
-`plan_inputs` expands the inputs (files; folders walked recursively in sorted order, hidden
-entries skipped; `builtin:python`) and `Reader` streams documents from them: a text file
-(.txt .md .rst ...) is one document, held in memory while it passes; a JSON-lines file is
-streamed, one document per line (`text_field`, dotted for nested fields); CSV rows, Parquet /
-Arrow rows (`text_field` names the column), HTML pages and WARC responses (text extracted,
-boilerplate removed) come from `formats`; `.gz`, `.bz2` and `.zst` are read transparently.
-Bad files and lines go to `Problems`, which stops the run with the fix or (with
---skip-bad-files) records and skips; a file cut short keeps the documents read before the cut.
-`Reader.position` says where the next document comes from; a `Reader` given that position
-as `start` goes on from there (a JSONL file from its byte offset, other records by count).
+`plan_inputs` (in `inputs`) lists the files; `Reader` streams documents from them, never
+holding more than one bounded piece of a file: a text file is one document (a file over
+`MAX_DOCUMENT_BYTES` is cut into several, at paragraph breaks); a JSON-lines file is one
+document per line (`text_field`, dotted for nested fields) and a .json file one per array item
+or top-level value (`jsonread`); CSV rows (`csvread`), Parquet / Arrow rows, HTML pages and
+WARC responses come from `formats`; a .zip archive is read like a folder; `.gz`, `.bz2` and
+`.zst` are read transparently. Every file, line, row or record that cannot be used goes to
+`Problems` with where it is and the bytes it cost (the run stops with the fix, or with
+--skip-bad-files it is recorded and skipped); a record with no text is an empty document, so
+`documents read = kept + removed`. A file cut short keeps the documents read before the cut.
+`Reader.position` says where the next document comes from; a `Reader` given that position as
+`start` goes on from there (text and JSONL files from a byte offset, other records by count).
 """
 
 from __future__ import annotations
 
+import codecs
 import io
-import json
-import os
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 # a module import (not `from ... import`): builtin.py imports Document from this package
 import llmtrain.data.builtin as builtin
 from llmtrain.data.prepare import formats
+from llmtrain.data.prepare.csvread import iter_csv
 from llmtrain.data.prepare.documents import Document, Problems
-from llmtrain.data.prepare.formats import FormatError
-from llmtrain.errors import DataError
-
-TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst", ".tex", ".org")
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-RECORD_SUFFIXES = (
-    formats.CSV_SUFFIXES + formats.TABLE_SUFFIXES + formats.HTML_SUFFIXES + formats.WARC_SUFFIXES
+from llmtrain.data.prepare.formats import Bad, FormatError, Record
+from llmtrain.data.prepare.inputs import (  # noqa: F401 (re-exported)
+    BINARY_SUFFIXES,
+    BUILTIN_PREFIX,
+    JSONL_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TEXT_SUFFIXES,
+    InputPlan,
+    base_suffix,
+    name_of,
+    plan_inputs,
 )
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + RECORD_SUFFIXES
-BUILTIN_PREFIX = "builtin:"
-_BINARY_SAMPLE = 1 << 16
-_UTF8_FIX = "Convert the file to UTF-8 (e.g. `iconv -f GB18030 -t UTF-8 in.txt > out.txt`)"
-_BINARY_FIX = "Remove it from the inputs (point prepare at the text files only)"
+from llmtrain.data.prepare.jsonread import get_field, iter_values, line_item, read_line  # noqa: F401
+from llmtrain.data.prepare.sniff import BINARY_FIX, BINARY_SAMPLE, binary_reason, utf8_fix
+
+MAX_DOCUMENT_BYTES = 16 << 20  # a text file larger than this is read as several documents
+REST = -1  # a `Bad`'s lost bytes: the rest of the file (from where it stopped)
+_NOT_TEXT = object()  # a file of unknown type that is not UTF-8 text: ignored, counted
+_NOT_IN_ZIP = (*BINARY_SUFFIXES, ".zip", *formats.TABLE_SUFFIXES, *formats.WARC_SUFFIXES)
 
 
 @dataclass
 class ReadPosition:
     """A place in the input stream: `source` indexes builtins then files; within it,
-    `records` documents/records were read (or, for a JSONL file, `lines` lines ending at
-    byte `offset` of its decompressed stream)."""
+    `records` documents/records were read (or, for a text or JSONL file, `lines` lines
+    ending at byte `offset` of its decompressed stream)."""
 
     source: int = 0
     records: int = 0
     offset: int = 0
     lines: int = 0
-
-
-@dataclass
-class InputPlan:
-    """What will be read: files in order, builtin corpora, and what a folder walk skipped."""
-
-    files: list[Path] = field(default_factory=list)
-    builtins: list[str] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)
-    total_bytes: int = 0
-
-
-def _base_suffix(path: Path) -> str:
-    """ ".txt" for a.txt, a.txt.gz, a.txt.bz2 and a.txt.zst."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in formats.COMPRESSIONS:
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
-def _supported(path: Path) -> bool:
-    return _base_suffix(path) in SUPPORTED_SUFFIXES
-
-
-def _walk(folder: Path, exclude: Path | None, plan: InputPlan) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        here = Path(root)
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and (exclude is None or here / d != exclude)
-        )
-        hf_dataset = any(name.endswith(".arrow") for name in files)
-        for name in sorted(files):
-            path = here / name
-            if name.startswith(".") or (hf_dataset and name in formats.HF_METADATA_FILES):
-                continue
-            if _supported(path):
-                found.append(path)
-            else:
-                plan.unsupported[_base_suffix(path) or "(no suffix)"] += 1
-    return found
-
-
-def plan_inputs(inputs: list[str | Path], exclude: Path | None = None) -> InputPlan:
-    """Expand `inputs`; DataError for a missing path, unknown builtin or unsupported file."""
-    if not inputs:
-        raise DataError("no input given: pass one or more files, folders or builtin:python")
-    plan = InputPlan()
-    exclude = exclude.resolve() if exclude is not None else None
-    seen: set[Path] = set()
-    for item in inputs:
-        if isinstance(item, str) and item.startswith(BUILTIN_PREFIX):
-            name = item[len(BUILTIN_PREFIX) :]
-            if name not in builtin.BUILTIN_CORPORA:
-                raise DataError(
-                    f"unknown built-in corpus {item!r}; available: "
-                    + ", ".join(BUILTIN_PREFIX + k for k in builtin.BUILTIN_CORPORA)
-                )
-            plan.builtins.append(name)
-            plan.total_bytes += builtin.BUILTIN_CORPORA[name]()
-            continue
-        path = Path(item)
-        if not path.exists():
-            raise DataError(f"input path not found: {path} (check the spelling and the folder)")
-        if path.is_dir():
-            if exclude is not None and exclude in (path.resolve(), *path.resolve().parents):
-                raise DataError(
-                    f"input folder {path} is inside the output directory {exclude}; "
-                    "write --out somewhere else (e.g. beside the raw text)"
-                )
-            paths = _walk(path.resolve(), exclude, plan)
-        elif _supported(path):
-            paths = [path.resolve()]
-        else:
-            raise DataError(
-                f"input file {path} has an unsupported type {_base_suffix(path) or '(none)'!r}; "
-                f"supported: {' '.join(SUPPORTED_SUFFIXES)} (optionally "
-                f"{' '.join(formats.COMPRESSIONS)})"
-            )
-        for p in paths:
-            if p not in seen:
-                seen.add(p)
-                plan.files.append(p)
-                plan.total_bytes += p.stat().st_size
-    return plan
-
-
-def _open_binary(path: Path) -> IO[bytes]:
-    return formats.open_binary(path)
-
-
-def _binary_reason(sample: bytes) -> str | None:
-    """Why `sample` does not look like UTF-8 text, or None when it does."""
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "is UTF-16 encoded text (byte-order mark), not UTF-8"
-    if b"\x00" in sample:
-        return "looks like a binary file (it contains NUL bytes), not text"
-    controls = sum(sample.count(bytes([c])) for c in (*range(1, 9), *range(14, 27), *range(28, 32)))
-    if sample and controls / len(sample) > 0.1:
-        return f"looks like a binary file ({controls / len(sample):.0%} control bytes), not text"
-    return None
 
 
 def _skip_bytes(f: IO[bytes], offset: int) -> None:
@@ -167,17 +75,81 @@ def _skip_bytes(f: IO[bytes], offset: int) -> None:
         offset -= len(chunk)
 
 
-def get_field(record: dict[str, Any], dotted: str) -> Any:
-    """`record["a"]["b"]` for "a.b" (list items by number: "messages.0.content"); KeyError."""
-    node: Any = record
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise KeyError(part)
-    return node
+def _cut(data: bytes) -> int:
+    """Where to end a piece of a long text: after the last paragraph break, else line break,
+    else space (in its second half), else before its last UTF-8 character."""
+    for sep in (b"\n\n", b"\n", b" "):
+        at = data.rfind(sep, len(data) // 2)
+        if at >= 0:
+            return at + len(sep)
+    back = len(data) - 1
+    while back > len(data) - 4 and back > 0 and (data[back] & 0xC0) == 0x80:
+        back -= 1
+    return back if data[back] >= 0xC0 else len(data)
+
+
+def text_items(
+    f: IO[bytes], name: str, at: ReadPosition, sniffed: bool = False
+) -> Iterator[Record | Bad | object]:
+    """A text stream as documents of at most `MAX_DOCUMENT_BYTES`; `at` (offset, lines,
+    records) moves past each. `_NOT_TEXT` when `sniffed` and it does not start as text."""
+    carry, first = b"", at.offset == 0
+    while True:
+        want = MAX_DOCUMENT_BYTES - len(carry)
+        block = f.read(want)
+        data, last = carry + block, len(block) < want
+        if not data:
+            if first:  # an empty file: an empty document (counted when it is removed)
+                at.records += 1
+                yield Record(name, "")
+            return
+        if first:
+            first, reason = False, binary_reason(data[:BINARY_SAMPLE])
+            if reason is not None:
+                yield _NOT_TEXT if sniffed else Bad(name, "binary_file", reason, BINARY_FIX, REST)  # fmt: skip
+                return
+        cut = len(data) if last else _cut(data)
+        piece, carry = data[:cut], data[cut:]
+        where = f"{name}@{at.offset}" if at.offset else name
+        if b"\x00" in piece:
+            nul = at.offset + piece.index(b"\x00")
+            yield Bad(where, "binary_file", f"a NUL byte at byte offset {nul}: a binary file, "
+                      "not text", BINARY_FIX, REST)  # fmt: skip
+            return
+        try:
+            text = codecs.decode(piece, "utf-8")
+        except UnicodeDecodeError as e:
+            if sniffed and at.offset == 0 and e.start < BINARY_SAMPLE:
+                yield _NOT_TEXT
+                return
+            line = at.lines + piece.count(b"\n", 0, e.start) + 1
+            detail = f"invalid UTF-8 at byte offset {at.offset + e.start} (line {line}): {e.reason}"
+            around = piece[max(0, e.start - BINARY_SAMPLE // 2) : e.start + BINARY_SAMPLE // 2]
+            yield Bad(where, "invalid_utf8_file", detail, utf8_fix(around), REST)
+            return
+        at.offset += len(piece)
+        at.lines += piece.count(b"\n")
+        at.records += 1
+        yield Record(name if at.records == 1 else f"{name}#{at.records - 1}", text)
+        if last:
+            return
+
+
+def jsonl_items(
+    f: IO[bytes], name: str, field: str, at: ReadPosition,
+    count: Callable[[int], None] = lambda n: None,
+) -> Iterator[Record | Bad]:  # fmt: skip
+    """JSON lines; `at` (offset, lines) moves past each line, `count`ing its bytes."""
+    while True:
+        raw, size = read_line(f)
+        if not size:
+            return
+        count(size)
+        at.offset += size
+        at.lines += 1
+        item = line_item(raw, size, f"{name}:{at.lines}", field, at.lines == 1)
+        if item is not None:
+            yield item
 
 
 class Reader:
@@ -196,6 +168,7 @@ class Reader:
         self.plan, self.text_field, self.problems = plan, text_field, problems
         self.on_bytes = on_bytes
         self.stats: Counter[str] = Counter()
+        self.fresh = start is None  # not a resume: report what the plan could not look at
         self.start = start or ReadPosition()
         self.position = ReadPosition(self.start.source)
 
@@ -205,6 +178,18 @@ class Reader:
         return start if source == start.source and (start.records or start.lines) else None
 
     def __iter__(self) -> Iterator[Document]:
+        if self.fresh:
+            for item in self.plan.skipped:
+                self.problems.bad(item["where"], item["kind"], item["detail"], item["fix"])
+        yield from self._builtins()
+        for i, path in enumerate(self.plan.files, len(self.plan.builtins)):
+            if i < self.start.source:
+                continue
+            self.position = ReadPosition(i)
+            yield from self._file(path, self._resuming(i))
+        self.position = ReadPosition(len(self.plan.builtins) + len(self.plan.files))
+
+    def _builtins(self) -> Iterator[Document]:
         for i, name in enumerate(self.plan.builtins):
             if i < self.start.source:
                 continue
@@ -221,163 +206,188 @@ class Reader:
                 self.on_bytes(size)
                 yield doc
             self.stats["builtin_corpora_read"] += 1
-        for i, path in enumerate(self.plan.files, len(self.plan.builtins)):
-            if i < self.start.source:
-                continue
-            self.position = ReadPosition(i)
-            resume = self._resuming(i)
-            suffix = _base_suffix(path)
-            if suffix in TEXT_SUFFIXES:
-                docs = iter(()) if resume else self._read_text(path)
-            elif suffix in JSONL_SUFFIXES:
-                docs = self._read_json(path, resume)
-            else:
-                docs = self._read_records(path, suffix, resume)
-            try:
-                for doc in docs:
-                    self.stats["documents_read"] += 1
-                    yield doc
-            except formats.STREAM_ERRORS as e:  # a corrupt or truncated compressed file
-                detail = f"unreadable ({type(e).__name__}: {e}); documents before it were kept"
-                fix = "Re-download or re-compress the file"
-                self.problems.bad(str(path), "corrupt_file", detail, fix)
-        self.position = ReadPosition(len(self.plan.builtins) + len(self.plan.files))
 
-    def _read_records(
-        self, path: Path, suffix: str, resume: ReadPosition | None
-    ) -> Iterator[Document]:
-        """CSV / Parquet / Arrow rows, an HTML page or WARC records (see `formats`)."""
-        if resume is None:  # a resumed file was counted before the checkpoint
-            size = path.stat().st_size
+    def _file(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
+        """The documents of one file; its problems reported, its bytes counted."""
+        name, size = name_of(path), _size(path)
+        streamed = _streamed(path)  # counted as read (JSONL lines), else counted here
+        if resume is None and streamed != "jsonl":  # a resumed file was counted before
             self.on_bytes(size)
-            self.stats["bytes_read"] += size
-        if suffix in formats.CSV_SUFFIXES or suffix in formats.TABLE_SUFFIXES:
-            is_csv = suffix in formats.CSV_SUFFIXES
-            records = (formats.iter_csv if is_csv else formats.iter_table)(path, self.text_field)
-        elif suffix in formats.HTML_SUFFIXES:
-            records = formats.iter_html(path)
-        else:
-            records = formats.iter_warc(path)
-        skip = resume.records if resume else 0
+            if not streamed:
+                self.stats["bytes_read"] += size
+        docs = 0
         try:
-            for where, text, doc_id in records:
-                self.position.records += 1
-                if self.position.records <= skip:
+            for item in self._items(path, name, resume, streamed):
+                if item is _NOT_TEXT:
+                    self.stats["unknown_files_not_text"] += 1
+                    return
+                if isinstance(item, Bad):
+                    lost = item.lost if item.lost != REST else max(size - self.position.offset, 1)
+                    self.problems.bad(item.where, item.kind, item.detail, item.fix,
+                                      file=item.file or name, lost=lost)  # fmt: skip
                     continue
-                yield Document(
-                    text=text, id=doc_id or where, source=str(path), metadata={"at": where}
-                )
+                assert isinstance(item, Record)
+                docs += 1
+                self.stats["documents_read"] += 1
+                yield Document(text=item.text, id=item.id or item.where, source=name,
+                               metadata={"at": item.where})  # fmt: skip
         except FormatError as e:
-            self.problems.bad(str(path), "unreadable_file", str(e), "Fix or remove the file")
+            self.problems.bad(name, e.kind, str(e), e.fix, file=name, lost=0 if docs else size)
+            return
+        except formats.STREAM_ERRORS as e:  # a corrupt or truncated compressed file
+            kept = "; documents before it were kept" if docs else ""
+            detail = f"unreadable ({type(e).__name__}: {formats.printable(str(e), 160)}){kept}"
+            self.problems.bad(name, "corrupt_file", detail, "Re-download or re-compress the file",
+                              file=name, lost=0 if docs else size)  # fmt: skip
             return
         self.stats["files_read"] += 1
+        if resume is None and not docs and not self.problems.lost.get(name):
+            self.stats["files_without_text"] += 1  # e.g. a CSV header alone, "[]"
+        if base_suffix(path) not in SUPPORTED_SUFFIXES:
+            self.stats["unknown_files_read_as_text"] += 1
 
-    def _read_text(self, path: Path) -> Iterator[Document]:
-        with _open_binary(path) as f:
-            data = f.read()
-        self.on_bytes(path.stat().st_size)
-        self.stats["bytes_read"] += len(data)
-        reason = _binary_reason(data[:_BINARY_SAMPLE])
-        if reason is None and b"\x00" in data:
-            reason = "looks like a binary file (it contains NUL bytes), not text"
-        if reason is not None:
-            self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
+    def _items(
+        self, path: Path, name: str, resume: ReadPosition | None, streamed: str | None
+    ) -> Iterator:
+        """Records, `Bad`s (and `_NOT_TEXT`) of one file, resumed from `resume`."""
+        suffix = base_suffix(path)
+        at = self.position
+        if streamed == "text":
+            with formats.open_binary(path) as f:
+                if resume:
+                    _skip_bytes(f, resume.offset)
+                    at.offset, at.lines, at.records = resume.offset, resume.lines, resume.records
+                for item in text_items(f, name, at, sniffed=suffix not in SUPPORTED_SUFFIXES):
+                    if isinstance(item, Record):
+                        self.stats["bytes_read"] += len(item.text.encode("utf-8"))
+                    yield item
             return
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            detail = f"invalid UTF-8 at byte offset {e.start} (line {line}): {e.reason}"
-            self.problems.bad(str(path), "invalid_utf8_file", detail, _UTF8_FIX)
-            return
-        self.stats["files_read"] += 1
-        self.position.records = 1
-        yield Document(text=text, id=str(path), source=str(path))
-
-    def _read_json(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
-        with _open_binary(path) as f:
-            head = f.read(_BINARY_SAMPLE)
-        if resume is None:  # a resumed file passed these checks before the checkpoint
-            reason = _binary_reason(head)
-            if reason is not None:
-                self.on_bytes(path.stat().st_size)
-                self.problems.bad(str(path), "binary_file", reason, _BINARY_FIX)
-                return
-            self.stats["files_read"] += 1
-        if head.lstrip()[:1] == b"[":
-            yield from self._read_json_array(path, resume)
-            return
-        with _open_binary(path) as f:
-            start = resume.lines if resume else 0
-            if resume:
-                _skip_bytes(f, resume.offset)
-                self.position.offset, self.position.lines = resume.offset, resume.lines
-            for lineno, raw in enumerate(f, start + 1):
-                self.position.offset += len(raw)
-                self.position.lines = lineno
-                self.on_bytes(len(raw))
-                self.stats["bytes_read"] += len(raw)
-                if raw.strip():
-                    doc = self._parse_line(raw, f"{path}:{lineno}", str(path))
-                    if doc is not None:
-                        yield doc
-
-    def _read_json_array(self, path: Path, resume: ReadPosition | None) -> Iterator[Document]:
-        """A .json file holding one array of records (read whole: such files are small)."""
-        with _open_binary(path) as f:
-            data = f.read()
-        if resume is None:
-            self.on_bytes(path.stat().st_size)
-            self.stats["bytes_read"] += len(data)
-        try:
-            records = json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            detail = f"invalid UTF-8 at byte offset {e.start}: {e.reason}"
-            self.problems.bad(str(path), "invalid_utf8_file", detail, _UTF8_FIX)
-            return
-        except json.JSONDecodeError as e:
-            detail = f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
-            self.problems.bad(str(path), "malformed_json_file", detail, "Fix the JSON")
+        if streamed == "jsonl":
+            with formats.open_binary(path) as f:
+                if resume:
+                    _skip_bytes(f, resume.offset)
+                    at.offset, at.lines = resume.offset, resume.lines
+                elif (reason := binary_reason(_head(f))) is not None:
+                    self._count(_size(path))
+                    yield Bad(name, "binary_file", reason, BINARY_FIX, _size(path))
+                    return
+                yield from jsonl_items(f, name, self.text_field, at, self._count)
             return
         skip = resume.records if resume else 0
-        for i, record in enumerate(records[skip:], skip):
-            self.position.records = i + 1
-            doc = self._to_document(record, f"{path}[{i}]", str(path))
-            if doc is not None:
-                yield doc
+        for item in self._record_items(path, suffix, name):
+            at.records += 1
+            if at.records > skip:
+                yield item
 
-    def _parse_line(self, raw: bytes, where: str, source: str) -> Document | None:
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            detail = f"invalid UTF-8 at byte {e.start} of the line: {e.reason}"
-            self.problems.bad(where, "invalid_utf8_line", detail, _UTF8_FIX)
-            return None
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            detail = f"malformed JSON line: {e.msg} (column {e.colno})"
-            self.problems.bad(where, "malformed_json_line", detail, "Fix or delete that line")
-            return None
-        return self._to_document(record, where, source)
+    def _count(self, n: int) -> None:
+        self.on_bytes(n)
+        self.stats["bytes_read"] += n
 
-    def _to_document(self, record: Any, where: str, source: str) -> Document | None:
-        if not isinstance(record, dict):
-            detail = f"expected a JSON object with a {self.text_field!r} field, got {type(record).__name__}"
-            self.problems.bad(where, "json_not_object", detail, "Give one JSON object per line")
-            return None
+    def _record_items(self, path: Path, suffix: str, name: str) -> Iterator:
+        if suffix == ".zip":
+            yield from self._zip_items(path, name)
+        elif suffix in formats.TABLE_SUFFIXES:
+            yield from formats.iter_table(path, self.text_field, name)
+        elif suffix in formats.WARC_SUFFIXES:
+            yield from formats.iter_warc(path, name)
+        else:
+            with formats.open_binary(path) as f:
+                yield from self._stream_items(f, suffix, name)
+
+    def _stream_items(self, f: IO[bytes], suffix: str, name: str) -> Iterator:
+        """Items of a stream read from its start (a plain file or a zip member)."""
+        if suffix in formats.CSV_SUFFIXES:
+            yield from iter_csv(f, self.text_field, name, "\t" if suffix == ".tsv" else ",")
+        elif suffix in formats.HTML_SUFFIXES:
+            yield from formats.iter_html(f, name)
+        elif suffix == ".json":
+            yield from iter_values(f, name, self.text_field)
+        elif suffix in JSONL_SUFFIXES:
+            yield from jsonl_items(f, name, self.text_field, ReadPosition())
+        else:
+            yield from text_items(f, name, ReadPosition(), suffix not in SUPPORTED_SUFFIXES)
+
+    def _zip_items(self, path: Path, name: str) -> Iterator:
+        """The members of a zip archive, in name order, read like the files of a folder."""
         try:
-            text = get_field(record, self.text_field)
-        except KeyError:
-            keys = ", ".join(map(repr, list(record)[:20])) or "none"
-            detail = f"no text field {self.text_field!r} (keys present: {keys})"
-            fix = "Pass --text-field NAME naming the field that holds the text (dotted for nested)"
-            self.problems.bad(where, "missing_text_field", detail, fix)
-            return None
-        if not isinstance(text, str):
-            detail = f"field {self.text_field!r} holds {type(text).__name__}, not a string"
-            self.problems.bad(where, "text_field_not_string", detail, "Point --text-field at text")
-            return None
-        doc_id = record.get("id")
-        doc_id = str(doc_id) if isinstance(doc_id, (str, int)) else where
-        return Document(text=text, id=doc_id, source=source, metadata={"at": where})
+            archive = zipfile.ZipFile(formats.open_regular(path))
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise FormatError(f"not a readable zip archive ({e})", "corrupt_file",
+                              "Re-download the archive") from None  # fmt: skip
+        with archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                member = PurePosixPath(info.filename)
+                suffix = base_suffix(member.name)
+                if info.is_dir():
+                    continue
+                hidden = any(p.startswith(".") or p == "__MACOSX" for p in member.parts)
+                if hidden or suffix in _NOT_IN_ZIP:
+                    self.stats["zip_members_ignored"] += 1
+                else:
+                    yield from self._member_items(archive, info, suffix, f"{name}/{member}")
+
+    def _member_items(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, suffix: str,
+                      where: str) -> Iterator:  # fmt: skip
+        try:
+            with archive.open(info) as raw:
+                f: IO[bytes] = raw
+                compression = PurePosixPath(info.filename).suffix.lower()
+                if compression == ".gz":
+                    import gzip
+
+                    f = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+                items = self._stream_items(f, suffix, where)
+                for item in items:
+                    if item is _NOT_TEXT:
+                        self.stats["zip_members_ignored"] += 1
+                        return
+                    if isinstance(item, Bad):
+                        item.file = where
+                        item.lost = info.file_size if item.lost == REST else item.lost
+                    yield item
+        except FormatError as e:
+            yield Bad(where, e.kind, str(e), e.fix, info.file_size, where)
+        except (zipfile.BadZipFile, NotImplementedError, *formats.STREAM_ERRORS) as e:
+            yield Bad(where, "corrupt_file", f"unreadable zip member ({formats.printable(str(e))})",
+                      "Re-download the archive", info.file_size, where)  # fmt: skip
+
+
+def _head(f: IO[bytes]) -> bytes:
+    """The first bytes of `f`, left unread."""
+    peek = getattr(f, "peek", None)
+    return peek(BINARY_SAMPLE)[:BINARY_SAMPLE] if peek else b""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _streamed(path: Path) -> str | None:
+    """ "jsonl" / "text" for files read from a byte offset, None for those read by record."""
+    suffix = base_suffix(path)
+    if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(path)):
+        return "jsonl"
+    return "text" if suffix in TEXT_SUFFIXES or suffix not in SUPPORTED_SUFFIXES else None
+
+
+def _is_json_lines(path: Path) -> bool:
+    """Whether a .json file holds JSON lines (its first line is a whole value), not one
+    document (an array or a pretty-printed object)."""
+    import json
+
+    try:
+        with formats.open_binary(path) as f:
+            raw, _ = read_line(f)
+    except (FormatError, *formats.STREAM_ERRORS):
+        return False  # reading it as a JSON document names the problem
+    line = (raw or b"").removeprefix(b"\xef\xbb\xbf").strip()
+    if not line or line[:1] == b"[":
+        return False
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True

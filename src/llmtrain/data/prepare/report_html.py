@@ -121,8 +121,20 @@ def render_report_html(report: dict[str, Any], title: str) -> str:
         ]
     bad = report["bad_inputs"]["items"]
     if bad:
-        rows = [[escape(b["where"]), escape(b["kind"]), escape(b["detail"])] for b in bad]
-        body += ["<h2>Bad inputs skipped</h2>", _table(["where", "kind", "detail"], rows)]
+        rows = [[escape(b["where"]), escape(b["kind"]), escape(b["detail"]), b.get("lost_bytes", 0)]
+                for b in bad]  # fmt: skip
+        lost = report["bad_inputs"].get("lost_bytes", 0)
+        body += [f"<h2>Bad inputs skipped ({lost:,} input bytes reached no document)</h2>",
+                 _table(["where (file:line, file@byte, file[record])", "kind", "detail",
+                         "bytes lost"], rows)]  # fmt: skip
+        by_file = report["bad_inputs"].get("lost_bytes_by_file", {})
+        if by_file:
+            body += ["<h3>Lost bytes per file</h3>",
+                     _table(["file", "bytes lost"], [[escape(k), v] for k, v in by_file.items()])]  # fmt: skip
+    ignored = report.get("unsupported_files_ignored", {})
+    if ignored:
+        body += ["<h2>Files not read</h2>",
+                 _table(["type", "files"], [[escape(k), v] for k, v in ignored.items()])]  # fmt: skip
     body += [
         "<h2>Splits and tokens</h2>",
         _table(["split", "documents", "tokens", "bytes", "shards", "bytes/token", "chars/token"], splits),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -39,6 +40,36 @@ def _annotation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+SHOWN_PROBLEMS = 10  # bad inputs listed on the console (all, up to 200, in report.json)
+
+
+def _not_read(report: dict[str, Any]) -> str:
+    """Files (and zip members) that were not read, by why; "" when none."""
+    read = next(step for step in report["steps"] if step["name"] == "read")
+    parts = [f"{n:,} {k}" for k, n in report.get("unsupported_files_ignored", {}).items()]
+    if read.get("unknown_files_not_text"):
+        parts.append(f"{read['unknown_files_not_text']:,} of unknown type, not UTF-8 text")
+    if read.get("files_without_text"):
+        parts.append(f"{read['files_without_text']:,} with no records (e.g. a header alone)")
+    if read.get("zip_members_ignored"):
+        parts.append(f"{read['zip_members_ignored']:,} zip members (hidden or binary)")
+    return ", ".join(parts)
+
+
+def print_bad_inputs(console: Console, report: dict[str, Any]) -> None:
+    """The first bad inputs (where: what), the bytes they cost and where the rest are."""
+    bad = report["bad_inputs"]
+    total = sum(bad["counts"].values())
+    if not total:
+        return
+    console.print(f"[bold]{total:,} bad inputs skipped[/bold] ({bad.get('lost_bytes', 0):,} input "
+                  "bytes reached no document):", highlight=False)  # fmt: skip
+    for item in bad["items"][:SHOWN_PROBLEMS]:
+        console.print(f"  {escape(item['where'])}: {escape(item['detail'])}", highlight=False)
+    if total > SHOWN_PROBLEMS:
+        console.print(f"  ... {total - SHOWN_PROBLEMS:,} more in report.json (bad_inputs)")
+
+
 def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -> None:
     """Print what `prepare` did, for a person reading the terminal."""
     console = Console()
@@ -51,6 +82,13 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
     if read.get("builtin_corpora_read"):
         sources.append("built-in corpus")
     table.add_row("read", f"{' + '.join(sources)}, {stats['bytes_read'] / 2**20:.1f} MiB")
+    if read.get("unknown_files_read_as_text"):
+        table.add_row(
+            "  of unknown type, read as text", f"{read['unknown_files_read_as_text']:,} files"
+        )
+    not_read = _not_read(report)
+    if not_read:
+        table.add_row("files not read", not_read)
     table.add_row("documents read", f"{stats['documents_read']:,}")
     for label, n in _removed_rows(report):
         table.add_row(f"  removed: {label}", f"{n:,}")
@@ -80,5 +118,6 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
         table.add_row("unknown tokens", f"{unk:,} (characters unseen in train)")
     table.add_row("time", f"{sum(report['timings_s'].values()):.1f} s")
     console.print(table)
+    print_bad_inputs(console, report)
     console.print(f"manifest  {out / 'manifest.json'}\nreport    {out / 'report.json'}")
     console.print(f"tokenizer {out / tok['path']}")
