@@ -37,6 +37,7 @@ class BareLogger:
         from llmtrain.monitor.metrics import MetricsLogger
 
         self.jsonl = MetricsLogger(path)
+        self.clock = argparse.Namespace(data_sec=0.0)  # the trainer adds its data wait here
 
     def step(self, step: int):
         return contextlib.nullcontext()
@@ -61,7 +62,6 @@ def one_run(cfg, out: Path, monitored: bool) -> dict:
     if not monitored:
         trainer.logger.close()
         trainer.logger.params.remove()  # no optimizer hooks
-        trainer.batches = trainer.batches._source  # no data-wait timing
         trainer.logger = BareLogger(out / "metrics_bare.jsonl")
     result = trainer.fit()  # elapsed_sec stops at the last step: the final eval is not in it
     monitor_sec = 0.0

@@ -148,6 +148,8 @@ def train(
     config: PathLike | Iterable[PathLike] = (),
     overrides: Mapping[str, Any] | Iterable[str] = (),
     resume: bool = False,
+    resume_from: int | PathLike | None = None,
+    verify: bool = True,
     init_from: PathLike | None = None,
     max_time: float | None = None,
     auto_micro_batch: bool = False,
@@ -158,12 +160,16 @@ def train(
     """Train on the prepared `data` into run directory `out`; returns the `Run`. Settings,
     lowest first: `resume`'s saved config or `init_from`'s HF config, `preset`, `config`
     files, `overrides` ({"train.lr": 3e-4} or ["train.lr=3e-4"], as --set), then `options`
-    (max_steps=500, n_layer=2: a field name of one config section, or dotted)."""
+    (max_steps=500, n_layer=2: a field name of one config section, or dotted).
+    `resume_from` (a step or checkpoint directory) resumes from that checkpoint; `verify=False`
+    loads one whose checksums do not match."""
+    from llmtrain.checkpoint import check_run_dir
     from llmtrain.config import load_json_file
     from llmtrain.train.config import load_run_config
     from llmtrain.train.trainer import Trainer
 
     out = Path(out)
+    resume = resume or resume_from is not None
     base = None
     if resume and (out / "config.json").is_file():
         base = load_json_file(out / "config.json")  # the run's own config; flags may extend it
@@ -190,11 +196,19 @@ def train(
         sets.append("train.auto_micro_batch=true")
     files = [config] if isinstance(config, str | os.PathLike) else list(config)
     cfg = load_run_config(files, preset, sets, base=base)
+    check_run_dir(out)  # after the config: a bad value leaves nothing behind
     if not cfg.data.path:
         raise ConfigError(
             "no data: pass --data DATA_DIR (a directory written by `llmtrain prepare`)"
         )
-    trainer = Trainer(cfg, out, resume=resume, show_progress=not quiet)
+    trainer = Trainer(
+        cfg,
+        out,
+        resume=resume,
+        show_progress=not quiet,
+        resume_from=resume_from,
+        verify=verify,
+    )
     say = print if trainer.dist.is_rank0 else (lambda *a, **k: None)
     _describe(trainer, say)
     result = trainer.fit()
@@ -230,6 +244,7 @@ def evaluate(
     split: str = "val",
     max_tokens: int = 0,
     batch_size: int | None = None,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """The run's (or checkpoint's) own objective on a prepared split (default: the val split
     of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
@@ -243,7 +258,7 @@ def evaluate(
     from llmtrain.objectives import build_objective
     from llmtrain.train.precision import resolve_precision
 
-    loaded = load(run)
+    loaded = load(run, verify=verify)
     cfg = loaded.config
     data = os.fspath(data) if data is not None else cfg.data.path
     manifest = read_manifest(data)
@@ -324,11 +339,12 @@ def generate(
     return "".join(pieces)
 
 
-def load(run: PathLike) -> Any:
-    """The model, config, tokenizer and step of a run (its latest checkpoint) or checkpoint."""
+def load(run: PathLike, *, verify: bool = True) -> Any:
+    """The model, config, tokenizer and step of a run (its latest checkpoint) or checkpoint,
+    its checksums verified first (`verify=False` loads a damaged one anyway)."""
     from llmtrain.checkpoint.inference import load_trained
 
-    return load_trained(os.fspath(run))
+    return load_trained(os.fspath(run), verify=verify)
 
 
 def export(
@@ -337,12 +353,13 @@ def export(
     *,
     target: str | None = None,
     tokenizer: bool = True,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Write a run (or checkpoint) as a verified Hugging Face directory `out`; `target`: a
     name of `llmtrain.models.hf.TARGETS` (default: inferred from the model)."""
     from llmtrain.export import export_hf
 
-    loaded = load(run)
+    loaded = load(run, verify=verify)
     return export_hf(
         loaded.model, out, tokenizer=loaded.tokenizer if tokenizer else None, target=target
     )

@@ -75,18 +75,40 @@ def test_persistent_nan_stops_with_a_diagnosis(char_data, tmp_path):
         tr.fit()
 
 
-def test_sigterm_checkpoints_exits_75_and_resume_is_exact(char_data, tmp_path):
+def _marker(signum, frame):  # a handler of the caller's, which fit() must put back
+    raise AssertionError(f"signal {signum} reached the caller's handler")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_checkpoints_exits_75_and_resume_is_exact(char_data, tmp_path, capsys, sig):
     trainer(char_data, tmp_path / "straight").fit()
     tr = trainer(char_data, tmp_path / "split")
-    poison(tr, {2}, action=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    out = tr.fit()
+    sent: list[int] = []  # once: the loss runs per micro-batch, and a 2nd Ctrl-C aborts
+    poison(tr, {2}, action=lambda: sent or (sent.append(sig), os.kill(os.getpid(), sig)))
+    before = {s: signal.signal(s, _marker) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        out = tr.fit()
+        after = {s: signal.getsignal(s) for s in before}
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+    assert after == {signal.SIGTERM: _marker, signal.SIGINT: _marker}  # restored, not left
     assert out["step"] == 3 and tr.stop.exit_code == EXIT_PREEMPTED == 75
     assert (tmp_path / "split" / "checkpoints" / "step_000003").is_dir()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
-        signal.getsignal(signal.SIGTERM)
-    )
+    capsys.readouterr()
     trainer(char_data, tmp_path / "split", resume=True).fit()
+    ckpt = tmp_path / "split" / "checkpoints" / "step_000003"
+    assert f"resuming from step 3 (checkpoint {ckpt})" in capsys.readouterr().out
     assert train_losses(tmp_path / "split") == train_losses(tmp_path / "straight")
+
+
+def test_second_ctrl_c_aborts_at_once(char_data, tmp_path):
+    tr = trainer(char_data, tmp_path / "run")
+    kill = lambda: os.kill(os.getpid(), signal.SIGINT)  # noqa: E731
+    poison(tr, {2}, action=lambda: (kill(), kill()))
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert not (tmp_path / "run" / "checkpoints" / "step_000003").exists()
 
 
 def test_max_time_deadline_checkpoints_and_stops(char_data, tmp_path, capsys):
@@ -96,15 +118,32 @@ def test_max_time_deadline_checkpoints_and_stops(char_data, tmp_path, capsys):
         argv += ["--set", o]
     assert main(argv) == 0
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_000001"]
-    assert "stopped (deadline)" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "stopped (deadline)" in err and "step 1: val loss" in err  # a final eval
+
+
+def test_deadline_result_reports_the_last_step_not_the_last_eval(char_data, tmp_path):
+    tr = trainer(char_data, tmp_path / "run", steps=8, **{"train.eval_every": 2})
+    poison(tr, {4}, action=lambda: setattr(tr.stop, "max_time_sec", 0.0))
+    out = tr.fit()
+    evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_loss" in r]
+    assert out["step"] == 5 and out["eval_step"] == 5 and evals[-1]["step"] == 5
+    assert (tmp_path / "run" / "checkpoints" / "step_000005").is_dir()
 
 
 def test_second_writer_on_a_run_dir_is_refused(char_data, tmp_path):
     first = trainer(char_data, tmp_path / "run")
-    with pytest.raises(ConfigError, match="in use by another training process"):
+    # `with first` holds the lock as fit() does while it trains
+    with first, pytest.raises(ConfigError, match="in use by another training process"):
         trainer(char_data, tmp_path / "run")
-    first.fit()  # releases the lock at the end
+    first.fit()  # takes and releases the lock
     trainer(char_data, tmp_path / "run", steps=9, resume=True).fit()
+
+
+def test_a_trainer_that_never_ran_leaves_the_run_dir_unlocked(char_data, tmp_path):
+    tr = trainer(char_data, tmp_path / "run")
+    del tr  # a notebook: built, never fitted (and maybe still referenced elsewhere)
+    trainer(char_data, tmp_path / "run").fit()
 
 
 def test_reliability_script_short_form(char_data, tmp_path):

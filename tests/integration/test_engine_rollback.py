@@ -55,7 +55,7 @@ def trainer(data: Path, run: Path, resume: bool = False, **extra) -> Trainer:
 
 def corrupt(tr: Trainer, bad: range) -> None:
     """Fault injection keyed by global sample index: those samples' targets become UNK (1)."""
-    source = tr.ramp.source
+    source = tr.source  # the sample source the sampler's ranges are read from
     samples = source.samples
 
     def corrupted(start: int, count: int):
@@ -104,7 +104,7 @@ def test_spike_window_rolls_back_records_its_documents_and_training_finishes(kep
     }
     tok = load_tokenizer(kept_data / "tokenizer")
     for i in BAD:
-        ids = tr.ramp.source.samples(i, 1)[0][0].tolist()
+        ids = tr.source.samples(i, 1)[0][0].tolist()
         cuts = [-1] + [j for j, t in enumerate(ids) if t == tok.eos_id] + [len(ids)]
         pieces = [tok.decode(ids[a + 1 : b]) for a, b in zip(cuts, cuts[1:]) if b > a + 1]
         assert pieces and all(any(p in t for t in spike_texts) for p in pieces), i

@@ -86,7 +86,7 @@ def test_curated_text_untouched_when_quality_off(tmp_path):
 
 
 def test_bad_quality_settings_are_config_errors():
-    with pytest.raises(ConfigError, match="quality = 'strict' is not a preset"):
+    with pytest.raises(ConfigError, match="'quality' = 'strict' is not valid"):
         PrepareConfig(quality="strict").validate()
     with pytest.raises(ConfigError, match="no active filter"):
         PrepareConfig(quality_set=["c4.min_sentences=1"]).validate()

@@ -23,6 +23,7 @@ LAYER = {
     "train": 5,
     "generation": 6,
     "export": 6,
+    "sweep": 6,  # Optuna search over runs of the one Trainer
     "plan": 6,  # sizes a run from a budget: measures a real train step
     "cli": 7,
     "api": 7,  # the Python API; the CLI commands are shells over it

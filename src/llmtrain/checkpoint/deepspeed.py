@@ -41,7 +41,13 @@ def fp32_weights(ds_root: Path, tag: str) -> dict[str, torch.Tensor]:
 
 
 def save_deepspeed(
-    engine: Any, root: Path, step: int, state: dict, config: dict, keep_last: int
+    engine: Any,
+    root: Path,
+    step: int,
+    state: dict,
+    config: dict,
+    keep_last: int,
+    protect: Path | None = None,
 ) -> Path:
     """Collective: checkpoint `step` of a DeepSpeed engine (see the module docstring)."""
 
@@ -54,11 +60,21 @@ def save_deepspeed(
             safetensors.torch.save_file(weights, str(tmp / "model.safetensors"))
 
     return save_checkpoint(
-        root, step, engine.module, None, state, config, keep_last, write_weights=write
+        root,
+        step,
+        engine.module,
+        None,
+        state,
+        config,
+        keep_last,
+        write_weights=write,
+        protect=protect,
     )
 
 
-def load_deepspeed(engine: Any, ckpt_dir: Path) -> dict[str, Any]:
+def load_deepspeed(
+    engine: Any, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
+) -> dict[str, Any]:
     """Collective: resume a DeepSpeed engine (weights, ZeRO optimizer state) and the RNG."""
     d = Path(ckpt_dir)
 
@@ -74,7 +90,9 @@ def load_deepspeed(engine: Any, ckpt_dir: Path) -> dict[str, Any]:
         if path is None:
             raise CheckpointError(f"DeepSpeed could not load {ckpt / DEEPSPEED_DIR}")
 
-    return load_checkpoint(d, engine.module, None, load_weights=read)
+    return load_checkpoint(
+        d, engine.module, None, load_weights=read, verify=verify, require=require
+    )
 
 
 def convert_deepspeed_checkpoint(

@@ -10,7 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llmtrain.checkpoint.io import find_checkpoint, load_model_weights, read_json
+from llmtrain.checkpoint.io import (
+    find_checkpoint,
+    load_model_weights,
+    read_json,
+    read_state,
+    verify_checksums,
+)
 from llmtrain.config import config_from_dict
 from llmtrain.errors import CheckpointError, LLMTrainError
 from llmtrain.models import build_model
@@ -27,9 +33,17 @@ class LoadedModel:
     step: int
 
 
-def load_trained(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+def load_trained(
+    path: str | Path, device: torch.device | str = "cpu", *, verify: bool = True
+) -> LoadedModel:
+    """The model of a run or checkpoint, its checksums verified first (`verify=False`, the
+    CLI's `--no-verify`, loads a damaged or hand-edited checkpoint anyway)."""
     ckpt = find_checkpoint(path)
+    if verify:
+        verify_checksums(ckpt, option="pass its directory, RUN/checkpoints/step_N")
     raw = read_json(ckpt / "config.json")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json")
     try:
         cfg = config_from_dict(RunConfig, raw)
     except LLMTrainError as e:
@@ -37,8 +51,8 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Loaded
     model = build_model(cfg.model, device=torch.device(device))
     load_model_weights(model, ckpt)
     model.eval()
-    state = read_json(ckpt / "state.json")
-    return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, int(state.get("step", 0)))
+    state = read_state(ckpt, keys=("step",))
+    return LoadedModel(model, cfg, _find_tokenizer(ckpt, cfg), ckpt, state["step"])
 
 
 def _find_tokenizer(ckpt: Path, cfg: RunConfig) -> Tokenizer | None:

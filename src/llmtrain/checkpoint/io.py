@@ -6,13 +6,17 @@
         rng.pt              torch CPU (and CUDA) RNG states as uint8 tensors
         state.json          step, tokens, loader position, elapsed time, val loss, guards
         config.json         the resolved run config
-        checksums.json      sha256 of every file above, verified at load
+        checksums.json      sha256 of every file above, verified at every load (train
+                            --resume, eval, generate, export); required for checkpoints
+                            written by this version (state.json "format" >= 2), skipped
+                            only with `--no-verify`
         dcp/                (FSDP only) sharded model + optimizer, torch.distributed.checkpoint;
                             optimizer.pt is then absent and model.safetensors is gathered
         deepspeed/          (DeepSpeed only) the engine's own ZeRO checkpoint; optimizer.pt
                             is absent, model.safetensors converted by zero_to_fp32
 
-Retention keeps the last K checkpoints plus the best by val loss.
+Retention keeps the last K checkpoints plus the best by val loss (and never the last verified
+one a `--no-verify` resume started after).
 It is written into `.tmp-step_000100` and renamed, so a crash never leaves a directory that
 looks complete. Loading never unpickles arbitrary objects.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -38,6 +43,7 @@ from llmtrain.errors import CheckpointError
 PREFIX = "step_"
 FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json", "config.json")
 CHECKSUMS = "checksums.json"
+FORMAT = 2  # state.json "format": 2 = checksums.json is required
 DEEPSPEED_DIR = "deepspeed"  # engine.save_checkpoint's tag directory (strategy=deepspeed)
 
 
@@ -88,6 +94,7 @@ def save_checkpoint(
     *,
     sharded: bool = False,
     full_weights: bool = True,
+    protect: Path | None = None,
     write_weights: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and prune old ones; returns its directory.
@@ -127,7 +134,7 @@ def save_checkpoint(
             shutil.rmtree(final)
         tmp.rename(final)
         _fsync_dir(root)
-        prune(root, keep_last)
+        prune(root, keep_last, protect)
     _barrier()
     return final
 
@@ -160,20 +167,20 @@ def _write_files(
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    (tmp / "state.json").write_text(json.dumps({**state, "format": FORMAT}, indent=2))
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     write_checksums(tmp)
 
 
-def prune(root: Path, keep_last: int) -> None:
+def prune(root: Path, keep_last: int, protect: Path | None = None) -> None:
     """Keep the last `keep_last` checkpoints plus the one with the lowest `val_loss` in its
-    state.json (the best so far); 0 keeps all."""
+    state.json (the best so far) and `protect`; 0 keeps all."""
     found = list_checkpoints(root)
     if keep_last <= 0 or len(found) <= keep_last:
         return
-    best = _best_by_val_loss(found)
+    keep = {_best_by_val_loss(found), protect}
     for old in found[:-keep_last]:
-        if old != best:
+        if old not in keep:
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -209,22 +216,115 @@ def write_checksums(ckpt_dir: Path) -> None:
     (ckpt_dir / CHECKSUMS).write_text(json.dumps(sums, indent=1))
 
 
-def verify_checksums(ckpt_dir: str | Path) -> None:
-    """Raise CheckpointError naming the first file whose sha256 differs from checksums.json
-    (checkpoints written before checksums existed are accepted as they are)."""
+def verify_checksums(ckpt_dir: str | Path, option: str = "--resume-from STEP") -> None:
+    """Raise CheckpointError naming the first file whose sha256 differs from checksums.json,
+    or checksums.json itself when a checkpoint of this version lacks it (checkpoints from
+    before checksums existed load as they are). `option` names how to pick another one."""
     d = Path(ckpt_dir)
+    earlier = f"use an earlier checkpoint ({option}), or --no-verify to load it anyway"
     if not (d / CHECKSUMS).is_file():
+        state = read_json(d / "state.json")
+        fmt = state.get("format", 1) if isinstance(state, dict) else 1
+        if not isinstance(fmt, int) or fmt >= FORMAT:
+            raise CheckpointError(
+                f"checkpoint {d} has no {CHECKSUMS} (every checkpoint of this version has one: "
+                f"it was removed or the copy is incomplete); {earlier}"
+            )
         return
     sums = read_json(d / CHECKSUMS)
+    if not isinstance(sums, dict):
+        raise CheckpointError(f"checkpoint {d} is corrupt: {CHECKSUMS} is not an object")
     for rel, digest in sums.items():
         p = d / rel
         if not p.is_file():
-            raise CheckpointError(f"checkpoint {d} is corrupt: {rel} is missing")
+            raise CheckpointError(f"checkpoint {d} is corrupt: {rel} is missing; {earlier}")
         if _sha256(p) != digest:
             raise CheckpointError(
                 f"checkpoint {d} is corrupt: {rel} fails its sha256 check (the file changed "
-                "after it was written); use an earlier checkpoint"
+                f"after it was written); {earlier}"
             )
+
+
+def checkpoint_ok(ckpt_dir: Path) -> bool:
+    """True when `ckpt_dir` passes `verify_checksums` and has a valid state.json."""
+    try:
+        verify_checksums(ckpt_dir)
+        read_state(ckpt_dir)
+    except CheckpointError:
+        return False
+    return True
+
+
+LOOP_KEYS = ("step", "tokens", "elapsed_sec")  # what a resume needs from state.json
+
+
+def read_state(ckpt_dir: str | Path, keys: tuple[str, ...] = LOOP_KEYS) -> dict[str, Any]:
+    """state.json of a checkpoint with `keys` checked (counts: integers >= 0; elapsed_sec: a
+    finite number >= 0): a one-line CheckpointError naming the file and key otherwise."""
+    path = Path(ckpt_dir) / "state.json"
+    state = read_json(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint file {path} is corrupt: not a JSON object")
+    for key in keys:
+        v = state.get(key)
+        number = (float,) if key == "elapsed_sec" else ()
+        ok = isinstance(v, (int, *number)) and not isinstance(v, bool) and 0 <= v < math.inf
+        if not ok:
+            want = "a number" if number else "an integer"
+            raise CheckpointError(
+                f"checkpoint file {path} is corrupt: '{key}' is {v!r}, expected {want} >= 0; "
+                "use an earlier checkpoint (--resume-from STEP)"
+            )
+    return state
+
+
+def _step_of(ckpt: Path) -> int | None:
+    name = ckpt.name[len(PREFIX) :]
+    return int(name) if ckpt.name.startswith(PREFIX) and name.isdigit() else None
+
+
+def select_checkpoint(
+    ckpt_root: str | Path, resume_from: int | str | Path | None = None, verify: bool = True
+) -> Path | None:
+    """The checkpoint a resume loads: the latest, or `resume_from` (a step number or a
+    checkpoint directory). It is verified (unless `verify` is False); a bad one is an error
+    that lists the checkpoints that do verify, never a silent fallback."""
+    found = list_checkpoints(ckpt_root)
+    if resume_from is None:
+        ckpt = found[-1] if found else None
+    elif isinstance(resume_from, int) or str(resume_from).isdigit():
+        ckpt = Path(ckpt_root) / f"{PREFIX}{int(resume_from):06d}"
+        if ckpt not in found:
+            steps = ", ".join(str(int(c.name[len(PREFIX) :])) for c in found) or "none"
+            raise CheckpointError(
+                f"--resume-from {resume_from}: no checkpoint of that step in {ckpt_root} "
+                f"(steps: {steps})"
+            )
+    else:
+        ckpt = find_checkpoint(resume_from)
+    if ckpt is None or not verify:
+        return ckpt
+    try:
+        verify_checksums(ckpt)
+        read_state(ckpt)
+    except CheckpointError as e:
+        good = [int(c.name[len(PREFIX) :]) for c in found if c != ckpt and checkpoint_ok(c)]
+        msg = str(e)
+        if "--resume-from" not in msg:
+            msg += "; use an earlier checkpoint (--resume-from STEP)"
+        hint = f" (checkpoints that verify: {', '.join(map(str, good))})" if good else ""
+        raise CheckpointError(f"{msg}{hint}") from None
+    return ckpt
+
+
+def last_verified_checkpoint(ckpt_root: str | Path, upto: Path) -> Path | None:
+    """The latest checkpoint at or before `upto` that verifies (None if none does)."""
+    last = _step_of(upto)
+    for c in reversed(list_checkpoints(ckpt_root)):
+        step = _step_of(c)
+        if (last is None or (step is not None and step <= last)) and checkpoint_ok(c):
+            return c
+    return None
 
 
 def _rank() -> int:
@@ -274,7 +374,7 @@ def load_model_weights(model: nn.Module, ckpt_dir: str | Path) -> None:
         )
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -286,17 +386,21 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     *,
+    verify: bool = True,
+    require: tuple[str, ...] = ("step",),
     load_weights: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Restore model, optimizer and RNG state; return the loop state (state.json).
     `load_weights(ckpt_dir)` replaces the model/optimizer part (DeepSpeed's engine).
 
-    Checksums are verified first. A checkpoint with `dcp/` (written under FSDP) loads into
+    Checksums are verified first (unless `verify` is False), and state.json's `require`d keys
+    (a resume: `LOOP_KEYS`). A checkpoint with `dcp/` (written under FSDP) loads into
     any world size, sharded or not, and a full one (DDP, one process) into an FSDP model too;
     under torch.distributed every rank calls this."""
     d = Path(ckpt_dir)
-    verify_checksums(d)
-    state = read_json(d / "state.json")
+    if verify:
+        verify_checksums(d)
+    state = read_state(d, require)
     try:
         from llmtrain.checkpoint.sharded import is_sharded, load_full_into_sharded, load_sharded
 
@@ -318,8 +422,14 @@ def load_checkpoint(
                 opt_state = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True)
                 optimizer.load_state_dict(opt_state)
         rng = torch.load(d / "rng.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
-        raise CheckpointError(f"checkpoint {d} is corrupt ({type(e).__name__}: {e})") from None
+    except CheckpointError:
+        raise
+    except Exception as e:  # torch.load / DCP on damaged bytes: many exception types
+        why = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(
+            f"checkpoint {d} is corrupt ({type(e).__name__}: {why}); use an earlier "
+            "checkpoint (--resume-from STEP)"
+        ) from None
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["cuda"])

@@ -1,6 +1,7 @@
 """`RunDirLock`: one writer per run directory. An exclusive `flock` on RUN_DIR/.lock, held for
 the life of the training process; the OS drops it when the process dies (even by SIGKILL), so
-a crashed run never leaves a stale lock behind. Only rank 0 takes it."""
+a crashed run never leaves a stale lock behind. Only rank 0 takes it. `check_run_dir` refuses
+a run directory that is not a writable directory (a file, /dev/null, /proc/...) up front."""
 
 from __future__ import annotations
 
@@ -44,3 +45,19 @@ class RunDirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def check_run_dir(out: str | Path) -> None:
+    """Raise ConfigError unless `out` is (or can be created as) a directory we can write."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose a new run directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"--out {out} is not a writable directory ({e.strerror or e}); choose another path"
+        ) from None

@@ -32,6 +32,16 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_verify_arg(p: argparse.ArgumentParser) -> None:
+    """`--no-verify`: load a checkpoint whose checksums do not match (every command that loads
+    one verifies it first)."""
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load the checkpoint even if its checksums do not match (damaged or hand-edited)",
+    )
+
+
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 

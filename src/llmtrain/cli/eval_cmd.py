@@ -10,6 +10,7 @@ import argparse
 import json
 
 from llmtrain.cli import eval_suite
+from llmtrain.cli.common import add_verify_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the same fixed masks as the run's own val evals)",
     )
     eval_suite.add_arguments(p)
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
+        verify=not args.no_verify,
     )
     print(json.dumps(res, indent=2))
     return 0

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)
     if args.all_checkpoints:
         return _all_checkpoints(args, spec)
-    loaded = load_trained(args.checkpoint)
+    loaded = load_trained(args.checkpoint, verify=not args.no_verify)
     tokenizer = _tokenizer(loaded)
     results = run_suite(loaded.model, tokenizer, spec, _emit, _generator(loaded.model, tokenizer))
     out = Path(args.out) if args.out else loaded.checkpoint.parent.parent / "eval"
@@ -165,7 +165,7 @@ def _all_checkpoints(args: argparse.Namespace, spec: Any) -> int:
         raise CheckpointError(f"no checkpoints under {run_dir / 'checkpoints'}; pass a run dir")
 
     def load(path: Path) -> tuple[Any, Any, int]:
-        loaded = load_trained(path)
+        loaded = load_trained(path, verify=not args.no_verify)
         return loaded.model, _tokenizer(loaded), loaded.step
 
     rows = checkpoint_curve(ckpts, spec, load, _emit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from llmtrain.cli.common import LazyChoices
+from llmtrain.cli.common import LazyChoices, add_verify_arg
 
 
 def _targets() -> list[str]:
@@ -31,13 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generator/",
     )
     p.add_argument("--no-tokenizer", action="store_true", help="write the weights only")
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from llmtrain.api import export
 
-    res = export(args.checkpoint, args.out, target=args.target, tokenizer=not args.no_tokenizer)
+    res = export(
+        args.checkpoint,
+        args.out,
+        target=args.target,
+        tokenizer=not args.no_tokenizer,
+        verify=not args.no_verify,
+    )
     print(f"max abs logit difference vs transformers: {res['max_abs_diff']:.3g}")
     if "generator_max_abs_diff" in res:
         print(f"  ELECTRA generator (generator/): {res['generator_max_abs_diff']:.3g}")

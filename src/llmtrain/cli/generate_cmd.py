@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llmtrain.cli.common import add_verify_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text from a trained model", description=__doc__)
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--num-samples", type=int, default=1)
+    add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
 
 
@@ -24,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from llmtrain.generation import check_sampling_args
 
     check_sampling_args(args.temperature, args.top_k, args.top_p)  # before any output
-    loaded = load(args.checkpoint)
+    loaded = load(args.checkpoint, verify=not args.no_verify)
 
     def write(text: str) -> None:
         sys.stdout.write(text)

@@ -13,7 +13,19 @@ import sys
 from llmtrain import __version__
 from llmtrain.errors import LLMTrainError
 
-COMMANDS = ("env", "prepare", "train", "eval", "generate", "demo", "monitor", "export", "plan")
+COMMANDS = (
+    "env",
+    "prepare",
+    "train",
+    "eval",
+    "generate",
+    "demo",
+    "monitor",
+    "export",
+    "plan",
+    "config",
+    "sweep",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

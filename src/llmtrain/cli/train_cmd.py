@@ -1,5 +1,5 @@
-"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v] [--resume]
-[--init-from HF_DIR]`."""
+"""`llmtrain train --data DATA_DIR --out RUN_DIR [--config F] [--preset P] [--set k=v]
+[--resume | --resume-from STEP] [--no-verify] [--init-from HF_DIR]`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the latest checkpoint in --out (exactly where it stopped)",
+        help="continue from the latest checkpoint in --out (exactly where it stopped); it "
+        "is verified against its checksums first",
+    )
+    p.add_argument(
+        "--resume-from",
+        metavar="STEP",
+        help="continue from the checkpoint of this step in --out (or a checkpoint directory), "
+        "e.g. when the latest one is damaged; implies --resume",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load the checkpoint even when its checksums do not match (a hand-edited or "
+        "damaged one); the last checkpoint that does verify is never pruned",
     )
     p.add_argument(
         "--init-from",
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         overrides=args.overrides,
         resume=args.resume,
+        resume_from=args.resume_from,
+        verify=not args.no_verify,
         init_from=args.init_from,
         max_time=parse_duration(args.max_time) if args.max_time else None,
         auto_micro_batch=args.auto_micro_batch,

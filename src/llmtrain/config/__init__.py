@@ -2,6 +2,7 @@
 `--set a.b=c` dotted overrides. Precedence: defaults < preset < files < overrides."""
 
 from llmtrain.config.core import (
+    ConfigSection,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -11,6 +12,7 @@ from llmtrain.config.core import (
 )
 
 __all__ = [
+    "ConfigSection",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",

@@ -1,8 +1,9 @@
 """Generic dataclass <-> dict conversion with validation.
 
 `config_from_dict(Cls, data)` rejects unknown keys (suggesting the closest valid one) and
-values of the wrong type, naming the dotted key. Each section may define `validate()` for
-cross-field rules; it is called after construction and raises `ConfigError`.
+values of the wrong type, naming the dotted key. Sections derive from `ConfigSection`, whose
+`__post_init__` checks every field's type (floats finite) and calls the section's `validate()`
+for cross-field rules, so a config built directly (`RunConfig(...)`) is checked the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -18,6 +20,31 @@ from typing import Any, TypeVar
 from llmtrain.errors import ConfigError
 
 T = TypeVar("T")
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+class ConfigSection:
+    """Base of every config dataclass: type-checks each field and runs `validate()` however
+    the object is built (from a dict, a file, `--set`, or `Section(...)` in Python). The
+    dotted prefix of error messages is the section's `_prefix` (e.g. 'train')."""
+
+    _prefix: typing.ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            key = f"{self._prefix}.{f.name}" if self._prefix else f.name
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _coerce(_hints(type(self))[f.name], value, key))
+        validate = getattr(self, "validate", None)
+        if callable(validate):
+            validate()
 
 
 def _type_name(tp: Any) -> str:
@@ -59,6 +86,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             f"config key '{key}' = {value!r} has the wrong type; expected {_type_name(tp)}"
         )
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be an object (a JSON dict), got {value!r}")
         return config_from_dict(tp, value, prefix=key)
@@ -79,19 +108,29 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
         return dict(value)
+    return _coerce_scalar(tp, value, key)
+
+
+def _coerce_scalar(tp: Any, value: Any, key: str) -> Any:
+    """bool, int (64-bit), float (finite) and str values; other annotations pass as given."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+                value = int(value)
+            else:
+                raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        if not -(2**63) <= value < 2**63:
+            raise ConfigError(f"config key '{key}' = {value} is out of range (64-bit integer)")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -116,9 +155,10 @@ def config_from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             raise ConfigError(f"unknown config key '{key}'{hint} (valid keys here: {valid})")
         kwargs[k] = _coerce(hints[k], v, key)
     obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
-        validate()
+    if not isinstance(obj, ConfigSection):  # a plain dataclass: validate it here
+        validate = getattr(obj, "validate", None)
+        if callable(validate):
+            validate()
     return obj
 
 

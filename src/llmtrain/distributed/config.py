@@ -8,11 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 
 @dataclass
-class DistributedConfig:
+class DistributedConfig(ConfigSection):
+    _prefix = "distributed"
+
     # ddp: replicate the model; fsdp: FSDP2 shards parameters, grads and optimizer state, and
     # checkpoints are sharded (torch.distributed.checkpoint), loadable on any world size;
     # deepspeed: the DeepSpeed engine (ZeRO 1/2/3 from `deepspeed_config`) owns backward/step

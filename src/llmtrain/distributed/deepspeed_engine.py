@@ -159,12 +159,22 @@ class DeepSpeedEngine:
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None else before_step
 
-    def save(self, root: Path, step: int, state: dict, config: dict, keep_last: int) -> Path:
+    def save(
+        self,
+        root: Path,
+        step: int,
+        state: dict,
+        config: dict,
+        keep_last: int,
+        protect: Path | None = None,
+    ) -> Path:
         from llmtrain.checkpoint.deepspeed import save_deepspeed
 
-        return save_deepspeed(self.engine, root, step, state, config, keep_last)
+        return save_deepspeed(self.engine, root, step, state, config, keep_last, protect)
 
-    def load(self, ckpt_dir: Path) -> dict[str, Any]:
+    def load(
+        self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
+    ) -> dict[str, Any]:
         from llmtrain.checkpoint.deepspeed import load_deepspeed
 
-        return load_deepspeed(self.engine, ckpt_dir)
+        return load_deepspeed(self.engine, ckpt_dir, verify, require)

@@ -29,8 +29,18 @@ class Engine(Protocol):
     def step(self) -> None: ...
     def zero_grad(self) -> None: ...
     def reported_grad_norm(self, before_step: float) -> float: ...
-    def save(self, root: Path, step: int, state: dict, config: dict, keep_last: int) -> Path: ...
-    def load(self, ckpt_dir: Path) -> dict[str, Any]: ...
+    def save(
+        self,
+        root: Path,
+        step: int,
+        state: dict,
+        config: dict,
+        keep_last: int,
+        protect: Path | None = None,  # never pruned (the last verified one)
+    ) -> Path: ...
+    def load(
+        self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
+    ) -> dict[str, Any]: ...
 
 
 class TorchEngine:
@@ -60,13 +70,31 @@ class TorchEngine:
     def reported_grad_norm(self, before_step: float) -> float:
         return before_step
 
-    def save(self, root: Path, step: int, state: dict, config: dict, keep_last: int) -> Path:
+    def save(
+        self,
+        root: Path,
+        step: int,
+        state: dict,
+        config: dict,
+        keep_last: int,
+        protect: Path | None = None,
+    ) -> Path:
         return save_checkpoint(
-            root, step, self.model, self.optimizer, state, config, keep_last, sharded=self.sharded
+            root,
+            step,
+            self.model,
+            self.optimizer,
+            state,
+            config,
+            keep_last,
+            sharded=self.sharded,
+            protect=protect,
         )
 
-    def load(self, ckpt_dir: Path) -> dict[str, Any]:
-        return load_checkpoint(ckpt_dir, self.model, self.optimizer)
+    def load(
+        self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
+    ) -> dict[str, Any]:
+        return load_checkpoint(ckpt_dir, self.model, self.optimizer, verify=verify, require=require)
 
 
 def build_engine(

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 from llmtrain.eval.tasks import FORMATS
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(ConfigSection):
+    _prefix = "eval"
+
     tasks: list[str] = field(default_factory=list)  # task files scored at every eval (decoders)
     format: str = "auto"  # auto | arc | piqa | hellaswag | mc
     max_items: int = 200  # items per task per eval: the cap keeps evals cheap

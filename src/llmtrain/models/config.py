@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 from llmtrain.models.hf import TargetName
 
@@ -17,7 +18,9 @@ GATED_MLPS = ("swiglu", "geglu", "geglu_tanh")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(ConfigSection):
+    _prefix = "model"
+
     # decoder: causal LM (GPT-2, Llama, Mixtral); encoder: bidirectional (BERT, RoBERTa,
     # ELECTRA); encoder_decoder: T5 (the decoder cross-attends to the encoder's output).
     architecture: Literal["decoder", "encoder", "encoder_decoder"] = "decoder"
@@ -25,9 +28,9 @@ class ModelConfig:
     block_size: int = 256  # maximum sequence length (context window)
     n_layer: int = 4  # decoder depth, or encoder depth of an encoder_decoder
     n_decoder_layer: int | None = None  # encoder_decoder only: None = n_layer
-    n_head: int = 4
+    n_head: int = 4  # attention heads (query heads under GQA/MQA)
     n_kv_head: int | None = None  # None = n_head (MHA); 1 = MQA; between = GQA
-    n_embd: int = 256
+    n_embd: int = 256  # model width (hidden size)
     # Factorised embeddings (ALBERT, ELECTRA): token/position/segment tables of this width,
     # projected to n_embd; the head transform maps back to it. None = n_embd.
     embedding_size: int | None = None
@@ -36,11 +39,11 @@ class ModelConfig:
     # learned (GPT-2, BERT), sinusoidal (Vaswani et al.), rope (Su et al.), alibi (Press et
     # al., a per-head linear distance bias), relative (T5's bucketed learned bias).
     pos_embedding: Literal["learned", "sinusoidal", "rope", "alibi", "relative"] = "learned"
-    rope_theta: float = 10000.0
+    rope_theta: float = 10000.0  # RoPE base (Llama 3: 500000)
     rel_buckets: int = 32  # T5 relative attention: buckets and the distance they saturate at
-    rel_max_distance: int = 128
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    norm_eps: float = 1e-5
+    rel_max_distance: int = 128  # T5 relative attention: distance the buckets saturate at
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"  # layernorm (GPT-2, BERT) | rmsnorm
+    norm_eps: float = 1e-5  # epsilon of every norm (BERT 1e-12, T5 1e-6)
     norm_position: Literal["pre", "post"] = "pre"  # post = original Transformer / BERT
     embedding_norm: bool = False  # a norm right after the embeddings (BERT)
     qk_norm: bool = False  # RMSNorm of each head's queries and keys (OLMo-2, Qwen3)
@@ -48,22 +51,22 @@ class ModelConfig:
     # gelu: exact erf GELU (4x cheaper than tanh on CPU); gelu_tanh: GPT-2's `gelu_new`;
     # relu2: squared ReLU (So et al. 2021); swiglu/geglu: gated (Shazeer 2020).
     mlp: Literal["relu", "relu2", "gelu", "gelu_tanh", "swiglu", "geglu", "geglu_tanh"] = "gelu"
-    bias: bool = True
-    tie_embeddings: bool = True
+    bias: bool = True  # biases in linear layers and norms (Llama, T5: false)
+    tie_embeddings: bool = True  # the LM head shares the token embedding matrix
     type_vocab_size: int = 0  # segment embeddings (BERT: 2); 0 = none
     # BERT/ELECTRA-style LM head: dense + activation + norm before the projection, plus a bias.
     head_transform: bool = False
-    head_bias: bool = False
+    head_bias: bool = False  # a bias on the LM head projection (BERT)
     sentence_head: bool = False  # pooler + 2-way classifier on position 0 (SOP / NSP)
     # ELECTRA (Clark et al. 2020): > 0 adds a generator of this fraction of the width (heads
     # and FFN scale with it, depth kept) that shares the embeddings; the model becomes
     # `Electra` and the encoder is the replaced-token discriminator. Paper: 1/4 to 1/3.
     generator_scale: float = 0.0
     dropout: float = 0.0  # default of the three below
-    embd_dropout: float | None = None
-    attn_dropout: float | None = None
-    resid_dropout: float | None = None
-    init_std: float = 0.02
+    embd_dropout: float | None = None  # after the embeddings; None = dropout
+    attn_dropout: float | None = None  # on the attention weights; None = dropout
+    resid_dropout: float | None = None  # on each residual branch; None = dropout
+    init_std: float = 0.02  # std of the normal weight init (see init_scheme)
     init_scheme: Literal["normal", "gpt2", "small", "t5"] = "gpt2"  # see llmtrain.models.init
     # A local Hugging Face directory (config.json + safetensors) whose weights initialise the
     # model after it is built (`train --init-from`); never reloaded when a run resumes.
@@ -75,8 +78,8 @@ class ModelConfig:
     hf_target: TargetName | None = None  # the names of `llmtrain.models.hf.TARGETS`
     # Mixture of experts (0 = dense MLP). capacity_factor 0 = dropless.
     n_experts: int = 0
-    moe_top_k: int = 2
-    moe_capacity_factor: float = 0.0
+    moe_top_k: int = 2  # experts each token is routed to
+    moe_capacity_factor: float = 0.0  # tokens per expert / fair share; 0 = dropless
     moe_renormalize: bool = True  # renormalise the top-k gates to sum to 1 (Mixtral)
     moe_balance_coef: float = 0.01  # Switch load-balancing loss (Fedus et al. 2021, eq. 4)
     moe_z_coef: float = 0.001  # router z-loss (Zoph et al. 2022, ST-MoE eq. 5)

@@ -105,12 +105,19 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# The objective each preset trains with by default (`train.objective`).
-DEFAULT_OBJECTIVE = {"bert": "sop", "t5": "span", "electra": "electra"}
 
-
-def default_objective(name: str) -> str:
-    return DEFAULT_OBJECTIVE.get(name.split("-")[0], "clm")
+def default_objective(model: dict[str, Any]) -> str:
+    """The objective a model shape trains with by default (`train.objective`), from its
+    fields: span for an encoder-decoder, ELECTRA when it builds a generator, SOP when an
+    encoder has a sentence head, MLM for another encoder, next-token (clm) for a decoder."""
+    arch = model.get("architecture", "decoder")
+    if arch == "encoder_decoder":
+        return "span"
+    if arch == "encoder":
+        if model.get("generator_scale", 0.0):
+            return "electra"
+        return "sop" if model.get("sentence_head", False) else "mlm"
+    return "clm"
 
 
 def get_model_preset(name: str) -> dict[str, Any]:

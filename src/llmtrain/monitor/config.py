@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 
 @dataclass
-class MonitorConfig:
+class MonitorConfig(ConfigSection):
+    _prefix = "monitor"
+
     tensorboard: bool = False  # event files in RUN_DIR/tensorboard (`tensorboard --logdir`)
     wandb: bool = False  # Weights & Biases run in RUN_DIR/wandb
     wandb_mode: Literal["offline", "online"] = "offline"  # offline: `wandb sync` it later

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from llmtrain.monitor.runs import RunData, finite
-from llmtrain.optim.schedule import lr_at
+from llmtrain.optim.schedule import lr_at, schedule_of
 
 Severity = Literal["error", "warning", "info"]
 
@@ -286,15 +286,10 @@ def rule_grad_norm(run: RunData) -> Finding | None:
 
 def rule_lr_schedule(run: RunData) -> Finding | None:
     t = run.config.get("train", {})
-    if not t or "lr" not in t:
-        return None
-    kw = dict(
-        lr=t["lr"],
-        min_lr=t.get("min_lr", 0.0),
-        warmup_steps=t.get("warmup_steps", 0),
-        decay_steps=t.get("lr_decay_steps") or t.get("max_steps", 1),
-        schedule=t.get("lr_schedule", "cosine"),
-    )
+    try:
+        kw = schedule_of(t)  # the trainer's own reading of the config
+    except (KeyError, TypeError):
+        return None  # a partial config: nothing to compare against
     if kw["schedule"] == "plateau" or (kw["schedule"] == "wsd" and t.get("max_time_sec")):
         return None  # adaptive: the LR follows val loss / measured step time, not the step
     bad = []

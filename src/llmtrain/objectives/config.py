@@ -9,6 +9,7 @@ from typing import Literal
 
 from torch import nn
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 from llmtrain.models.config import ModelConfig
 from llmtrain.objectives.base import Objective
@@ -29,7 +30,9 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 @dataclass
-class ObjectiveConfig:
+class ObjectiveConfig(ConfigSection):
+    _prefix = "objective"
+
     mask_prob: float = 0.15  # MLM: share of tokens selected
     mask_token_frac: float = 0.8  # of the selected: replaced by MASK
     random_token_frac: float = 0.1  # of the selected: replaced by a random token
@@ -41,7 +44,7 @@ class ObjectiveConfig:
     mean_span: float = 3.0  # span: mean noise-span length
     sentence_weight: float = 1.0  # SOP/NSP loss weight relative to the MLM mean
     disc_weight: float = DISC_WEIGHT  # ELECTRA: discriminator loss weight λ (paper: 50)
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # share of target mass spread uniformly, in [0, 1)
     z_loss: float = 0.0  # coefficient of (log Z)² per target token
 
     def validate(self) -> None:

@@ -6,20 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(ConfigSection):
+    _prefix = "optim"
+
     # adamw | adafactor (factored second moments: less memory) | sgd (momentum, nesterov) |
     # muon (Muon on hidden matrices + AdamW on embeddings, head, norms, biases; optim/muon.py)
     name: Literal["adamw", "adafactor", "sgd", "muon"] = "adamw"
     momentum: float = 0.9  # sgd only
     muon_momentum: float = 0.95  # muon only (Nesterov momentum of the orthogonalised update)
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
+    weight_decay: float = 0.1  # decoupled weight decay, on linear matrices only
+    beta1: float = 0.9  # Adam first-moment decay
+    beta2: float = 0.95  # Adam second-moment decay (0.95 for LLM stability; 0.999 classic)
+    eps: float = 1e-8  # Adam denominator epsilon
     # "auto": fused kernel on CUDA, foreach elsewhere; both give the same update as the loop.
     implementation: Literal["auto", "fused", "foreach", "loop"] = "auto"
 

@@ -21,6 +21,8 @@ Past `decay_steps` the LR stays at `min_lr` (except `constant` and `plateau`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 SCHEDULES = (
     "cosine",
@@ -73,3 +75,20 @@ def lr_at(
     else:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
     return min_lr + coeff * (lr - min_lr)
+
+
+def schedule_of(train: Mapping[str, Any]) -> dict[str, Any]:
+    """`lr_at`'s keyword arguments for a train config section (its fields as a dict: a
+    `TrainConfig`'s or a run's config.json "train"). The trainer and the diagnosis both read
+    the schedule through this, so they cannot disagree; a missing key that the schedule uses
+    raises KeyError (there are no second defaults here)."""
+    kw = {
+        "lr": train["lr"],
+        "min_lr": train["min_lr"],
+        "warmup_steps": train["warmup_steps"],
+        "decay_steps": train.get("lr_decay_steps") or train["max_steps"],
+        "schedule": train["lr_schedule"],
+    }
+    if kw["schedule"] == "wsd":
+        kw["decay_fraction"] = train["wsd_decay_fraction"]
+    return kw

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmtrain.config import (
+    ConfigSection,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -26,13 +27,17 @@ from llmtrain.train.faults import StabilityConfig
 
 
 @dataclass
-class TrainConfig:
-    max_steps: int = 1000
+class TrainConfig(ConfigSection):
+    _prefix = "train"
+
+    max_steps: int = 1000  # optimizer steps to train for
     batch_size: int = 32  # GLOBAL batch: sequences per optimizer step, whatever the hardware
-    micro_batch_size: int | None = None  # sequences per device per forward; None = batch_size
-    lr: float = 6e-4
-    min_lr: float = 6e-5
-    warmup_steps: int = 100
+    # sequences per device per forward; None = batch_size / world size (the same config runs
+    # on 1 process and under torchrun; --auto-micro-batch lowers it if memory needs)
+    micro_batch_size: int | None = None
+    lr: float = 6e-4  # peak learning rate (after warm-up)
+    min_lr: float = 6e-5  # the LR the schedule decays to
+    warmup_steps: int = 100  # linear LR warm-up from lr/warmup_steps to lr
     # cosine | linear | constant | inverse_sqrt | exponential | step | wsd (optim/schedule.py)
     # | plateau (val-loss driven, train/lr_control.py)
     lr_schedule: Literal[
@@ -49,33 +54,42 @@ class TrainConfig:
     seq_len_start: int | None = None  # tokens per row at step 0 (rounded to a block divisor)
     auto_micro_batch: bool = False  # pick the largest micro-batch that fits (--auto-micro-batch)
     grad_clip: float = 1.0  # 0 disables clipping
-    eval_every: int = 250
+    eval_every: int = 250  # steps between val evaluations (and at the end)
     eval_tokens: int = 262144  # val tokens per periodic eval (the whole split if smaller)
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 1000  # steps between checkpoints (and at the end / on a stop)
     keep_last: int = 3  # checkpoints kept on disk (0 = keep all)
-    log_every: int = 10
-    seed: int = 1337
+    log_every: int = 10  # steps between train records in metrics.jsonl and the console
+    seed: int = 1337  # seeds init, data order and objectives (0 .. 2**32-1)
+    # auto = bf16 where supported (CPU, Ampere+), fp16 with loss scaling on older GPUs
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compile: Literal["auto", "on", "off"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile; auto = on CUDA only
     # keep loss / grad norm on the device and read them a step late, the NaN/spike guard's
     # decisions taken on the device (train/step_stats.py); auto = on CUDA with fused AdamW
     sync_free: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # CPU threads for torch; None = all cores
     # clm | prefix_lm (decoder); mlm | sop | nsp | electra (encoder); span (encoder_decoder)
     objective: Literal["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "electra"] = "clm"
-    sample_every: int = 0  # print a generated sample every N steps (0 = only at the end)
+    # decoder models: write a short generated sample to metrics.jsonl every N steps (0 = off)
+    sample_every: int = 0
     max_time_sec: float | None = None  # training-time budget: checkpoint and stop (--max-time)
 
     def validate(self) -> None:
-        positive = ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every")
+        positive = (
+            "max_steps",
+            "batch_size",
+            "eval_every",
+            "eval_tokens",
+            "checkpoint_every",
+            "log_every",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        micro = self.micro
-        if micro <= 0:
-            raise ConfigError(f"train.micro_batch_size must be positive, got {micro}")
-        if self.batch_size % micro != 0:
+        micro = self.micro_batch_size
+        if micro is not None and micro <= 0:
+            raise ConfigError(f"train.micro_batch_size must be positive or null, got {micro}")
+        if micro is not None and self.batch_size % micro != 0:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) must be a multiple of "
                 f"train.micro_batch_size ({micro}); e.g. set train.micro_batch_size="
@@ -86,12 +100,20 @@ class TrainConfig:
                 f"need 0 <= train.min_lr <= train.lr and train.lr > 0; got lr={self.lr}, "
                 f"min_lr={self.min_lr}"
             )
-        if self.warmup_steps < 0:
-            raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.seed}")
+        at_least_0 = ("warmup_steps", "keep_last", "sample_every")
+        for name in at_least_0:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.grad_clip < 0:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"train.threads must be positive or null, got {self.threads}")
+        for name in ("threads", "lr_decay_steps", "batch_size_start", "seq_len_start"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"train.{name} must be positive or null, got {v}")
+        if self.max_time_sec is not None and self.max_time_sec < 0:
+            raise ConfigError(f"train.max_time_sec must be >= 0 or null, got {self.max_time_sec}")
         self._validate_schedule_knobs()
 
     def _validate_schedule_knobs(self) -> None:
@@ -107,17 +129,30 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"train.{name} must be {want}, got {getattr(self, name)}")
 
+    def micro_for(self, world_size: int = 1) -> int:
+        """Sequences per rank per forward: `micro_batch_size`, or batch_size / world size."""
+        if self.micro_batch_size is not None:
+            return self.micro_batch_size
+        if self.batch_size % world_size != 0:
+            raise ConfigError(
+                f"train.batch_size ({self.batch_size}) must be divisible by the world size "
+                f"({world_size} processes); pick a multiple of {world_size}"
+            )
+        return self.batch_size // world_size
+
     @property
     def micro(self) -> int:
-        return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+        """The micro-batch of a resolved config (one process when it was left unset)."""
+        return self.micro_for(1)
 
     def grad_accum(self, world_size: int = 1) -> int:
         """Micro-batches per optimizer step on each rank: batch / (micro × world)."""
-        per_step = self.micro * world_size
+        micro = self.micro_for(world_size)
+        per_step = micro * world_size
         if self.batch_size % per_step != 0:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) is not divisible by "
-                f"train.micro_batch_size ({self.micro}) x world size ({world_size}); "
+                f"train.micro_batch_size ({micro}) x world size ({world_size}); "
                 "pick a global batch that is a multiple of their product"
             )
         return self.batch_size // per_step
@@ -128,12 +163,14 @@ def _largest_divisor_at_most(n: int, k: int) -> int:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ConfigSection):
+    _prefix = "data"
+
     path: str = ""  # the prepared DATA_DIR (set by --data)
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigSection):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -1,7 +1,8 @@
-"""Batch-size and sequence-length warm-up over the loader's global sample stream.
-
-`BatchRamp` keeps `data/loader.py`'s guarantee — the data of a step is a pure function of
-(seed, step), so the loader state is one integer and resume is exact — while the batch grows:
+"""Which global samples each micro-batch reads: `Sampler.sample_range(step, micro, rank)`, a
+pure function of two pieces of data, the `BatchRamp` (batch-size / sequence-length warm-up)
+and the `DataSkips` (windows dropped by spike rollbacks). It never touches the data: the
+trainer reads the range from its sample source (`TrainBatches.samples`, or any dataset that
+can address samples by index), so resume is exact and fine-tuning sets can use it as is.
 
 - batch-size warm-up: step s has a(s) = a0 + ⌊(A − a0) · s / W⌋ micro-batches per rank
   (a0 from `train.batch_size_start`, A the full accumulation, W = `train.batch_warmup_steps`),
@@ -9,24 +10,22 @@
   S(s) = Σ_{i<s} B(i), a prefix sum precomputed over the warm-up (then linear), so no
   sample is skipped or repeated and any step's data can be addressed directly.
 - sequence-length warm-up: for s < `train.seq_warmup_steps` each window of T = block_size
-  tokens is cut into T / L(s) rows of L(s) tokens, with L(s) the largest divisor of T at most
-  L0 + (T − L0) · s / W (Li et al. 2022, "The stability-efficiency dilemma"). Tokens per step,
-  and so the loss normaliser and the memory of a micro-batch, stay the same; the sample
-  stream is untouched. Decoder objectives only (rows must be independent sequences).
-
-With both off the data are the loader's own (bit-identical to before). `DataSkips` moves the
-stream past data windows a spike rollback dropped (`train/rollback.py`): from step s on,
-every step reads `shift(s)` samples further; the skips are loop state, saved in every
-checkpoint, so the data of a step stays a pure function of (seed, step, skips).
+  tokens is cut into T / L(s) rows of L(s) tokens (`split_rows`), with L(s) the largest
+  divisor of T at most L0 + (T − L0) · s / W (Li et al. 2022, "The stability-efficiency
+  dilemma"). Tokens per step stay the same. Decoder objectives only.
+- skips: from step s on, every step reads `shift(s)` samples further (`train/rollback.py`);
+  they are loop state, saved in every checkpoint.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from dataclasses import dataclass, field
 
 import torch
 
 from llmtrain.errors import ConfigError
+from llmtrain.train.config import TrainConfig
 
 
 class DataSkips:
@@ -46,36 +45,54 @@ class DataSkips:
         return [[s, n] for s, n in self.windows]  # JSON
 
 
+@dataclass(frozen=True)
 class BatchRamp:
-    def __init__(self, t: Any, world_size: int, seq_len: int):  # t: a TrainConfig
-        self.micro, self.world, self.seq_len = t.micro, world_size, seq_len
-        self.full_accum = t.grad_accum(world_size)
-        self.batch_warmup = t.batch_warmup_steps
-        per_accum = self.micro * world_size
-        start = t.batch_size_start or t.batch_size
-        if self.batch_warmup and (start % per_accum or not 0 < start <= t.batch_size):
+    """The batch of each step: micro-batches per rank and the row length (warm-ups)."""
+
+    micro: int  # sequences per rank per micro-batch
+    world: int  # processes
+    seq_len: int  # model.block_size
+    full_accum: int  # micro-batches per rank after the warm-up
+    accum0: int  # ... at step 0
+    batch_warmup: int = 0
+    seq0: int = 0  # row length at step 0 (seq_len when there is no warm-up)
+    seq_warmup: int = 0
+    offsets: tuple[int, ...] = field(default=(0,), repr=False)  # S(s) for s <= batch_warmup
+
+    @classmethod
+    def from_config(cls, t: TrainConfig, world_size: int, seq_len: int) -> BatchRamp:
+        """The ramp of a resolved train config (errors name the key and the fix)."""
+        micro, full = t.micro_for(world_size), t.grad_accum(world_size)
+        per_accum, start = micro * world_size, t.batch_size_start or t.batch_size
+        if t.batch_warmup_steps and (start % per_accum or not 0 < start <= t.batch_size):
             raise ConfigError(
                 f"train.batch_size_start ({start}) must be a positive multiple of micro-batch x "
                 f"world size ({per_accum}) and at most train.batch_size ({t.batch_size})"
             )
-        self.accum0 = start // per_accum
-        self.seq_warmup, self.seq0 = t.seq_warmup_steps, t.seq_len_start or seq_len
-        if self.seq_warmup and not 0 < self.seq0 <= seq_len:
+        seq0 = t.seq_len_start or seq_len
+        if t.seq_warmup_steps and not 0 < seq0 <= seq_len:
             raise ConfigError(
-                f"train.seq_len_start ({self.seq0}) must be in [1, model.block_size={seq_len}]"
+                f"train.seq_len_start ({seq0}) must be in [1, model.block_size={seq_len}]"
             )
-        if self.seq_warmup and t.objective not in ("clm", "prefix_lm"):
+        if t.seq_warmup_steps and t.objective not in ("clm", "prefix_lm"):
             raise ConfigError(
                 f"train.seq_warmup_steps needs a decoder objective (clm, prefix_lm); "
                 f"train.objective is {t.objective!r}: set train.seq_warmup_steps=0"
             )
-        # S(s) for s <= W: samples before step s
-        self._offsets = [0]
-        for s in range(self.batch_warmup):
-            self._offsets.append(self._offsets[-1] + self.accum(s) * per_accum)
-        self._divisors = [d for d in range(1, seq_len + 1) if seq_len % d == 0]
-        self.source: Any = None
-        self.skips = DataSkips()
+        ramp = cls(
+            micro=micro,
+            world=world_size,
+            seq_len=seq_len,
+            full_accum=full,
+            accum0=start // per_accum,
+            batch_warmup=t.batch_warmup_steps,
+            seq0=seq0,
+            seq_warmup=t.seq_warmup_steps,
+        )
+        offsets = [0]
+        for s in range(ramp.batch_warmup):
+            offsets.append(offsets[-1] + ramp.batch_size(s))
+        return dataclasses.replace(ramp, offsets=tuple(offsets))
 
     @property
     def active(self) -> bool:
@@ -91,39 +108,41 @@ class BatchRamp:
         return self.accum(step) * self.micro * self.world
 
     def sample_offset(self, step: int) -> int:
-        """Global samples consumed before `step` (the loader position in a checkpoint)."""
+        """Global samples consumed before `step` (warm-up included, skips not)."""
         if step <= self.batch_warmup:
-            return self._offsets[step]
-        return self._offsets[-1] + (step - self.batch_warmup) * self.batch_size(step)
+            return self.offsets[step]
+        return self.offsets[-1] + (step - self.batch_warmup) * self.batch_size(step)
+
+    def seq_len_at(self, step: int) -> int:
+        """Tokens per row at `step` (a divisor of seq_len)."""
+        if step >= self.seq_warmup:
+            return self.seq_len
+        target = max(self.seq0 + (self.seq_len - self.seq0) * step / self.seq_warmup, 1)
+        return max(d for d in range(1, self.seq_len + 1) if self.seq_len % d == 0 and d <= target)
+
+
+@dataclass
+class Sampler:
+    """(step, micro, rank) → the range of global samples that micro-batch reads."""
+
+    ramp: BatchRamp
+    skips: DataSkips = field(default_factory=DataSkips)
 
     def position(self, step: int) -> int:
         """Index of the first global sample step `step` reads (warm-up and skips included)."""
-        return self.sample_offset(step) + self.skips.shift(step)
+        return self.ramp.sample_offset(step) + self.skips.shift(step)
 
-    def seq_len_at(self, step: int) -> int:
-        if step >= self.seq_warmup:
-            return self.seq_len
-        target = self.seq0 + (self.seq_len - self.seq0) * step / self.seq_warmup
-        return max(d for d in self._divisors if d <= max(target, 1))
+    def sample_range(self, step: int, micro: int, rank: int = 0) -> range:
+        r = self.ramp
+        start = self.position(step) + (micro * r.world + rank) * r.micro
+        return range(start, start + r.micro)
 
-    def wrap(self, source: Any) -> BatchRamp:
-        """Take batches from `source` (a `TrainBatches`) through the ramp."""
-        self.source = source
-        return self
 
-    def micro_batch(
-        self, step: int, micro: int, *, micro_size: int, rank: int = 0, **_: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Micro-batch `micro` of step `step` for `rank` (same signature as the loader's;
-        the step's batch size comes from the ramp)."""
-        start = self.position(step) + (micro * self.world + rank) * micro_size
-        x, y = self.source.samples(start, micro_size)  # (M, T) each
-        rows = self.seq_len_at(step)
-        if x.size(1) != rows:  # (M·T/L, L): the same tokens in shorter rows
-            x, y = x.reshape(-1, rows), y.reshape(-1, rows)
+def split_rows(
+    sample: tuple[torch.Tensor, torch.Tensor], rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token windows (M, T) cut into (M·T/rows, rows): the same tokens in shorter rows."""
+    x, y = sample
+    if x.size(1) == rows:
         return x, y
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
+    return x.reshape(-1, rows), y.reshape(-1, rows)

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.errors import ConfigError, LLMTrainError
 
 SPIKES = ("loss_spike", "grad_spike")
@@ -32,7 +33,9 @@ class TrainingDivergedError(LLMTrainError):
 
 
 @dataclass
-class StabilityConfig:
+class StabilityConfig(ConfigSection):
+    _prefix = "stability"
+
     max_bad_steps: int = 5  # stop after this many skipped steps in a row (1 = at the first)
     spike_zscore: float = 6.0  # skip a step whose loss is this many std above the window (0 = off)
     # the same for the global grad norm before clipping; 0 = off (the default: at 6 it skipped

@@ -21,6 +21,7 @@ from typing import Any
 
 from llmtrain.distributed import all_sum
 from llmtrain.optim import lr_at
+from llmtrain.optim.schedule import schedule_of
 
 
 @dataclass
@@ -106,19 +107,13 @@ class LRController:
         )
 
     def lr(self, step: int) -> float:
-        t = self.t
-        kw: dict[str, Any] = dict(lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps)
+        t, kw = self.t, schedule_of(self.t.__dict__)
         if self.plateau is not None:
-            base = lr_at(step, decay_steps=self.decay_steps, schedule="constant", **kw)
+            base = lr_at(step, **{**kw, "schedule": "constant"})
             return max(t.min_lr, base * self.plateau.factor**self.plateau.reductions)
-        if t.lr_schedule != "wsd":
-            return lr_at(step, decay_steps=self.decay_steps, schedule=t.lr_schedule, **kw)
-        kw["decay_fraction"] = t.wsd_decay_fraction
         if self.plan is not None and self.plan.decay_start is not None:  # the deadline's plan
             kw["decay_start"], kw["decay_steps"] = self.plan.decay_start, self.plan.decay_end
-        else:
-            kw["decay_steps"] = self.decay_steps
-        return lr_at(step, schedule="wsd", **kw)
+        return lr_at(step, **kw)
 
     def after_step(self, step: int, elapsed: float) -> str | None:
         """Feed the step clock to the deadline plan; 'annealed' once its decay is done."""

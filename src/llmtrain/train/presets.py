@@ -9,25 +9,25 @@ from llmtrain.models.presets import MODEL_PRESETS, default_objective, get_model_
 
 # Training defaults by model scale. Tiny/mini models tolerate (and want) higher LRs; the
 # GPT-2/LLaMA sizes use the published values (GPT-3 paper table 2.1 for 125M: 6e-4).
-_TRAIN_BY_SCALE: dict[str, dict[str, Any]] = {
-    "tiny": {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 20, "batch_size": 8},
-    "mini": {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "batch_size": 16},
-    "full": {"lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 2000, "batch_size": 512},
+TINY = {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 20, "batch_size": 8}
+MINI = {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "batch_size": 16}
+FULL = {"lr": 6e-4, "min_lr": 6e-5, "warmup_steps": 2000, "batch_size": 512}
+
+# The train section of each preset (a preset without an entry gets FULL). Plain data: a new
+# preset names its training defaults here; nothing parses the name.
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    **dict.fromkeys(
+        ("gpt2-tiny", "llama-tiny", "mixtral-tiny", "bert-tiny", "electra-tiny", "t5-tiny"),
+        TINY,
+    ),
+    **dict.fromkeys(("gpt2-mini", "llama-mini"), MINI),
 }
-
-
-def _scale(name: str) -> str:
-    if name.endswith("-tiny"):
-        return "tiny"
-    if name.endswith("-mini"):
-        return "mini"
-    return "full"
 
 
 def get_run_preset(name: str) -> dict[str, Any]:
     """Partial RunConfig dict for preset `name` (raises ConfigError listing valid names)."""
     model = get_model_preset(name)
-    train = {**_TRAIN_BY_SCALE[_scale(name)], "objective": default_objective(name)}
+    train = {**TRAIN_DEFAULTS.get(name, FULL), "objective": default_objective(model)}
     return {"model": dict(model), "train": train}
 
 

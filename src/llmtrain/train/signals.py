@@ -1,7 +1,8 @@
 """Graceful stops: `StopRequest` turns SIGTERM / SIGUSR1 (preemption notices from SLURM,
-Kubernetes, spot instances) and a `train.max_time_sec` deadline into a flag the loop reads
-after each optimizer step. The step in flight finishes, a checkpoint is written, and the
-process exits with a documented code; `llmtrain train --resume` continues exactly there.
+Kubernetes, spot instances), SIGINT (Ctrl-C) and a `train.max_time_sec` deadline into a flag
+the loop reads after each optimizer step. The step in flight finishes, a checkpoint is
+written, and the process exits with a documented code; `llmtrain train --resume` continues
+exactly there. A second Ctrl-C aborts at once (KeyboardInterrupt: exit 130, no checkpoint).
 
     exit 0    finished (max_steps, or the time budget is spent: a deadline is a normal end)
     exit 75   stopped by a signal (EX_TEMPFAIL: "try again"; requeue and --resume)
@@ -13,6 +14,7 @@ stops after the same step even if only one received the signal.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -21,7 +23,7 @@ import torch
 from llmtrain.distributed.process_group import any_rank
 
 EXIT_PREEMPTED = 75
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
 class StopRequest:
@@ -42,7 +44,15 @@ class StopRequest:
         self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self.signal_name is not None:
+            raise KeyboardInterrupt  # the second Ctrl-C: abort now
         self.signal_name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            print(
+                "\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again aborts)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def reason(self, elapsed_sec: float) -> str | None:
         """Why to stop after this step: 'SIGTERM', 'SIGUSR1', 'deadline', or None."""

@@ -9,12 +9,19 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from llmtrain.checkpoint import RunDirLock, latest_checkpoint
+from llmtrain.checkpoint import (
+    LOOP_KEYS,
+    RunDirLock,
+    last_verified_checkpoint,
+    latest_checkpoint,
+    select_checkpoint,
+)
 from llmtrain.config import config_to_dict
 from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
@@ -34,8 +41,9 @@ from llmtrain.optim import build_optimizer
 from llmtrain.tokenizer import load_tokenizer
 from llmtrain.train.auto_micro import choose_micro_batch
 from llmtrain.train.config import RunConfig
-from llmtrain.train.curriculum import BatchRamp, DataSkips
+from llmtrain.train.curriculum import BatchRamp, DataSkips, Sampler, split_rows
 from llmtrain.train.faults import StepGuard
+from llmtrain.train.hooks import EvalHook
 from llmtrain.train.lr_control import LRController
 from llmtrain.train.precision import resolve_precision
 from llmtrain.train.rollback import (
@@ -46,34 +54,50 @@ from llmtrain.train.rollback import (
     drop_checkpoints_after,
     last_good_checkpoint,
 )
+from llmtrain.train.samples import TextSampler
 from llmtrain.train.signals import StopRequest
 from llmtrain.train.step_stats import DeferredStats, supports_device_skip
 from llmtrain.utils.io import atomic_write_json
 
 
 class Trainer:
+    """One training run. `cfg` is never modified: the values derived at setup (the vocabulary
+    from the data, the micro-batch for this world size / memory) live in the resolved copy
+    `self.cfg`, which is what config.json and every checkpoint record. The run directory is
+    locked only while the trainer works in it (`fit()`, or `with Trainer(...) as tr:`)."""
+
     def __init__(
-        self, cfg: RunConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True
+        self,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        show_progress: bool = True,
+        *,
+        resume_from: int | str | Path | None = None,
+        verify: bool = True,
+        on_eval: EvalHook | None = None,
     ):
-        self.cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.user_cfg, self.run_dir, self.show_progress = cfg, Path(run_dir), show_progress
+        self.on_eval = on_eval  # after each eval; may raise StopRun (train/hooks.py)
         self.ckpt_root = self.run_dir / "checkpoints"
-        t = cfg.train
-        if t.threads:
-            torch.set_num_threads(t.threads)
-        torch.manual_seed(t.seed)
-        self.prec = resolve_precision(t.precision, t.device, t.compile)
+        self.verify, self._lock = verify, None
+        resume = resume or resume_from is not None
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.train.seed)
+        self.prec = resolve_precision(cfg.train.precision, cfg.train.device, cfg.train.compile)
         self.dist = init_distributed(cfg.distributed, self.prec.device.type)  # torchrun env
         self.manifest = read_manifest(cfg.data.path)
         tok = self.manifest["tokenizer"]
         self.objective = build_objective(  # batches + loss; may append ids (MASK, sentinels)
-            t.objective,
+            cfg.train.objective,
             cfg.objective,
             int(tok["vocab_size"]),
             cfg.model.block_size,
-            t.seed,
+            cfg.train.seed,
             Path(cfg.data.path) / tok.get("path", "tokenizer"),
         )
-        self._set_vocab_size()
+        self.cfg = cfg = self._resolve(cfg)  # vocab from the data, micro-batch per world size
         self.task_eval = (  # eval.tasks: benchmark tasks at every eval (read + tokenised once)
             TaskEvaluator(
                 cfg.eval, load_tokenizer(Path(cfg.data.path) / tok.get("path", "tokenizer"))
@@ -84,26 +108,18 @@ class Trainer:
         seq = cfg.model.block_size
         self.train_windows = TokenWindows(open_split(cfg.data.path, "train"), seq, "train")
         self.val_windows = TokenWindows(open_split(cfg.data.path, "val"), seq, "val")
-        self.batches = TrainBatches(self.train_windows, t.seed)
-        self.model = build_model(cfg.model, device=self.prec.device)
-        if cfg.model.init_from and not (resume and latest_checkpoint(self.ckpt_root)):
-            init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
-        freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
-        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
-            self.model,
-            cfg.distributed,
-            self.dist,
-            device=self.prec.device,
-            compile=self.prec.compile,
-            activation_checkpointing=cfg.distributed.activation_checkpointing,
-        )
-        if t.auto_micro_batch and not (resume and latest_checkpoint(self.ckpt_root)):
+        self.source = TrainBatches(self.train_windows, cfg.train.seed)  # samples by index
+        fresh = not (resume and latest_checkpoint(self.ckpt_root))
+        self._build_model(fresh)
+        if cfg.train.auto_micro_batch and fresh:
             args = (self.model, self.step_fn, self.objective, self.prec, self.dist.dp_size)
-            t.micro_batch_size = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
-        self.accum = t.grad_accum(world_size=self.dist.dp_size)  # ranks reading distinct data
-        # the sample position of each step: batch-size / seq-len warm-up, rollback skips
-        self.ramp = BatchRamp(t, self.dist.dp_size, seq)
-        self.batches = self.ramp.wrap(self.batches)
+            micro = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
+            self.cfg = cfg = replace(cfg, train=replace(cfg.train, micro_batch_size=micro))
+        t = cfg.train
+        # the sample range of each micro-batch: batch-size / seq-len warm-up, rollback skips;
+        # over the data-parallel ranks (tensor-parallel ranks of a group read the same data)
+        self.sampler = Sampler(BatchRamp.from_config(t, self.dist.dp_size, seq))
+        self.accum = self.sampler.ramp.full_accum
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
         # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine
         self.engine = build_engine(cfg, self.dist, self.model, self.step_fn, self.optimizer)
@@ -114,11 +130,30 @@ class Trainer:
         # the loss compiled beside the compiled blocks: fused log-softmax kernels read the
         # bf16 logits directly instead of an fp32 copy (any objective's loss, not CLM only)
         self.loss_fn = torch.compile(self.objective.loss) if self.prec.compile else None
-        self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGUSR1/deadline
+        self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGINT/deadline
         self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.flops_per_token = flops_per_token(cfg.model, seq)
-        self._prepare_run_dir(resume)
+        self.samples = TextSampler.for_run(
+            t.sample_every, cfg.model, cfg.distributed.strategy, self.run_dir
+        )
+        with self:  # the run directory is ours while we check and write it
+            self._prepare_run_dir(resume, resume_from)
+
+    def _build_model(self, fresh: bool) -> None:
+        cfg = self.cfg
+        self.model = build_model(cfg.model, device=self.prec.device)
+        if cfg.model.init_from and fresh:
+            init_from_hf(self.model, cfg.model.init_from)  # --init-from; never on resume
+        freeze_unused_heads(self.model, self.objective)  # DDP must see a grad for every param
+        self.step_fn = parallelize(  # checkpointing → compile → DDP | FSDP2 (distributed/)
+            self.model,
+            cfg.distributed,
+            self.dist,
+            device=self.prec.device,
+            compile=self.prec.compile,
+            activation_checkpointing=cfg.distributed.activation_checkpointing,
+        )
 
     def _deferred_stats(self) -> DeferredStats | None:
         """Whether the loss and grad norm may stay on the device (`train/step_stats.py`)."""
@@ -133,19 +168,43 @@ class Trainer:
         wanted = mode == "on" or (mode == "auto" and self.prec.device.type == "cuda")
         return DeferredStats(self.guard, self.prec.device) if wanted and possible else None
 
-    def _set_vocab_size(self) -> None:
+    def _resolve(self, cfg: RunConfig) -> RunConfig:
+        """A copy of `cfg` with the derived values filled in (the user's is left as given)."""
         vocab = int(self.manifest["tokenizer"]["vocab_size"]) + self.objective.extra_vocab
-        m = self.cfg.model
-        if m.vocab_size == 0:
-            m.vocab_size = vocab
-        elif m.vocab_size < vocab:
+        m = cfg.model
+        if 0 < m.vocab_size < vocab:
             raise ConfigError(
                 f"model.vocab_size ({m.vocab_size}) is smaller than the data's tokenizer "
                 f"vocabulary ({vocab}); set model.vocab_size=0 to take it from the data"
             )
+        micro = cfg.train.micro_for(self.dist.dp_size)  # unset: batch / data-parallel ranks
+        return replace(
+            cfg,
+            model=replace(m, vocab_size=m.vocab_size or vocab),
+            train=replace(cfg.train, micro_batch_size=micro),
+        )
 
-    def _prepare_run_dir(self, resume: bool) -> None:
-        self.lock = RunDirLock(self.run_dir).acquire() if self.dist.is_rank0 else None
+    def recorded_config(self) -> dict[str, Any]:
+        """What config.json and checkpoints record: the resolved config, except that a
+        micro-batch left unset stays unset (it depends on the world size, so a resume on
+        another number of processes derives it again); one chosen by --auto-micro-batch is
+        recorded, as a resume does not measure again."""
+        out = config_to_dict(self.cfg)
+        if self.user_cfg.train.micro_batch_size is None and not self.cfg.train.auto_micro_batch:
+            out["train"]["micro_batch_size"] = None
+        return out
+
+    def __enter__(self) -> Trainer:
+        if self.dist.is_rank0 and self._lock is None:
+            self._lock = RunDirLock(self.run_dir).acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _prepare_run_dir(self, resume: bool, resume_from: int | str | Path | None) -> None:
         latest = latest_checkpoint(self.ckpt_root)
         if latest is not None and not resume:
             raise ConfigError(
@@ -153,18 +212,24 @@ class Trainer:
                 "pass --resume to continue it, or choose a new --out"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume and latest is not None:
-            state = self.engine.load(latest)
+        ckpt = select_checkpoint(self.ckpt_root, resume_from, self.verify) if resume else None
+        # --no-verify: the last checkpoint that verifies is never pruned by this run
+        unverified = ckpt is not None and not self.verify
+        self.protected = last_verified_checkpoint(self.ckpt_root, ckpt) if unverified else None
+        if ckpt is not None:
+            state = self.engine.load(ckpt, verify=self.verify, require=LOOP_KEYS)
             self._restore(state)
             self.elapsed = state["elapsed_sec"]
-            self.ramp.skips = DataSkips(state.get("data_skips", []))
+            self.sampler.skips = DataSkips(state.get("data_skips", []))
+            if self.dist.is_rank0:
+                print(f"resuming from step {self.step} (checkpoint {ckpt})", flush=True)
         tok_src = Path(self.cfg.data.path) / self.manifest["tokenizer"].get("path", "tokenizer")
         if tok_src.is_dir():
             shutil.copytree(tok_src, self.run_dir / "tokenizer", dirs_exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", config_to_dict(self.cfg))
-        resumed = self.step if (resume and latest is not None) else None
+        atomic_write_json(self.run_dir / "config.json", self.recorded_config())
+        resumed = self.step if ckpt is not None else None
         self.logger = RunMonitor(  # metrics.jsonl + trackers + in-loop probes (monitor/)
-            self.cfg.monitor, self.run_dir, config_to_dict(self.cfg), resumed, self.prec.device
+            self.cfg.monitor, self.run_dir, self.recorded_config(), resumed, self.prec.device
         )
         self.logger.watch(self.model, self.optimizer)
         if self.prec.device.type == "cpu":  # MFU against a measured matmul peak
@@ -172,7 +237,6 @@ class Trainer:
             self.logger.peak_flops = peak_flops(
                 self.prec.device, self.cfg.monitor.peak_tflops, dtype
             )
-        self.batches = self.logger.timed(self.batches)  # time in the loader = data wait
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Loop state of a loaded checkpoint (model, optimizer and RNG are loaded already)."""
@@ -180,23 +244,24 @@ class Trainer:
         self.guard.load_state_dict(state.get("guard", {}))
         self.lr_ctl.load_state_dict(state.get("lr", {}))
 
+    def _sample(self, micro: int) -> Any:
+        """Micro-batch `micro` of this step for this rank, read from the sample source (the
+        time it takes counts as data wait)."""
+        t0 = time.perf_counter()
+        rows = self.sampler.sample_range(self.step, micro, self.dist.dp_rank)
+        sample = self.source.samples(rows.start, len(rows))
+        if self.sampler.ramp.seq_warmup:  # sequence-length warm-up: shorter rows
+            sample = split_rows(sample, self.sampler.ramp.seq_len_at(self.step))
+        self.logger.clock.data_sec += time.perf_counter() - t0
+        return sample
+
     def train_step(self) -> dict[str, float]:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
-        t, dev = self.cfg.train, self.prec.device
+        dev = self.prec.device
         micro = [
-            self.objective.make_batch(  # a sample of the source: token windows (x, y)
-                self.batches.micro_batch(
-                    self.step,
-                    m,
-                    batch_size=t.batch_size,
-                    micro_size=t.micro,
-                    rank=self.dist.dp_rank,
-                    world_size=self.dist.dp_size,
-                ),
-                step=self.step,
-                micro=m,
-            )
-            for m in range(self.ramp.accum(self.step))  # self.accum after any warm-up
+            # a sample of the source: token windows (x, y)
+            self.objective.make_batch(self._sample(m), step=self.step, micro=m)
+            for m in range(self.sampler.ramp.accum(self.step))  # self.accum after any warm-up
         ]
         n_tokens = sum(b.n_tokens for b in micro)
         # the step's loss normaliser: targets over all ranks, / world since DDP/FSDP average
@@ -214,7 +279,7 @@ class Trainer:
             loss_total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        clip = t.grad_clip if t.grad_clip > 0 else float("inf")
+        clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else float("inf")
         grad_norm = self.engine.clip_grad_norm(clip)  # a tensor; DeepSpeed: 0, it clips in step
         loss_total = all_sum(loss_total)
         if self.deferred is not None:  # no host read: decide on the device, read a step late
@@ -275,22 +340,28 @@ class Trainer:
                 torch.cuda.synchronize(self.prec.device)  # is finished work, not queued work
 
     def fit(self) -> dict[str, Any]:
-        """Train to `train.max_steps` (or a stop request); always releases what it holds."""
-        self.stop.install()  # SIGTERM/SIGUSR1 → finish the step, checkpoint, exit
+        """Train to `train.max_steps` (or a stop request); holds the run directory's lock and
+        the signal handlers only while it runs, and always releases them."""
+        self.stop.install()  # SIGTERM/SIGINT/SIGUSR1 → finish the step, checkpoint, exit
         try:
-            last_eval = self._loop()
+            with self:
+                last_eval = self._loop()
         finally:
             self.stop.restore()
             self.logger.close()
-            if self.lock:
-                self.lock.release()
-        return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **last_eval}
+        evals = {k: v for k, v in last_eval.items() if k.startswith("val_")}
+        if last_eval:
+            evals["eval_step"] = last_eval["step"]
+        return {"step": self.step, "tokens": self.tokens, "elapsed_sec": self.elapsed, **evals}
 
     def _loop(self) -> dict[str, float]:
         t = self.cfg.train
         last_eval: dict[str, float] = {}
         start, elapsed0 = time.perf_counter(), self.elapsed
         console = TrainConsole(t.max_steps, self.step, self.show_progress, self.dist.is_rank0)
+        if self.samples.skip_reason:
+            self.logger.event("sample_skipped", self.step, reason=self.samples.skip_reason)
+            console.print(f"no text samples: {self.samples.skip_reason}")
         with console:
             window_start, window_tokens = time.perf_counter(), 0
             while self.step < t.max_steps:
@@ -317,11 +388,6 @@ class Trainer:
                     console.update(self.step, rec)
                     window_start, window_tokens = time.perf_counter(), 0
                 paused = time.perf_counter()
-                if self.step % t.eval_every == 0 or done:
-                    last_eval = self.evaluate()
-                    if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
-                        self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
-                    console.print(self._val_line(last_eval))
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
                     self.step, self.elapsed
@@ -330,6 +396,13 @@ class Trainer:
                     self._settle()  # a stop's checkpoint must follow the guard's verdicts
                     if self.guard.rollback_due and self.rollback():
                         continue  # the stop request is still set: the next step stops
+                final = done or (stop is not None and self.stop.signal_name is None)
+                if self.step % t.eval_every == 0 or final:  # a deadline run ends evaluated
+                    last_eval = self._eval_and_report(console)
+                if self.samples.due(self.step) and self.dist.is_rank0:
+                    text = self.samples.sample(self.model, t.seed + self.step)
+                    self.logger.event("sample", self.step, text=text)
+                    console.print(f"step {self.step}: sample: {text!r}")
                 if self.step % t.checkpoint_every == 0 or done or stop:
                     self.elapsed = elapsed0 + time.perf_counter() - start
                     console.print(f"step {self.step}: checkpoint saved to {self.save()}")
@@ -337,6 +410,15 @@ class Trainer:
                 if stop:
                     console.print(f"step {self.step}: stopped ({stop}); --resume continues")
                     break
+        return last_eval
+
+    def _eval_and_report(self, console: TrainConsole) -> dict[str, float]:
+        last_eval = self.evaluate()
+        if self.lr_ctl.on_eval(last_eval["val_loss"]):  # plateau schedule
+            self.logger.event("lr_reduced", self.step, lr=self._lr(self.step))
+        console.print(self._val_line(last_eval))
+        if self.on_eval is not None:  # e.g. a sweep's pruner: StopRun ends the run
+            self.on_eval(last_eval)
         return last_eval
 
     def _boundary(self, step: int) -> bool:
@@ -365,14 +447,15 @@ class Trainer:
                 at_step=at_step,
                 checkpoint=ckpt,
                 bad=bad,
-                position=self.ramp.position,
-                span=self.ramp.source.token_span,
+                position=self.sampler.position,
+                span=self.source.token_span,
                 index=index,
             )
-        window = self.ramp.position(bad[-1].step + 1) - self.ramp.position(checkpoint_step(ckpt))
-        self._restore(self.engine.load(ckpt))  # collective
+        pos = self.sampler.position
+        window = pos(bad[-1].step + 1) - pos(checkpoint_step(ckpt))
+        self._restore(self.engine.load(ckpt, require=LOOP_KEYS))  # collective
         self.guard.rollbacks, self.guard.skipped = rollbacks, skipped
-        self.ramp.skips.add(self.step, window)  # skips since are kept: all at or before ckpt
+        self.sampler.skips.add(self.step, window)  # skips since are kept: all at or before ckpt
         if record is not None:
             append_record(self.run_dir, record)
             dropped = drop_checkpoints_after(self.ckpt_root, self.step)
@@ -454,8 +537,8 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "elapsed_sec": self.elapsed,
-            "loader_sample": self.ramp.position(self.step),
-            "data_skips": self.ramp.skips.state_dict(),  # windows dropped by rollbacks
+            "loader_sample": self.sampler.position(self.step),
+            "data_skips": self.sampler.skips.state_dict(),  # windows dropped by rollbacks
             "data": str(self.cfg.data.path),
             "tokenizer_sha256": self.manifest["tokenizer"].get("sha256"),
             "val_loss": getattr(self, "last_val_loss", None),
@@ -465,7 +548,12 @@ class Trainer:
         }
         t0 = time.perf_counter()
         path = self.engine.save(  # full, DCP (FSDP/TP: any world size) or DeepSpeed's
-            self.ckpt_root, self.step, state, config_to_dict(self.cfg), self.cfg.train.keep_last
+            self.ckpt_root,
+            self.step,
+            state,
+            self.recorded_config(),
+            self.cfg.train.keep_last,
+            protect=self.protected,  # the last verified checkpoint of a --no-verify resume
         )
         self.logger.event(
             "checkpoint", self.step, path=str(path), save_sec=time.perf_counter() - t0

@@ -11,10 +11,12 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from llmtrain.config.core import ConfigSection
 from llmtrain.data.prepare.language import DEFAULT_LANGUAGE_ALIASES
-from llmtrain.data.prepare.minhash import DEFAULT_LSH, LSH_PRESETS, LSHConfig
-from llmtrain.data.prepare.quality import QUALITY_PRESETS, quality_steps
+from llmtrain.data.prepare.minhash import LSH_PRESETS, LSHConfig
+from llmtrain.data.prepare.quality import quality_steps
 from llmtrain.data.prepare.textstats import check_segmenter
 from llmtrain.errors import ConfigError
 from llmtrain.tokenizer.train import DEFAULT_TRAIN_BYTES, TOKENIZER_KINDS, check_vocab_size
@@ -25,7 +27,7 @@ def _cpu_count() -> int:
 
 
 @dataclass
-class PrepareConfig:
+class PrepareConfig(ConfigSection):
     tokenizer: str = "bpe"  # a TOKENIZER_KINDS entry, or a saved tokenizer dir / .json / .model
     vocab_size: int = 8192  # subword target; char/byte derive theirs
     val_fraction: float = 0.1  # nanoGPT's 90/10
@@ -39,20 +41,24 @@ class PrepareConfig:
     ignore_unknown: bool = False  # skip files of unknown type (default: read them if UTF-8 text)
     overwrite: bool = False  # replace a complete DATA_DIR
     tokenizer_train_bytes: int = DEFAULT_TRAIN_BYTES  # cap on text fed to tokenizer training
-    quality: str = "off"  # off | web (Gopher quality + repetition, C4, FineWeb line rules)
+    # off | web (Gopher quality + repetition, C4, FineWeb line rules)
+    quality: Literal["off", "web"] = "off"
     quality_set: list[str] = field(default_factory=list)  # "filter[.script].field=value"
-    zh_words: str = "chars"  # Chinese words for the quality filters: chars | jieba (zh extra)
+    # Chinese words for the quality filters: chars | jieba (zh extra)
+    zh_words: Literal["chars", "jieba"] = "chars"
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
     detect_language: bool = False  # tag languages (report's language mix) without filtering
     # detected label -> the code it counts as (Chinese varieties -> zh); {} keeps raw labels
     language_aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LANGUAGE_ALIASES))
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
-    near_dedup_preset: str = DEFAULT_LSH  # recall (28x4 + check, default) | fineweb (14x8)
+    # recall (28x4 bands + signature check, default) | fineweb (FineWeb's 14x8)
+    near_dedup_preset: Literal["recall", "fineweb"] = "recall"
     near_dedup_threshold: float | None = None  # replaces the preset's signature-check threshold
     decontaminate: list[str] = field(default_factory=list)  # evaluation files (JSONL / text)
     decontaminate_ngram: int = 13  # shared word n-gram length that marks contamination
-    decontaminate_mode: str = "drop"  # drop | flag (keep, annotate in --keep-text)
+    # drop (remove contaminated documents) | flag (keep them, annotated in --keep-text)
+    decontaminate_mode: Literal["drop", "flag"] = "drop"
     keep_text: bool = False  # also write documents.jsonl: the cleaned text the model sees
     shard_index: int = 0  # this part of a --num-shards run (0-based)
     num_shards: int = 1  # split the input files into this many independent parts
@@ -96,11 +102,6 @@ class PrepareConfig:
         self._check_positive("min_chars", self.min_chars, "1 keeps every non-empty document")
         self._check_positive("tokenizer_train_bytes", self.tokenizer_train_bytes, "e.g. 268435456")
         self._check_positive("checkpoint_bytes", self.checkpoint_bytes, "e.g. 67108864")
-        if self.quality not in QUALITY_PRESETS:
-            raise ConfigError(
-                f"quality = {self.quality!r} is not a preset; choose one of "
-                f"{', '.join(QUALITY_PRESETS)} ('web' for crawled pages, 'off' for curated text)"
-            )
         check_segmenter(self.zh_words)
         quality_steps(self.quality, self.quality_set, self.zh_words)  # names the bad setting
         _ = self.lsh  # names a bad near-dedup preset or threshold
@@ -113,11 +114,6 @@ class PrepareConfig:
                     f"language_aliases: {label!r} -> {code!r} is not a pair of language codes; "
                     "give e.g. wuu=zh,yue=zh"
                 )
-        if self.decontaminate_mode not in ("drop", "flag"):
-            raise ConfigError(
-                f"decontaminate_mode = {self.decontaminate_mode!r} must be 'drop' (remove "
-                "contaminated documents) or 'flag' (keep and annotate them)"
-            )
         self._check_positive("decontaminate_ngram", self.decontaminate_ngram, "13 as in GPT-3")
         self._check_positive("num_shards", self.num_shards, "1 runs everything in one part")
         if not 0 <= self.shard_index < self.num_shards:

@@ -1,0 +1,52 @@
+"""The trainer leaves the user's config as given (derived values live in `Trainer.cfg`, a
+resolved copy; config.json records it, with an unset micro-batch left unset), and `train.sample_every` logs text samples for a
+decoder and a logged reason for any other model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmtrain.config import config_to_dict
+from llmtrain.monitor.metrics import read_metrics
+from llmtrain.train.config import load_run_config
+from llmtrain.train.trainer import Trainer
+
+from .conftest import tiny_overrides
+
+
+def config(data: Path, steps: int = 4, **extra: object):
+    sets = [o for o in tiny_overrides(data, steps=steps, **extra) if "micro_batch" not in o]
+    return load_run_config(overrides=sets)
+
+
+def test_trainer_does_not_edit_the_users_config(char_data, tmp_path):
+    """Bug: the trainer wrote vocab_size and micro_batch_size into the caller's config."""
+    cfg = config(char_data)
+    before = config_to_dict(cfg)
+    assert cfg.model.vocab_size == 0 and cfg.train.micro_batch_size is None
+    tr = Trainer(cfg, tmp_path / "run", show_progress=False)
+    assert config_to_dict(cfg) == before
+    assert tr.cfg.model.vocab_size > 0 and tr.cfg.train.micro_batch_size == 8
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["vocab_size"] == tr.cfg.model.vocab_size
+    assert saved["train"]["micro_batch_size"] is None  # derived again on any world size
+
+
+def test_sample_every_logs_text_samples_for_a_decoder(char_data, tmp_path):
+    cfg = config(char_data, steps=4, **{"train.sample_every": 2})
+    Trainer(cfg, tmp_path / "run", show_progress=False).fit()
+    recs = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    samples = [(r["step"], r["text"]) for r in recs if r.get("event") == "sample"]
+    assert [s for s, _ in samples] == [2, 4] and all(isinstance(t, str) for _, t in samples)
+    assert any(t for _, t in samples)
+
+
+def test_sample_every_is_skipped_with_a_reason_for_an_encoder(char_data, tmp_path):
+    extra = {"model.architecture": "encoder", "train.objective": "mlm", "train.sample_every": 2}
+    cfg = config(char_data, steps=2, **extra)
+    Trainer(cfg, tmp_path / "run", show_progress=False).fit()
+    recs = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert not [r for r in recs if r.get("event") == "sample"]
+    (skip,) = [r for r in recs if r.get("event") == "sample_skipped"]
+    assert "needs a decoder model" in skip["reason"]
