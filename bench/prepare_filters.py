@@ -6,6 +6,13 @@ FineWeb) on Chinese Wikipedia paragraphs, and MinHash signatures on the English 
 with --datatrove-site (or datatrove installed), datatrove's same filters and MinHash signatures
 on the same documents, interleaved with ours, and the ratio; also the ratio to the issue's
 reference figures (0.49 / 0.25 / 0.64 MB/s per core). Near-dedup quality: prepare_neardup.py.
+
+Word splitters differ, and that is most of the speed gap: ours is a regex split (Chinese: one
+word per character, or jieba with --zh-words jieba), datatrove's is spaCy (Chinese: spaCy +
+jieba). So each datatrove case also runs "like for like", with our splitter plugged into its
+filters (`language=` takes a WordTokenizer); the Chinese jieba row is like for like as it
+stands (jieba on both sides). For every filter case the table also gives how often both sides
+take the same keep/remove decision on a document ("agree").
 Prints a table, then one JSON line. Run:
     flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_filters.py \
         --datatrove-site /tmp/dt-venv/lib/python3.11/site-packages
@@ -29,7 +36,17 @@ from llmtrain.data.prepare.quality import GopherQuality, GopherRepetition, quali
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATATROVE_MB_S = {"gopher_en": 0.49, "web_chain_zh": 0.25, "web_chain_zh_jieba": 0.25,
                   "minhash_en": 0.64}  # fmt: skip
-SAME_DATATROVE_CASE = {"web_chain_zh_jieba": "web_chain_zh"}  # one datatrove zh chain
+# our case -> (datatrove as shipped, datatrove with the same word splitter as ours)
+DATATROVE_CASES = {
+    "gopher_en": ("gopher_en", "gopher_en_same_words"),
+    "web_chain_zh": ("web_chain_zh", "web_chain_zh_same_words"),
+    "web_chain_zh_jieba": ("web_chain_zh", "web_chain_zh"),  # jieba on both sides
+    "minhash_en": ("minhash_en", "minhash_en_same_words"),
+}
+WORDS = {  # the word splitter of each side, as printed
+    "gopher_en": ("regex", "spaCy"), "web_chain_zh": ("chars", "spaCy+jieba"),
+    "web_chain_zh_jieba": ("jieba", "spaCy+jieba"), "minhash_en": ("regex", "spaCy"),
+}  # fmt: skip
 
 
 def english_prose() -> list[str]:
@@ -45,21 +62,22 @@ def chinese_wiki() -> list[str]:
     return [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
 
 
-def run_chain(steps_factory, texts: list[str]) -> float:
+def run_chain(steps_factory, texts: list[str]) -> tuple[float, set[str]]:
+    """Seconds to run the chain over `texts`, and the ids of the documents it keeps."""
     docs = (Document(text=t, id=str(i), source="b") for i, t in enumerate(texts))
     t0 = time.perf_counter()
     for step in steps_factory():
         docs = step(docs)
-    kept = sum(1 for _ in docs)
-    assert kept > 0
-    return time.perf_counter() - t0
+    kept = {d.id for d in docs}
+    assert kept
+    return time.perf_counter() - t0, kept
 
 
-def run_minhash(texts: list[str]) -> float:
+def run_minhash(texts: list[str]) -> tuple[float, None]:
     t0 = time.perf_counter()
     for i in range(0, len(texts), 256):
         signatures([shingles(t) for t in texts[i : i + 256]])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, None
 
 
 def add_datatrove_site(site: str | None) -> bool:
@@ -75,8 +93,28 @@ def add_datatrove_site(site: str | None) -> bool:
     return True
 
 
+def our_word_splitter(segmenter: str = "chars"):
+    """Our `textstats.words` as a datatrove WordTokenizer (for the like-for-like rows)."""
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    from llmtrain.data.prepare.textstats import words
+
+    class OurWords(WordTokenizer):
+        def word_tokenize(self, text: str) -> list[str]:
+            return words(text, segmenter)
+
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [s for s in text.splitlines() if s.strip()]
+
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            raise NotImplementedError  # not used by the Gopher / FineWeb filters or MinHash
+
+    return OurWords()
+
+
 def datatrove_cases(en: list[str], zh: list[str]) -> dict:
-    """The same three measurements with datatrove's filters and MinHash signatures."""
+    """The same measurements with datatrove's filters and MinHash signatures: as datatrove
+    ships them (spaCy words) and with our word splitter ("_same_words")."""
     from datatrove.data import Document as DTDocument
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
     from datatrove.pipeline.filters import (
@@ -91,14 +129,13 @@ def datatrove_cases(en: list[str], zh: list[str]) -> dict:
         t0 = time.perf_counter()
         for f in filters():
             docs = f.run(docs)
-        kept = sum(1 for _ in docs)
-        assert kept > 0.5 * len(texts), kept  # the documents flow through every filter
-        return time.perf_counter() - t0
+        kept = {d.id for d in docs}
+        assert len(kept) > 0.5 * len(texts), len(kept)  # documents flow through every filter
+        return time.perf_counter() - t0, kept
 
     # FineWeb-2's cmn_Hani thresholds; spaCy + jieba words. The same work as our jieba chain,
     # whose alphabetic-word ratio counts characters instead (see quality._JIEBA_QUALITY).
-    def zh_chain():
-        lang = "cmn_Hani"
+    def zh_chain(lang="cmn_Hani"):
         return [
             GopherRepetitionFilter(
                 dup_line_frac=0.287, top_n_grams=((2, 0.256), (3, 0.201), (4, 0.171)),
@@ -110,19 +147,58 @@ def datatrove_cases(en: list[str], zh: list[str]) -> dict:
             FineWebQualityFilter(line_punct_thr=0.106, new_line_ratio=0.178, language=lang),
         ]  # fmt: skip
 
-    def minhash(texts):
+    import datatrove.utils.hashes.xxhash as dt_xxhash
+    import xxhash
+
+    # datatrove 0.10.1 hands str to xxhash, which xxhash 4.x rejects: encode it first
+    dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(
+        data.encode() if isinstance(data, str) else data
+    )
+
+    def minhash(texts, lang="en"):
         cfg = MinhashConfig(hash_config=HashConfig(precision=64))
         with tempfile.TemporaryDirectory() as tmp:
-            step = MinhashDedupSignature(output_folder=tmp, config=cfg)
+            step = MinhashDedupSignature(output_folder=tmp, config=cfg, language=lang)
             docs = [DTDocument(text=t, id=str(i)) for i, t in enumerate(texts)]
             t0 = time.perf_counter()
             step.run(iter(docs))
-            return time.perf_counter() - t0
+            return time.perf_counter() - t0, None
+
+    def gopher(lang="en"):
+        return [GopherRepetitionFilter(language=lang), GopherQualityFilter(language=lang)]
 
     return {
-        "gopher_en": lambda: chain(lambda: [GopherRepetitionFilter(), GopherQualityFilter()], en),
+        "gopher_en": lambda: chain(gopher, en),
+        "gopher_en_same_words": lambda: chain(lambda: gopher(our_word_splitter()), en),
         "web_chain_zh": lambda: chain(zh_chain, zh),
+        "web_chain_zh_same_words": lambda: chain(lambda: zh_chain(our_word_splitter()), zh),
         "minhash_en": lambda: minhash(en),
+        "minhash_en_same_words": lambda: minhash(en, our_word_splitter()),
+    }
+
+
+def _agree(a: set[str] | None, b: set[str] | None, n: int) -> float | None:
+    """Share of the `n` documents on which both sides decide alike (kept by both or neither)."""
+    if a is None or b is None:
+        return None
+    return round(1 - len(a ^ b) / n, 4)
+
+
+def _row(name, mb, times, dt_times, kept, n) -> dict:
+    rate = mb / statistics.median(times[name])
+    raw, same = DATATROVE_CASES[name]
+    dt = mb / statistics.median(dt_times[raw]) if dt_times.get(raw) else None
+    dts = mb / statistics.median(dt_times[same]) if dt_times.get(same) else None
+    return {
+        "words": "/".join(WORDS[name]),
+        "mb_per_s": round(rate, 2),
+        "datatrove_mb_per_s": None if dt is None else round(dt, 3),
+        "vs_datatrove_same_run": None if dt is None else round(rate / dt, 1),
+        "agree": _agree(kept.get(name), kept.get("dt:" + raw), n),
+        "datatrove_same_words_mb_per_s": None if dts is None else round(dts, 3),
+        "vs_datatrove_same_words": None if dts is None else round(rate / dts, 1),
+        "agree_same_words": _agree(kept.get(name), kept.get("dt:" + same), n),
+        "vs_issue_reference": round(rate / DATATROVE_MB_S[name], 1),
     }
 
 
@@ -150,30 +226,28 @@ def main() -> None:
     theirs = datatrove_cases(en, zh) if add_datatrove_site(args.datatrove_site) else {}
     times: dict[str, list[float]] = {k: [] for k in ours}
     dt_times: dict[str, list[float]] = {k: [] for k in theirs}
+    kept: dict[str, set[str] | None] = {}
     for name in theirs:  # warm-up: spaCy / jieba load their dictionaries once
-        theirs[name]()
+        kept["dt:" + name] = theirs[name]()[1]
     ours["web_chain_zh_jieba"]()
     for _ in range(args.repeats):  # interleaved, so drift hits every case alike
         for name in ours:
-            times[name].append(ours[name]())
-            if name in theirs:
-                dt_times[name].append(theirs[name]())
-    result = {}
-    print(f"{'case':<20}{'MB':>7}{'ours MB/s':>11}{'datatrove':>11}{'ratio':>8}"
-          f"{'issue ref':>11}{'ratio':>8}")  # fmt: skip
-    for name in ours:
-        rate = mb[lang[name]] / statistics.median(times[name])
-        same = SAME_DATATROVE_CASE.get(name, name)
-        dt = mb[lang[name]] / statistics.median(dt_times[same]) if same in dt_times else None
-        result[name] = {
-            "mb_per_s": round(rate, 2),
-            "datatrove_mb_per_s": None if dt is None else round(dt, 3),
-            "vs_datatrove_same_run": None if dt is None else round(rate / dt, 1),
-            "vs_issue_reference": round(rate / DATATROVE_MB_S[name], 1),
-        }
-        dt_cells = f"{'-':>11}{'-':>8}" if dt is None else f"{dt:>11.3f}{rate / dt:>7.1f}x"
-        print(f"{name:<20}{mb[lang[name]]:>7.2f}{rate:>11.2f}{dt_cells}"
-              f"{DATATROVE_MB_S[name]:>11.2f}{rate / DATATROVE_MB_S[name]:>7.1f}x")  # fmt: skip
+            seconds, kept[name] = ours[name]()
+            times[name].append(seconds)
+            for dt_name in dict.fromkeys(DATATROVE_CASES[name]):
+                if dt_name in theirs and len(dt_times[dt_name]) < len(times[name]):
+                    dt_times[dt_name].append(theirs[dt_name]()[0])
+    result = {name: _row(name, mb[lang[name]], times, dt_times, kept, len(en if lang[name] == "en" else zh)) for name in ours}  # fmt: skip
+    print(f"{'case':<20}{'words ours/dt':>20}{'MB':>6}{'ours MB/s':>10}{'dt MB/s':>9}{'ratio':>7}"
+          f"{'agree':>7}{'dt same words':>14}{'ratio':>7}{'agree':>7}")  # fmt: skip
+    for name, r in result.items():
+        cells = [f"{'-' if v is None else v:>{w}}" for v, w in (
+            (r["datatrove_mb_per_s"], 9), (r["vs_datatrove_same_run"], 7), (r["agree"], 7),
+            (r["datatrove_same_words_mb_per_s"], 14), (r["vs_datatrove_same_words"], 7),
+            (r["agree_same_words"], 7))]  # fmt: skip
+        print(
+            f"{name:<20}{r['words']:>20}{mb[lang[name]]:>6.2f}{r['mb_per_s']:>10}" + "".join(cells)
+        )
     print(json.dumps(result))
 
 

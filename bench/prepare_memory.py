@@ -10,6 +10,13 @@ with the corpus size. Prints a table, then one JSON line (a list of rows).
 
     OMP_NUM_THREADS=2 flock /tmp/llmtrain-bench.lock .venv/bin/python bench/prepare_memory.py \
         --mb 256 1024 --near-dedup both
+
+`--inputs PATH...` prepares those files/folders instead (no generated corpus), e.g. the
+README's crawl command on real Chinese + English web text:
+
+    .venv/bin/python bench/prepare_memory.py --inputs ../shared/data/zh_wiki \
+        ../shared/data/en_web --workers 1 2 --extra=--quality=web --extra=--pii \
+        --extra=--near-dedup --extra=--languages=en,zh
 """
 
 from __future__ import annotations
@@ -50,10 +57,14 @@ def make_corpus(folder: Path, target_mb: int, seed: int = 0, headers: bool = Tru
     return written
 
 
-def run_prepare(raw: Path, out: Path, args: argparse.Namespace, near: bool) -> dict:
-    """Prepare `raw` into `out` in a child process: its peak RSS, wall time and counts."""
-    cmd = [sys.executable, "-m", "llmtrain.cli.main", "prepare", str(raw), "--out", str(out),
-           "--tokenizer", args.tokenizer, "--workers", "2",
+def run_prepare(
+    raw: Path | list[str], out: Path, args: argparse.Namespace, near: bool, workers: int = 2
+) -> dict:
+    """Prepare `raw` into `out` in a child process: its peak RSS (the largest of the process
+    and each worker it waited for), wall time and counts."""
+    inputs = [str(raw)] if isinstance(raw, Path) else raw
+    cmd = [sys.executable, "-m", "llmtrain.cli.main", "prepare", *inputs, "--out", str(out),
+           "--tokenizer", args.tokenizer, "--workers", str(workers),
            "--tokenizer-train-bytes", str(args.train_mb * 2**20), "--quiet",
            *(["--near-dedup"] if near else []), *args.extra]  # fmt: skip
     t0 = time.perf_counter()
@@ -70,6 +81,27 @@ def run_prepare(raw: Path, out: Path, args: argparse.Namespace, near: bool) -> d
             "near_duplicates_removed": stats.get("near_duplicates_removed", 0)}  # fmt: skip
 
 
+def measure_inputs(args: argparse.Namespace) -> None:
+    """Peak RSS of `prepare --inputs ... --extra ...` for each --workers value."""
+    size = sum(
+        f.stat().st_size
+        for p in map(Path, args.inputs)
+        for f in ([p] if p.is_file() else p.rglob("*"))
+        if f.is_file()
+    )
+    rows = []
+    for workers in args.workers:
+        with tempfile.TemporaryDirectory(prefix="llmtrain-mem-", dir=args.tmp) as tmp:
+            got = run_prepare(args.inputs, Path(tmp) / "out", args, False, workers)
+        row = {"input_mib": round(size / 2**20, 1), "workers": workers, **got,
+               "flags": " ".join(args.extra), "tokenizer": args.tokenizer}  # fmt: skip
+        rows.append(row)
+        print(f"{row['input_mib']:>6} MiB in, workers {workers}: peak RSS "
+              f"{row['peak_rss_mib']} MiB, {row['wall_s']} s, {row['documents']} documents kept",
+              flush=True)  # fmt: skip
+    print(json.dumps(rows))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mb", type=int, nargs="+", default=[1024], help="corpus sizes (MiB)")
@@ -79,8 +111,15 @@ def main() -> None:
     p.add_argument("--train-mb", type=int, default=64, help="--tokenizer-train-bytes in MiB")
     p.add_argument("--headers", action="store_true", help="a unique [n] header per document")
     p.add_argument("--tmp", default=None, help="folder for the corpus and output (deleted)")
-    p.add_argument("--extra", nargs="*", default=[], help="more prepare flags")
+    p.add_argument("--extra", action="append", default=[], help="a prepare flag (repeatable)")
+    p.add_argument("--inputs", nargs="+", help="prepare these files/folders instead")
+    p.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="--workers values (with --inputs)"
+    )
     args = p.parse_args()
+    if args.inputs:
+        measure_inputs(args)
+        return
     nears = {"off": [False], "on": [True], "both": [False, True]}[args.near_dedup]
     rows = []
     print(f"{'corpus MiB':>10} {'near-dedup':>10} {'documents':>10} {'peak RSS MiB':>12} "

@@ -37,6 +37,7 @@ def test_demo_on_user_corpus(tmp_path, capsys):
         "[1/4] prepare",
         "[2/4] train",
         "[3/4] eval",
+        "unigram baseline",
         "[4/4] generate",
         "outputs:",
         "metrics.jsonl",

@@ -60,11 +60,22 @@ def test_a_bigger_budget_plans_a_deeper_model_and_the_config_loads(char_data, tm
     assert any("DeepSeek" in line for line in small.reasoning)
 
 
-def test_too_little_data_is_said_and_the_epochs_are_capped(char_data):
-    p = make_plan(char_data, Budget(flops=1e18), seq=32)
-    assert any("data too small" in line for line in p.reasoning)
+def test_data_bound_plans_repeat_up_to_16_epochs_then_grow_the_model(char_data, tmp_path):
+    p = make_plan(char_data, Budget(flops=1e18), seq=32)  # far more than 14k tokens can use
+    assert any("data-bound" in line for line in p.reasoning)
     assert any("cannot use the whole budget" in line for line in p.reasoning)
     assert p.estimates["epochs"] == pytest.approx(16.0)
+    data = big_manifest(char_data, tmp_path)  # then: 2e6 tokens, a budget of ~40 epochs
+    m = json.loads((data / "manifest.json").read_text())
+    m["splits"]["train"]["tokens"] = 2_000_000
+    (data / "manifest.json").write_text(json.dumps(m))
+    optimal = make_plan(data, Budget(flops=2e13), seq=32)  # 4 < epochs: same model, repeated
+    assert any("data-bound" in line for line in optimal.reasoning)
+    bound = make_plan(data, Budget(flops=2e14), seq=32)
+    assert (
+        bound.estimates["epochs"] <= 16.0 and bound.estimates["depth"] > optimal.estimates["depth"]
+    )
+    assert bound.estimates["compute_flops"] == pytest.approx(2e14 * 1.0)  # spent whole
 
 
 def test_a_budget_too_small_for_the_smallest_model_is_an_error(char_data):

@@ -2,19 +2,25 @@
 
 Prepares a corpus (default: the Python standard library's source and documentation, which
 every Python installation carries), trains a small GPT for about M minutes on this machine,
-evaluates it, prints generated samples and says where every output went.
+evaluates it against a unigram baseline (what a model that learned nothing but token
+frequencies scores), prints generated samples and says where every output went.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 DEMO_PRESET = "gpt2-mini"
+# Short runs want a higher LR than the preset's 1e-3, and 128-token windows give twice the
+# optimizer steps per minute of 256: at equal CPU time (100 CPU-s, stdlib corpus) val bpb
+# 1.94 against 2.62 for the preset, whose samples were word salad (bench: see README).
+DEMO_OVERRIDES = ("train.lr=3e-3", "train.min_lr=3e-4", "model.block_size=128")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir, run_dir = out / "data", out / "run"
     _prepare(args, data_dir)
     cfg = load_run_config(
-        [], DEMO_PRESET, [f"data.path={json.dumps(str(data_dir))}", *args.overrides]
+        [],
+        DEMO_PRESET,
+        [f"data.path={json.dumps(str(data_dir))}", *DEMO_OVERRIDES, *args.overrides],
     )
     steps = _steps_for_budget(cfg, data_dir, args.minutes)
     cfg.train.max_steps = steps
@@ -101,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     print(
         f"[3/4] eval: val loss {result['val_loss']:.4f}, perplexity {result['val_ppl']:.2f}, "
-        f"{result['val_bpb']:.3f} bits per byte"
+        f"{result['val_bpb']:.3f} bits per byte (unigram baseline "
+        f"{unigram_bpb(data_dir):.3f}: token frequencies alone; lower is better)"
     )
     loaded = load_trained(run_dir)
     print("[4/4] generate:")
@@ -120,6 +129,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"--- prompt {prompt!r}\n{prompt}{text}\n")
     _summary(data_dir, run_dir, loaded.checkpoint)
     return 0
+
+
+def unigram_bpb(data_dir: Path) -> float:
+    """Bits per byte on the val split of a unigram model fitted on train (add-one smoothed):
+    the score of a model that learned token frequencies and nothing else."""
+    import numpy as np
+
+    from llmtrain.data import open_split, read_manifest
+
+    manifest = read_manifest(data_dir)
+    vocab = manifest["tokenizer"]["vocab_size"]
+    counts = np.ones(vocab, dtype=np.float64)
+    for shard in open_split(data_dir, "train"):
+        counts += np.bincount(np.asarray(shard), minlength=vocab)[:vocab]
+    logp = np.log(counts / counts.sum())
+    nats = sum(float(-logp[np.asarray(s)].sum()) for s in open_split(data_dir, "val"))
+    return nats / (manifest["splits"]["val"]["bytes"] * math.log(2))
 
 
 def _prompts(args: argparse.Namespace) -> list[str]:

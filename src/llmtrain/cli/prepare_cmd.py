@@ -36,6 +36,7 @@ _FIELDS = (
     "zh_words",
     "languages",
     "detect_language",
+    "language_aliases",
     "pii",
     "near_dedup",
     "near_dedup_preset",
@@ -151,6 +152,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep only these languages, ISO 639-1 comma-separated (e.g. en,zh)",
     )
     p.add_argument(
+        "--language-aliases",
+        type=_aliases,
+        metavar="LABEL=CODE,...",
+        help="count detected label LABEL as language CODE (default wuu=zh,yue=zh: Wu and "
+        "Cantonese, which the detector gives some Mandarin text, count as zh); none: raw labels",
+    )
+    p.add_argument(
         "--detect-language",
         action="store_true",
         default=None,
@@ -238,6 +246,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replace DATA_DIR if it already holds prepared data",
     )
     p.set_defaults(func=run)
+
+
+def _aliases(text: str) -> dict[str, str]:
+    if text.strip().lower() == "none":
+        return {}
+    pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+    if any(not sep for _, sep, _ in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give LABEL=CODE pairs, e.g. wuu=zh,yue=zh")
+    return {label.strip(): code.strip() for label, _, code in pairs}
 
 
 def run(args: argparse.Namespace) -> int:

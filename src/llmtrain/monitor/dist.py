@@ -1,4 +1,5 @@
-"""Rank helpers for monitoring: only rank 0 writes, and per-rank values are reduced first.
+"""Cross-rank reduction of monitoring records (rank and world size come from
+`llmtrain.distributed`'s `current()`; only rank 0 writes).
 
 `reduce_record` is a collective: every rank must call it with the same keys, in the same
 order. Outside `torch.distributed` (a single process) it returns the record unchanged."""
@@ -10,23 +11,18 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from llmtrain.distributed.process_group import current
+
 # keys whose cross-rank reduction is not the mean: the worst rank is what matters
 MAX_KEYS = ("max_memory_gb", "max_memory_reserved_gb", "peak_rss_gb", "data_wait_ms", "step_ms")
 SUM_KEYS = ("tokens_per_sec", "flops_per_sec")
 
 
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def is_rank0() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def reduce_record(record: dict[str, Any], device: torch.device | None = None) -> dict[str, Any]:
     """Mean over ranks of every numeric value (sum for throughput, max for memory and waits);
     `step`, `tokens` and non-numeric values are taken from the caller as they are."""
-    if world_size() == 1:
+    world = current().world_size
+    if world == 1:
         return record
     keys = sorted(
         k
@@ -41,7 +37,7 @@ def reduce_record(record: dict[str, Any], device: torch.device | None = None) ->
     summed, maxed = vals.clone(), vals.clone()
     dist.all_reduce(summed, op=dist.ReduceOp.SUM)
     dist.all_reduce(maxed, op=dist.ReduceOp.MAX)
-    mean = summed / world_size()
+    mean = summed / world
     out = torch.where(is_max, maxed, torch.where(is_sum, summed, mean)).tolist()
     reduced = dict(record)
     reduced.update(zip(keys, out))

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from llmtrain.distributed.process_group import current
 from llmtrain.monitor.config import MonitorConfig
-from llmtrain.monitor.dist import is_rank0, reduce_record
+from llmtrain.monitor.dist import reduce_record
 from llmtrain.monitor.metrics import MetricsLogger
 from llmtrain.monitor.probes import (
     CountSteps,
@@ -42,7 +43,7 @@ class RunMonitor:
     ):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = device or torch.device("cpu")
-        self.rank0 = is_rank0()
+        self.rank0 = current().is_rank0
         self.jsonl = (
             MetricsLogger(self.run_dir / "metrics.jsonl", resume_step=resume_step)
             if self.rank0

@@ -14,10 +14,13 @@ F = FLOPs per token (`models/flops.py`):
 and the whole budget is spent: the chosen model trains for budget × achieved FLOP/s / F
 tokens (a little over 20 per parameter), ending on a WSD schedule whose decay the trainer
 places at the deadline (`train.max_time_sec`, Hägele et al. 2024: a 20 % cool-down matches
-cosine). If the data holds fewer than D / MAX_EPOCHS tokens the plan says so and trains a
-model on at most MAX_EPOCHS passes, sized so the compute is still spent (Muennighoff et al.
-2023: up to 4 epochs of repeated data are almost as good as new data, and compute beyond them
-is better spent on parameters than on more epochs). The micro-batch is the largest that the
+cosine). When those tokens are more than MAX_EPOCHS passes over the data the plan says so;
+it repeats the data up to MAX_USEFUL_EPOCHS passes before it grows the model (Muennighoff et
+al. 2023, "Scaling Data-Constrained Language Models": up to ~4 epochs repeated tokens are
+almost as good as new, and excess epochs lose value more slowly than excess parameters, so
+extra compute goes to epochs first): the model grows past the compute-optimal one only as much
+as keeps the run within 16 epochs. The budget is always spent whole.
+The micro-batch is the largest that the
 memory estimate (`plan/memory.py`) fits into the device.
 """
 
@@ -157,25 +160,25 @@ def make_plan(
     why.append(f"depth {depth} -> n_embd {fields['n_embd']}, {fields['n_head']} heads: "
                f"{n_params / 1e6:.2f}M matmul params, {fpt / 1e6:.2f} MFLOP/token")  # fmt: skip
     epochs = tokens / max(1, data_tokens)
-    if epochs > MAX_EPOCHS:  # data-bound: the compute goes to parameters first, then epochs
-        capped = MAX_EPOCHS * data_tokens
-        depth = 1
-        for d in range(1, MAX_DEPTH + 1):
-            if capped * shape(d)[1] <= compute:
-                depth = d
+    if epochs > MAX_EPOCHS:  # data-bound: repeat the data (up to 16 epochs) before growing N
+        why.append(f"data-bound: the compute-optimal model needs {tokens:,.0f} tokens = "
+                   f"{epochs:.1f} epochs of this data (Muennighoff et al. 2023: repeated tokens "
+                   f"are almost as good as new up to ~{MAX_EPOCHS:g} epochs and keep value up "
+                   f"to ~{MAX_USEFUL_EPOCHS:g}, longer than extra parameters do). More text "
+                   "would buy a better model")  # fmt: skip
+    if epochs > MAX_USEFUL_EPOCHS:  # only then does the compute go to parameters
+        while depth < MAX_DEPTH and compute / shape(depth)[1] > MAX_USEFUL_EPOCHS * data_tokens:
+            depth += 1  # the smallest model that the budget trains for <= 16 epochs
         fields, fpt, n_params = shape(depth)
         tokens = min(compute / fpt, MAX_USEFUL_EPOCHS * data_tokens)
-        why.append(f"data too small: {epochs:.1f} epochs for the compute-optimal model "
-                   f"(> {MAX_EPOCHS:g}); instead the deepest model that {MAX_EPOCHS:g} epochs "
-                   f"fit: depth {depth}, {n_params / 1e6:.2f}M params, trained "
-                   f"{tokens / data_tokens:.1f} epochs (Muennighoff et al. 2023: repeated data is "
-                   "nearly as good as new for ~4 epochs and still helps up to ~16; compute "
-                   "beyond that is better spent on parameters). More text would buy a better "
-                   "model")  # fmt: skip
         if tokens < compute / fpt:
-            why.append(f"the data cannot use the whole budget: it stops at "
-                       f"{MAX_USEFUL_EPOCHS:g} epochs, {tokens * fpt / compute:.0%} of it")  # fmt: skip
-        compute = tokens * fpt
+            why.append(f"the data cannot use the whole budget: even depth {MAX_DEPTH} would "
+                       f"repeat it more than {MAX_USEFUL_EPOCHS:g} times; the run stops at "
+                       f"{MAX_USEFUL_EPOCHS:g} epochs, {tokens * fpt / compute:.0%} of the budget")  # fmt: skip
+            compute = tokens * fpt
+        why.append(f"past {MAX_USEFUL_EPOCHS:g} epochs the compute goes to parameters: depth "
+                   f"{depth} ({n_params / 1e6:.2f}M params) trains {tokens / data_tokens:.1f} "
+                   "epochs in the budget")  # fmt: skip
     epochs = tokens / max(1, data_tokens)
     lr, batch_tokens = lr_and_batch(compute)
     batch = _pow2_floor(batch_tokens / seq)

@@ -7,16 +7,15 @@ decode as U+FFFD; `decode(encode(x)) == x` whenever every character of `x` was s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from llmtrain.errors import DataError
-from llmtrain.tokenizer.base import BOS_ID, EOS_ID, META_FILE, PAD_ID, UNK_ID
-from llmtrain.utils.io import atomic_write_json
+from llmtrain.tokenizer.arrays import N_SPECIAL, ArrayTokenizer
+from llmtrain.tokenizer.base import UNK_ID
 
-N_SPECIAL = 4
 _MAX_CODE_POINT = 0x110000
 _REPLACEMENT = 0xFFFD
 
@@ -25,11 +24,10 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
 
 
-class CharTokenizer:
+class CharTokenizer(ArrayTokenizer):
     """Character-level tokenizer over a fixed, sorted character set."""
 
     kind = "char"
-    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
 
     def __init__(self, chars: Iterable[str]) -> None:
         chars = sorted(set(chars))
@@ -61,27 +59,9 @@ class CharTokenizer:
         known = self._cps[pos_clipped] == cps
         return np.where(known, pos_clipped + N_SPECIAL, UNK_ID).astype(np.int64)
 
-    def encode(self, text: str) -> list[int]:
-        return self.encode_array(text).tolist()
+    def text_of(self, ids: np.ndarray) -> str:
+        ids = ids[(ids >= N_SPECIAL) | (ids == UNK_ID)]  # PAD/BOS/EOS carry no text
+        return self._id_to_cp[ids].astype("<u4").tobytes().decode("utf-32-le")
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.encode(t) for t in texts]
-
-    def decode(self, ids: Iterable[int]) -> str:
-        arr = np.fromiter(ids, dtype=np.int64)
-        arr = arr[(arr >= N_SPECIAL) | (arr == UNK_ID)]  # PAD/BOS/EOS carry no text
-        if len(arr) and (arr.max() >= self.vocab_size or arr.min() < 0):
-            raise DataError(f"token id out of range for a char vocabulary of {self.vocab_size}")
-        return self._id_to_cp[arr].astype("<u4").tobytes().decode("utf-32-le")
-
-    def save(self, directory: str | Path) -> None:
-        meta = {
-            "type": self.kind,
-            "vocab_size": self.vocab_size,
-            "pad_id": self.pad_id,
-            "unk_id": self.unk_id,
-            "bos_id": self.bos_id,
-            "eos_id": self.eos_id,
-            "chars": self.chars,
-        }
-        atomic_write_json(Path(directory) / META_FILE, meta)
+    def meta(self) -> dict[str, Any]:
+        return {"chars": self.chars}

@@ -58,6 +58,35 @@ def check_vocab_size(kind: str, vocab_size: int) -> None:
         )
 
 
+# why a trained subword vocabulary can come out smaller than asked
+_SHORTFALL = {
+    "bpe": "the text has no more pairs seen twice",
+    "unigram": "the text has no more pieces worth keeping",
+    "wordpiece": "the text has no more pairs to merge",
+    "sentencepiece": "the text has no more pieces worth keeping (a small corpus gets a "
+    "smaller vocabulary, not an error)",
+}
+
+
+def vocab_report(kind: str, asked: int, got: int) -> dict[str, int | str | None]:
+    """What `vocab_size` was asked of a `kind` tokenizer and what it got, with a note when they
+    differ: `{"vocab_size": got, "vocab_size_requested": asked or None, "vocab_size_note"}`.
+    `kind` not in `TOKENIZER_KINDS` means a saved tokenizer used as is."""
+    if kind in ("char", "byte"):
+        rule = "one per distinct character of the training text" if kind == "char" else "256 bytes"
+        note = f"{kind}: the vocabulary is {rule} plus specials; --vocab-size is not used"
+        return {"vocab_size": got, "vocab_size_requested": None, "vocab_size_note": note}
+    if kind not in TOKENIZER_KINDS:
+        note = "a saved tokenizer, used as is; --vocab-size is not used"
+        return {"vocab_size": got, "vocab_size_requested": None, "vocab_size_note": note}
+    note = None
+    if got < asked:
+        note = f"asked {asked:,}, got {got:,}: " + _SHORTFALL["sentencepiece" if is_sentencepiece(kind) else kind]  # fmt: skip
+    elif got > asked:
+        note = f"asked {asked:,}, got {got:,}: special tokens added on top"
+    return {"vocab_size": got, "vocab_size_requested": asked, "vocab_size_note": note}
+
+
 def train_bytes_for(kind: str, max_bytes: int | None) -> int | None:
     """The text cap for training `kind`: SentencePiece gets at most `SPM_TRAIN_BYTES`."""
     if is_sentencepiece(kind) and max_bytes == DEFAULT_TRAIN_BYTES:

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from llmtrain.data.prepare import Document
+from llmtrain.data.prepare import Document, language
 from llmtrain.data.prepare.language import LanguageFilter
 from llmtrain.data.prepare.minhash import NearDedup, shingles, signatures, word_hashes
 from llmtrain.data.prepare.pii import RedactPII, cn_id_valid, luhn_valid, redact
@@ -105,4 +105,32 @@ def test_language_tags_and_keeps():
     ]
     out = list(step(Document(text=t, id=str(i), source="t") for i, t in enumerate(texts)))
     assert [d.metadata["language"] for d in out] == ["zh"]
-    assert step.stats["language_en"] == 1 and step.stats["removed_language_not_kept"] == 1
+    assert step.stats["language_en"] == 1 and step.stats["removed_language_en_not_kept"] == 1
+
+
+def test_chinese_varieties_count_as_zh_and_removals_are_counted_per_label(monkeypatch):
+    # py3langid labels ~3 % of plain Mandarin Wikipedia paragraphs wuu or yue
+    labels = {"a": "wuu", "b": "yue", "c": "zh", "d": "fr", "e": "fr", "f": "de"}
+    monkeypatch.setattr(language, "detect_language", lambda text: labels[text])
+    step = LanguageFilter(["en", "zh"])
+    out = list(step(Document(text=t, id=t, source="t") for t in labels))
+    assert [d.text for d in out] == ["a", "b", "c"]
+    assert [d.metadata["language"] for d in out] == ["zh"] * 3
+    assert out[0].metadata["language_detected"] == "wuu"
+    assert step.stats["language_zh"] == 3 and step.stats["relabelled_wuu_as_zh"] == 1
+    assert step.stats["removed_language_fr_not_kept"] == 2
+    assert step.stats["removed_language_de_not_kept"] == 1
+    raw = LanguageFilter(["zh"], aliases={})  # configurable: no aliases keeps raw labels
+    assert [d.text for d in raw(Document(text=t, id=t, source="t") for t in labels)] == ["c"]
+
+
+def test_language_model_released_after_cleaning_and_reloaded_on_use():
+    import py3langid.langid as langid
+
+    from llmtrain.data.prepare.language import detect_language, release_language_model
+
+    assert detect_language("This is an ordinary English sentence about rivers.") == "en"
+    assert langid.IDENTIFIER is not None  # ~60 MiB resident while cleaning
+    release_language_model()
+    assert langid.IDENTIFIER is None
+    assert detect_language("这是一个用来测试语言识别的中文句子，内容很普通。") == "zh"

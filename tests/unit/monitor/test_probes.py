@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from llmtrain.monitor.dist import is_rank0, reduce_record
+from llmtrain.distributed.process_group import current
+from llmtrain.monitor.dist import reduce_record
 from llmtrain.monitor.probes import (
     ParamStats,
     StepClock,
@@ -103,7 +104,7 @@ def test_memory_moe_and_peak():
 
 def test_single_process_is_rank0_and_reduction_is_identity():
     rec = {"step": 3, "loss": 1.5}
-    assert is_rank0() and reduce_record(rec) is rec
+    assert current().is_rank0 and reduce_record(rec) is rec
 
 
 def test_gpu_stats_read_through_nvml(monkeypatch):
@@ -148,7 +149,7 @@ def _reduce_worker(rank: int, port: int, out: str) -> None:
         "event_note": "x",
     }
     red = reduce_record(rec)
-    if is_rank0():
+    if current().is_rank0:
         with open(out, "w") as fh:
             json.dump(red, fh)
     dist.destroy_process_group()

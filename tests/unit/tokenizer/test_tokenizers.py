@@ -102,6 +102,13 @@ def test_byte_vocab_and_ids():
         tok.decode([300])
 
 
+@pytest.mark.parametrize("bad", [[10_000], [-1]])
+def test_char_and_byte_check_ids_alike(char, bad):
+    for tok in (char, ByteTokenizer()):
+        with pytest.raises(DataError, match=f"out of range for the {tok.kind} vocabulary"):
+            tok.decode([5, *bad])
+
+
 @pytest.mark.parametrize("kind", ["bpe", "char", "byte"])
 def test_save_load_equality(tmp_path, bpe, char, kind):
     tok = {"bpe": bpe, "char": char, "byte": ByteTokenizer()}[kind]

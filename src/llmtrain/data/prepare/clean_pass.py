@@ -28,8 +28,9 @@ from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.decontaminate import Decontaminate, EvalNgrams
 from llmtrain.data.prepare.dedup import ExactDedup, committed_generation
 from llmtrain.data.prepare.documents import Document, Problems, Step
+from llmtrain.data.prepare.heap import release_free_memory
 from llmtrain.data.prepare.keep_text import KeptTextWriter
-from llmtrain.data.prepare.language import LanguageFilter
+from llmtrain.data.prepare.language import LanguageFilter, release_language_model
 from llmtrain.data.prepare.minhash import NearDedup
 from llmtrain.data.prepare.normalise import MinLength, Normalise
 from llmtrain.data.prepare.parallel import ReadMark, clean_batches, parallel_prefix, use_pool
@@ -107,7 +108,7 @@ def clean_steps(
     indexed that many documents for near-dedup."""
     steps: list[Step] = [Normalise(cfg.fix_encoding)]
     if cfg.languages or cfg.detect_language:
-        steps.append(LanguageFilter(cfg.languages))
+        steps.append(LanguageFilter(cfg.languages, cfg.language_aliases))
     steps += quality_steps(cfg.quality, cfg.quality_set, cfg.zh_words)
     if cfg.pii:
         steps.append(RedactPII())
@@ -272,6 +273,8 @@ def clean_pass(
         _drop_near_duplicates(near, result, quiet)
         result.steps[-1] = StepCounts.of(near)
     result.seconds = time.perf_counter() - run.t0
+    release_language_model()  # the tokenizer trainer comes next: leave it the memory
+    release_free_memory()
     save_checkpoint(out, fp, "cleaned", result=result.state())
     # only now: a crash above resumes from the last "clean" checkpoint, which needs these
     for path in out.glob(EXACT_DEDUP_DB + "*"):

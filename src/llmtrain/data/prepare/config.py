@@ -11,10 +11,10 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Literal
 
 from llmtrain.config.core import ConfigSection
+from llmtrain.data.prepare.language import DEFAULT_LANGUAGE_ALIASES
 from llmtrain.data.prepare.minhash import LSH_PRESETS, LSHConfig
 from llmtrain.data.prepare.quality import quality_steps
 from llmtrain.data.prepare.textstats import check_segmenter
@@ -48,6 +48,8 @@ class PrepareConfig(ConfigSection):
     zh_words: Literal["chars", "jieba"] = "chars"
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); [] = all
     detect_language: bool = False  # tag languages (report's language mix) without filtering
+    # detected label -> the code it counts as (Chinese varieties -> zh); {} keeps raw labels
+    language_aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LANGUAGE_ALIASES))
     pii: bool = False  # replace e-mails, phones, IPs, card and ID numbers with placeholders
     near_dedup: bool = False  # MinHash LSH near-duplicate removal
     # recall (28x4 bands + signature check, default) | fineweb (FineWeb's 14x8)
@@ -106,6 +108,12 @@ class PrepareConfig(ConfigSection):
         for code in self.languages:
             if not (code.isalpha() and 2 <= len(code) <= 3):
                 raise ConfigError(f"languages: {code!r} is not an ISO 639-1 code; give e.g. en,zh")
+        for label, code in self.language_aliases.items():
+            if not all(c.isalpha() and 2 <= len(c) <= 3 for c in (label, code)):
+                raise ConfigError(
+                    f"language_aliases: {label!r} -> {code!r} is not a pair of language codes; "
+                    "give e.g. wuu=zh,yue=zh"
+                )
         self._check_positive("decontaminate_ngram", self.decontaminate_ngram, "13 as in GPT-3")
         self._check_positive("num_shards", self.num_shards, "1 runs everything in one part")
         if not 0 <= self.shard_index < self.num_shards:

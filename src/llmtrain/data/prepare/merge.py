@@ -13,17 +13,14 @@ import json
 import os
 import shutil
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmtrain import __version__
 from llmtrain.data.prepare.documents import EXAMPLES_PER_REASON
 from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE
+from llmtrain.data.prepare.manifest import build_manifest, compression, split_figures
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
 from llmtrain.data.shards import (
-    FORMAT,
-    FORMAT_VERSION,
     MANIFEST_FILE,
     REPORT_FILE,
     SPLITS,
@@ -68,9 +65,7 @@ def _sum_splits(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         total = Counter()
         for r in reports:
             total.update({k: v for k, v in r["splits"][name].items() if isinstance(v, int)})
-        content = max(total["tokens"] - total["documents"], 1)  # without the EOS separators
-        splits[name] = {**total, "bytes_per_token": round(total["bytes"] / content, 4),
-                        "chars_per_token": round(total["chars"] / content, 4)}  # fmt: skip
+        splits[name] = split_figures(total)
     return splits
 
 
@@ -105,10 +100,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "documents_kept": sum(r["documents_kept"] for r in reports),
         "tokenizer": reports[0]["tokenizer"],
         "splits": splits,
-        "compression": {
-            "val_bytes_per_token": splits["val"]["bytes_per_token"],
-            "val_chars_per_token": splits["val"]["chars_per_token"],
-        },
+        "compression": compression(splits),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},  # summed over parts
         "parts": reports,
     }
@@ -149,16 +141,10 @@ def merge_parts(part_dirs: list[str | Path], out_dir: str | Path) -> dict[str, A
               "stats": dict(stats)}  # fmt: skip
     atomic_write_json(out / REPORT_FILE, report)
     write_report_html(report, out / REPORT_HTML, f"{out} (merged from {len(parts)} parts)")
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "llmtrain_version": __version__,
-        "dtype": manifests[0]["dtype"],
-        "tokenizer": manifests[0]["tokenizer"],
-        "split": manifests[0]["split"],
-        "splits": splits,
-        "stats": {**dict(stats), "parts": len(parts)},
-    }
+    first = manifests[0]
+    manifest = build_manifest(
+        dtype=first["dtype"], tokenizer=first["tokenizer"], split=first["split"],
+        splits=splits, stats={**dict(stats), "parts": len(parts)},
+    )  # fmt: skip
     atomic_write_json(out / MANIFEST_FILE, manifest)  # last: its presence means complete
     return manifest

@@ -39,11 +39,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmtrain import __version__
 from llmtrain.data.prepare.clean_pass import (
     NEAR_DEDUP_DIR,
     CheckpointMismatch,
@@ -54,6 +52,7 @@ from llmtrain.data.prepare.clean_pass import (
 from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.heap import release_free_memory
 from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, finish_kept_text
+from llmtrain.data.prepare.manifest import build_manifest, compression, split_figures
 from llmtrain.data.prepare.pack import encoding_pieces, open_packer, pack_records
 from llmtrain.data.prepare.quality import QUALITY_STEPS
 from llmtrain.data.prepare.readers import InputPlan, plan_inputs
@@ -64,8 +63,6 @@ from llmtrain.data.prepare.split import SplitRule, contiguous_at
 from llmtrain.data.prepare.spool import read_spool, read_spool_from
 from llmtrain.data.prepare.summary import print_summary
 from llmtrain.data.shards import (
-    FORMAT,
-    FORMAT_VERSION,
     MANIFEST_FILE,
     REPORT_FILE,
     SPLITS,
@@ -83,7 +80,7 @@ from llmtrain.tokenizer import (
 )
 from llmtrain.tokenizer.bpe import BACKEND_FILE
 from llmtrain.tokenizer.spm import MODEL_FILE
-from llmtrain.tokenizer.train import train_bytes_for
+from llmtrain.tokenizer.train import train_bytes_for, vocab_report
 from llmtrain.utils.io import atomic_write_json
 from llmtrain.utils.progress import progress
 
@@ -311,20 +308,14 @@ def _use_workers(workers: int) -> None:
         os.environ.setdefault("RAYON_NUM_THREADS", str(workers))
 
 
-def _split_report(counts: dict[str, Any]) -> dict[str, Any]:
-    content_tokens = counts["tokens"] - counts["documents"]  # without the EOS separators
-    return {
-        **{k: v for k, v in counts.items() if k != "shards"},
-        "shards": len(counts["shards"]),
-        "bytes_per_token": round(counts["bytes"] / max(content_tokens, 1), 4),
-        "chars_per_token": round(counts["chars"] / max(content_tokens, 1), 4),
-    }
-
-
 def _build_report(
     inputs: list[str | Path], cfg: PrepareConfig, clean: CleanResult, split: SplitPlan,
     tok: Tokenizer, splits: dict[str, dict], timings: dict[str, float],
 ) -> dict[str, Any]:  # fmt: skip
+    figures = {
+        name: split_figures({**counts, "shards": len(counts["shards"])})
+        for name, counts in splits.items()
+    }
     return {
         "inputs": [str(i) for i in inputs],
         "config": dataclasses.asdict(cfg),
@@ -338,19 +329,15 @@ def _build_report(
         "split": {"method": split.method, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
         "tokenizer": {
             "type": tok.kind,
-            "vocab_size": tok.vocab_size,
-            "vocab_size_requested": cfg.vocab_size if cfg.tokenizer == "bpe" else None,
+            **vocab_report(cfg.tokenizer, cfg.vocab_size, tok.vocab_size),
             "source": cfg.tokenizer,
             **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
             "train_bytes_cap": cfg.tokenizer_train_bytes if cfg.trains_tokenizer else None,
             "val_unk_tokens": splits["val"]["unk_tokens"],
         },
         "part": {"shard_index": cfg.shard_index, "num_shards": cfg.num_shards},
-        "splits": {name: _split_report(counts) for name, counts in splits.items()},
-        "compression": {
-            "val_bytes_per_token": _split_report(splits["val"])["bytes_per_token"],
-            "val_chars_per_token": _split_report(splits["val"])["chars_per_token"],
-        },
+        "splits": figures,
+        "compression": compression(figures),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -384,30 +371,21 @@ def _flat_stats(report: dict[str, Any]) -> dict[str, Any]:
 def _build_manifest(
     cfg: PrepareConfig, tok: Tokenizer, out: Path, splits: dict[str, dict], report: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "llmtrain_version": __version__,
-        "dtype": shard_dtype(tok.vocab_size),
-        "tokenizer": {
-            "type": tok.kind,
-            "vocab_size": tok.vocab_size,
-            "sha256": tokenizer_sha256(out / TOKENIZER_DIR),
-            "path": TOKENIZER_DIR,
-            "pad_id": tok.pad_id,
-            "unk_id": tok.unk_id,
-            "bos_id": tok.bos_id,
-            "eos_id": tok.eos_id,
-            **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
-        },
-        "split": report["split"],
-        "splits": {
-            name: {k: counts[k] for k in ("documents", "tokens", "bytes", "shards")}
-            for name, counts in splits.items()
-        },
-        "stats": _flat_stats(report),
+    tokenizer = {
+        "type": tok.kind,
+        "vocab_size": tok.vocab_size,
+        "sha256": tokenizer_sha256(out / TOKENIZER_DIR),
+        "path": TOKENIZER_DIR,
+        "pad_id": tok.pad_id,
+        "unk_id": tok.unk_id,
+        "bos_id": tok.bos_id,
+        "eos_id": tok.eos_id,
+        **({"model_type": tok.model_type} if hasattr(tok, "model_type") else {}),
     }
+    return build_manifest(
+        dtype=shard_dtype(tok.vocab_size), tokenizer=tokenizer, split=report["split"],
+        splits=splits, stats=_flat_stats(report),
+    )  # fmt: skip
 
 
 def prepare_corpus(

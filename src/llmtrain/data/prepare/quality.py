@@ -28,7 +28,9 @@ from llmtrain.data.prepare.textstats import (
     has_long_word,
     ngram_keys,
     script_of,
+    sentence_units,
 )
+from llmtrain.data.prepare.wiki_markup import resolve_conversion_markup
 from llmtrain.errors import ConfigError
 
 QUALITY_PRESETS = ("off", "web")
@@ -331,7 +333,9 @@ class C4Filter(ThresholdStep):
         t = self.thresholds[script]
         seg = _segmenter(script)
         kept, sentences = [], 0
-        for raw in doc.text.splitlines():
+        text, spans = resolve_conversion_markup(doc.text)  # not code: kept, as displayed
+        self.stats["conversion_markup_resolved"] += spans
+        for raw in text.splitlines():
             line = _CITATION.sub("", raw.strip())
             lower = line.lower()
             if "lorem ipsum" in lower:
@@ -370,6 +374,16 @@ _JIEBA_FINEWEB = FineWebThresholds(  # FineWeb-2 cmn_Hani
 )
 # datatrove's TERMINAL_PUNCTUATION, abridged to the scripts we test (Latin, CJK, Arabic, Devanagari)
 _TERMINAL = tuple(".!?。！？…؟।\"'”」』")
+_CLOSERS = "”’」』）)\"'"  # after a CJK sentence's end mark
+
+
+def _punct_line_ratio(lines: list[str], key: str) -> float:
+    """Share of `lines` ending in terminal punctuation. CJK: of sentences, cut at 。！？；…
+    (a Chinese line often holds a whole paragraph, its last words a heading or caption)."""
+    if key == "latin":
+        return sum(1 for s in lines if s.endswith(_TERMINAL)) / len(lines)
+    units = [u.rstrip(_CLOSERS) for s in lines for u in sentence_units(s)] or [""]
+    return sum(1 for u in units if u.endswith((*_TERMINAL, "；"))) / len(units)
 
 
 class FineWebFilter(ThresholdStep):
@@ -386,7 +400,7 @@ class FineWebFilter(ThresholdStep):
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
             return self.drop("empty")
-        if sum(1 for s in lines if s.endswith(_TERMINAL)) / len(lines) < t.min_line_punct_ratio:
+        if _punct_line_ratio(lines, key) < t.min_line_punct_ratio:
             return self.drop("line_punct_ratio")
         short = sum(1 for s in lines if len(s) <= t.short_line_chars)
         if short / len(lines) > t.max_short_line_ratio:

@@ -88,6 +88,16 @@ def _mix(counts: dict[str, int]) -> str:
     return _table(["", "documents", "share"], rows)
 
 
+def _language_changes(report: dict[str, Any]) -> str:
+    """Documents removed per language label, and labels counted as another language."""
+    removed = _prefixed(report, "language", "removed_language_")
+    moved = _prefixed(report, "language", "relabelled_")
+    rows = [[escape(k.removesuffix("_not_kept")), f"removed {v:,} (not in --languages)"]
+            for k, v in sorted(removed.items(), key=lambda kv: -kv[1])]  # fmt: skip
+    rows += [[escape(k.replace("_as_", " → ")), f"relabelled {v:,}"] for k, v in moved.items()]
+    return _table(["language", "documents"], rows) if rows else ""
+
+
 def render_report_html(report: dict[str, Any], title: str) -> str:
     tok, comp = report["tokenizer"], report["compression"]
     splits = [[escape(name), s["documents"], s["tokens"], _mib(s["bytes"]), s["shards"],
@@ -102,7 +112,7 @@ def render_report_html(report: dict[str, Any], title: str) -> str:
     ]  # fmt: skip
     langs = _prefixed(report, "language", "language_")
     if langs:
-        body += ["<h2>Language mix</h2>", _mix(langs)]
+        body += ["<h2>Language mix</h2>", _mix(langs), _language_changes(report)]
     pii = _prefixed(report, "pii", "replaced_")
     if pii:
         body += [

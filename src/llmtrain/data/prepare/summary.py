@@ -33,6 +33,10 @@ def _annotation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     if langs:
         top = sorted(langs.items(), key=lambda kv: -kv[1])[:6]
         rows.append(("  languages", ", ".join(f"{k} {n:,}" for k, n in top)))
+    moved = {k.removeprefix("relabelled_"): n for k, n in steps.get("language", {}).items() if k.startswith("relabelled_")}  # fmt: skip
+    if moved:
+        labels = ", ".join(f"{k.replace('_as_', ' as ')} {n:,}" for k, n in sorted(moved.items()))
+        rows.append(("  languages relabelled", labels))
     return rows
 
 
@@ -95,9 +99,9 @@ def print_summary(manifest: dict[str, Any], report: dict[str, Any], out: Path) -
     table.add_row("split", f"{split['method']}, val_fraction {split['val_fraction']}")
     tok = manifest["tokenizer"]
     vocab = f"{tok['type']}, vocab {tok['vocab_size']:,}, {manifest['dtype']}"
-    asked = report["tokenizer"].get("vocab_size_requested")
-    if asked and asked > tok["vocab_size"]:
-        vocab += f" (asked {asked:,}: the text has no more pairs seen twice)"
+    note = report["tokenizer"].get("vocab_size_note")
+    if note and report["tokenizer"].get("vocab_size_requested"):
+        vocab += f" ({note})"
     table.add_row("tokenizer", vocab)
     for name, info in report["splits"].items():
         table.add_row(

@@ -31,6 +31,8 @@ CJK_CLASS = (
 _WORD = re.compile(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")
 _CJK_RUN = re.compile(rf"[{CJK_CLASS}]+")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
+# a CJK sentence: up to its 。！？；… and any closing quotes/brackets, or the line's remainder
+_CJK_SENTENCE = re.compile(r"[^。！？；…]*[。！？；…]+[”’」』）)\"']*|[^。！？；…]+$")
 CJK_SHARE = 0.3
 _SAMPLE_CHARS = 4096
 
@@ -99,6 +101,12 @@ def check_segmenter(segmenter: str) -> None:
         )
     if segmenter == "jieba":
         _jieba()
+
+
+def sentence_units(line: str) -> list[str]:
+    """`line` cut after each CJK sentence end (。！？；…, closing quotes kept with it); the
+    pieces, blank ones dropped. A line without those marks is one piece."""
+    return [u for u in (m.strip() for m in _CJK_SENTENCE.findall(line)) if u]
 
 
 def script_of(text: str) -> str:
