@@ -28,7 +28,7 @@ PIECE_CHARS = 1 << 16
 # Text given to the tokenizer in one call (16 BPE pieces: work for 16 rayon threads). BPE
 # encodings take ~40x their text and a char tokenizer's arrays ~30 bytes a character: with
 # the whole of a 16 MiB document in one call `llmtrain prepare` peaked at 1.27 GB RSS (BPE)
-# and 0.64 GB (char); in 1 MiB groups at 0.76 / 0.47 GB (`/usr/bin/time -v`, --workers 1).
+# and 0.64 GB (char); in 1 MiB groups at 0.76-0.79 / 0.47 GB (`/usr/bin/time -v`, 1 worker).
 ENCODE_GROUP_CHARS = 1 << 20
 CHUNK_BYTES = 1 << 20  # text encoded at once: its encodings take ~40x that (~40 MiB)
 # After "\S\n" and before "\S": the GPT-2 pre-tokenizer ends a token on each side of this
