@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from llmtrain.data import open_split
 from llmtrain.data.prepare import PrepareConfig, prepare_corpus, readers
+from llmtrain.data.prepare.resume import CHECKPOINT_FILE
 from llmtrain.tokenizer import load_tokenizer
+
+from .test_prepare_resume import _outputs
 
 
 def _text(n: int, tag: str) -> str:
@@ -53,3 +58,34 @@ def test_a_few_large_files_put_about_val_fraction_in_val(tmp_path, seed):
     m = prepare_corpus([raw], tmp_path / "d", cfg, quiet=True)
     train, val = m["splits"]["train"]["bytes"], m["splits"]["val"]["bytes"]
     assert 0 < val <= 2 * 0.1 * (train + val), m["split"]
+
+
+_KILLED = """
+import json, os, sys
+from llmtrain.data.prepare import PrepareConfig, pack, prepare_corpus, readers
+readers.MAX_DOCUMENT_BYTES = 2048
+original, calls = pack.Packer.flush, [0]
+def flush(self):
+    calls[0] += 1
+    if calls[0] > 4:
+        os._exit(3)
+    original(self)
+pack.Packer.flush = flush
+prepare_corpus([sys.argv[1]], sys.argv[2], PrepareConfig(**json.loads(sys.argv[3])), quiet=True)
+"""
+
+
+def test_packing_a_file_cut_into_pieces_resumes_to_identical_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_DOCUMENT_BYTES", 2048)
+    book = tmp_path / "book.txt"
+    book.write_text(_text(600, "book"), encoding="utf-8")  # ~26 KiB: 13 pieces
+    settings = {"tokenizer": "char", "workers": 1, "keep_text": True,
+                "checkpoint_bytes": 3000, "shard_tokens": 4000}  # fmt: skip
+    prepare_corpus([book], tmp_path / "whole", PrepareConfig(**settings), quiet=True)
+    out = tmp_path / "out"
+    code = subprocess.run([sys.executable, "-c", _KILLED, str(book), str(out),
+                           json.dumps(settings)]).returncode  # fmt: skip
+    assert code == 3 and json.loads((out / CHECKPOINT_FILE).read_text())["phase"] == "pack"
+    prepare_corpus([book], out, PrepareConfig(**settings, resume=True), quiet=True)
+    assert _outputs(out) == _outputs(tmp_path / "whole")
+    assert _outputs(out)["manifest"]["split"]["method"] == "contiguous"
