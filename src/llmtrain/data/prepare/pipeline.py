@@ -14,7 +14,7 @@ once the shards are complete; a rerun after a crash goes on from the last checkp
 byte-identical output. A user error (DataError, ConfigError) removes the temporaries instead.
 
 Memory (bench/prepare_memory.py): every per-document record lives on disk (spool,
-exact-dedup SQLite table, LSH band and signature files, the split decided from 5 numbers).
+exact-dedup SQLite table, LSH band and signature files, the split decided from a dozen numbers).
 RAM holds ~45 MiB of interpreter and libraries, the SQLite page cache (64 MiB), the encode
 chunk (1 MiB of text, ~40 MiB of token encodings), the LSH sort (~64 MiB a part, signature
 rows of 16k pairs, 14 MiB) and the tokenizer trainer, bounded by `tokenizer_train_bytes`
