@@ -172,7 +172,12 @@ def test_sigterm_mid_trial_queues_it_again_instead_of_a_partial_result(char_data
     cmd = [sys.executable, "-m", "llmtrain.cli.main", "sweep", str(spec), "--out", str(out)]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (out / "trials/0000/metrics.jsonl").is_file() and proc.poll() is None:
+    metrics = out / "trials/0000/metrics.jsonl"
+
+    def training() -> bool:  # a train record: the loop (and its signal handler) is running
+        return metrics.is_file() and '"loss"' in metrics.read_text()
+
+    while not training() and proc.poll() is None:
         assert time.monotonic() < deadline, "trial 0 never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)

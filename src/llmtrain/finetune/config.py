@@ -33,10 +33,11 @@ class FinetuneConfig:
     # weight per label), focal loss exponent (Lin et al. 2017; 0 = plain CE), oversampling
     # of minority classes to the majority count
     class_weights: Literal["none", "balanced"] | list[float] = "none"
-    focal_gamma: float = 0.0
-    oversample: bool = False
+    focal_gamma: float = 0.0  # focal loss exponent (Lin et al. 2017); 0 = plain cross-entropy
+    oversample: bool = False  # repeat minority-class examples up to the majority count
     head: HeadConfig = field(default_factory=HeadConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # the val metric that picks the best checkpoint and drives early stopping
     best_metric: Literal["macro_f1", "weighted_f1", "accuracy", "roc_auc", "loss"] = "macro_f1"
     patience: int = 0  # evals without a better best_metric before stopping (0 = never)
     epochs: float = 0.0  # > 0: train.max_steps = epochs x train examples / batch size

@@ -91,10 +91,17 @@ def test_default_objective_follows_model_fields_not_names():
 
 def test_explain_lists_every_key_with_type_default_and_comment():
     keys = {k.key: k for k in all_keys()}
-    hints = typing.get_type_hints(RunConfig)
-    sections = {s.name: hints[s.name] for s in dataclasses.fields(RunConfig)}
-    run_fields = {f"{s}.{f.name}" for s, cls in sections.items() for f in dataclasses.fields(cls)}
-    assert run_fields <= set(keys)
+
+    def leaves(cls: type, prefix: str) -> set[str]:  # nested sections (finetune.lora) flatten
+        hints, out = typing.get_type_hints(cls), set()
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            sub = hints[f.name]
+            out |= leaves(sub, key) if dataclasses.is_dataclass(sub) else {key}
+        return out
+
+    run_fields = leaves(RunConfig, "")
+    assert run_fields <= set(keys) and "finetune.lora.rank" in run_fields
     lr = keys["train.lr"]
     assert (lr.type, lr.default) == ("float", 6e-4) and "peak learning rate" in lr.comment
     assert "0 = keep all" in keys["train.keep_last"].comment
