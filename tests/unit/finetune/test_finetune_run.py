@@ -208,17 +208,12 @@ def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
 
 def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(20))
-    args = [
-        "finetune",
-        "--from",
-        str(gpt_base),
-        "--task",
-        "classify",
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "r"),
-    ]
+
+    def cli(task, data, out):
+        return ["finetune", "--from", str(gpt_base), "--task", task, "--data", str(data),
+                "--out", str(out)]  # fmt: skip
+
+    args = cli("classify", data, tmp_path / "r")
     assert main([*args, "--label-field", "sentiment"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
@@ -228,17 +223,7 @@ def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     assert main([*args, "--lora-rank", "2", "--set", 'finetune.lora.targets=["c_attn"]']) == 2
     assert "match no nn.Linear layer" in capsys.readouterr().err
     sft = write_jsonl(tmp_path / "s.jsonl", _qa_rows(3))
-    args = [
-        "finetune",
-        "--from",
-        str(gpt_base),
-        "--task",
-        "sft",
-        "--data",
-        str(sft),
-        "--out",
-        str(tmp_path / "s"),
-    ]
+    args = cli("sft", sft, tmp_path / "s")
     assert main([*args, "--set", "finetune.add_chat_tokens=false"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
