@@ -17,36 +17,37 @@ The last line is one JSON object with all figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-import torch
+from eval_common import eval_parser, load_run, print_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "eval"
-DEFAULT_TASKS = [SHARED / "arc" / "ARC-Easy-Dev.jsonl", SHARED / "piqa"]
+COLUMNS = [
+    ("task", "task", "<16", "{:<16}"),
+    ("n", "n", ">6", "{:>6}"),
+    ("max_abs_ll_diff", "max|Δll|", ">11", "{:>11.2e}"),
+    ("acc", "acc", ">8", "{:>8.4f}"),
+    ("lm_eval_acc", "lm-eval", ">9", "{:>9.4f}"),
+    ("acc_norm", "acc_norm", ">10", "{:>10.4f}"),
+    ("lm_eval_acc_norm", "lm-eval", ">9", "{:>9.4f}"),
+    ("chance", "chance", ">8", "{:>8.4f}"),
+    ("ours_sec", "ours s", ">8", "{:>8.1f}"),
+    ("lm_eval_sec", "lm-eval s", ">10", "{:>10.1f}"),
+]
 
 
 def main() -> int:
-    from llmtrain.checkpoint.inference import load_trained
     from llmtrain.eval.harness import compare, harness_scores, within_window
     from llmtrain.eval.multiple_choice import score_task
     from llmtrain.eval.tasks import load_task
     from llmtrain.export import export_hf
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("--tasks", default=",".join(str(t) for t in DEFAULT_TASKS))
-    ap.add_argument("--limit", type=int)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = eval_parser(__doc__)
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_trained(args.run)
+    loaded = load_run(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         export_hf(loaded.model, tmp, loaded.tokenizer)
@@ -65,16 +66,7 @@ def main() -> int:
             row |= {"chance": ours["chance"], "ours_sec": t1 - t0, "lm_eval_sec": t2 - t1}
             row["left_out_long_choice"] = dropped
             rows.append(row)
-    print(
-        f"{'task':<16}{'n':>6}{'max|Δll|':>11}{'acc':>8}{'lm-eval':>9}"
-        f"{'acc_norm':>10}{'lm-eval':>9}{'chance':>8}{'ours s':>8}{'lm-eval s':>10}"
-    )
-    for r in rows:
-        print(
-            f"{r['task']:<16}{r['n']:>6}{r['max_abs_ll_diff']:>11.2e}{r['acc']:>8.4f}"
-            f"{r['lm_eval_acc']:>9.4f}{r['acc_norm']:>10.4f}{r['lm_eval_acc_norm']:>9.4f}"
-            f"{r['chance']:>8.4f}{r['ours_sec']:>8.1f}{r['lm_eval_sec']:>10.1f}"
-        )
+    print_table(rows, COLUMNS)
     agree = all(r["max_abs_ll_diff"] <= 1e-4 and r["same_accuracy"] for r in rows)
     print(json.dumps({"run": args.run, "step": loaded.step, "agree": agree, "tasks": rows}))
     return 0 if agree else 1

@@ -13,22 +13,27 @@ The last line is one JSON object with all figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-import torch
+from eval_common import eval_parser, load_run, print_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "eval"
-DEFAULT_TASKS = [SHARED / "arc" / "ARC-Easy-Dev.jsonl", SHARED / "piqa"]
+COLUMNS = [
+    ("task", "task", "<14", "{:<14}"),
+    ("shots", "shots", ">6", "{:>6}"),
+    ("n", "n", ">6", "{:>6}"),
+    ("reuse_sec", "reuse s", ">9", "{:>9.2f}"),
+    ("padded_sec", "padded s", ">10", "{:>10.2f}"),
+    ("speedup", "speed-up", ">10", "{:>9.2f}x"),
+    ("auto_sec", "auto s", ">8", "{:>8.2f}"),
+    ("auto_speedup", "auto x", ">8", "{:>7.2f}x"),
+    ("max_abs_ll_diff", "max|Δll|", ">11", "{:>11.1e}"),
+]
 
 
 def main() -> int:
-    from llmtrain.checkpoint.inference import load_trained
     from llmtrain.eval.multiple_choice import (
         FEWSHOT_SEED,
         choice_loglikelihoods,
@@ -37,16 +42,11 @@ def main() -> int:
     )
     from llmtrain.eval.tasks import load_task
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("--tasks", default=",".join(str(t) for t in DEFAULT_TASKS))
-    ap.add_argument("--limit", type=int, default=200)
+    ap = eval_parser(__doc__, limit=200)
     ap.add_argument("--shots", default="0,2")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_trained(args.run)
+    loaded = load_run(args)
     rows = []
     for path in args.tasks.split(","):
         task = load_task(path, limit=args.limit)
@@ -79,16 +79,7 @@ def main() -> int:
                     "max_abs_ll_diff": diff,
                 }
             )
-    print(
-        f"{'task':<14}{'shots':>6}{'n':>6}{'reuse s':>9}{'padded s':>10}{'speed-up':>10}"
-        f"{'auto s':>8}{'auto x':>8}{'max|Δll|':>11}"
-    )
-    for r in rows:
-        print(
-            f"{r['task']:<14}{r['shots']:>6}{r['n']:>6}{r['reuse_sec']:>9.2f}"
-            f"{r['padded_sec']:>10.2f}{r['speedup']:>9.2f}x{r['auto_sec']:>8.2f}"
-            f"{r['auto_speedup']:>7.2f}x{r['max_abs_ll_diff']:>11.1e}"
-        )
+    print_table(rows, COLUMNS)
     print(json.dumps({"run": args.run, "step": loaded.step, "rows": rows}))
     return 0
 

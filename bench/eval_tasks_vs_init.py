@@ -15,35 +15,36 @@ The last line is one JSON object with all figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
+from eval_common import eval_parser, load_run, print_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "eval"
-DEFAULT_TASKS = [SHARED / "arc" / "ARC-Easy-Dev.jsonl", SHARED / "piqa"]
 KEYS = ("acc", "acc_norm", "acc_bytes")
+COLUMNS = [
+    ("task", "task", "<14", "{:<14}"),
+    ("model", "model", "<11", "{:<11}"),
+    ("n", "n", ">6", "{:>6}"),
+    ("chance", "chance", ">8", "{:>8.4f}"),
+    ("acc", "acc", ">8", "{:>8.4f}"),
+    ("acc_stderr", "±se", ">7", "{:>7.4f}"),
+    ("acc_norm", "acc_norm", ">10", "{:>10.4f}"),
+    ("acc_bytes", "acc_bytes", ">11", "{:>11.4f}"),
+    ("sec", "sec", ">7", "{:>7.1f}"),
+]
 
 
 def main() -> int:
-    from llmtrain.checkpoint.inference import load_trained
     from llmtrain.eval.multiple_choice import score_task
     from llmtrain.eval.tasks import load_task
     from llmtrain.models import build_model
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("--tasks", default=",".join(str(t) for t in DEFAULT_TASKS))
-    ap.add_argument("--limit", type=int)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = eval_parser(__doc__)
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_trained(args.run)
+    loaded = load_run(args)
     torch.manual_seed(loaded.config.train.seed)
     init = build_model(loaded.config.model).eval()
     models = {f"step {loaded.step}": loaded.model, "step 0": init}
@@ -55,15 +56,7 @@ def main() -> int:
             res = score_task(model, loaded.tokenizer, task, batch_size=args.batch_size, quiet=True)
             res.pop("items")
             rows.append({"model": label, **res, "sec": time.perf_counter() - t0})
-    print(
-        f"{'task':<14}{'model':<11}{'n':>6}{'chance':>8}{'acc':>8}{'±se':>7}"
-        f"{'acc_norm':>10}{'acc_bytes':>11}{'sec':>7}"
-    )
-    for r in rows:
-        print(
-            f"{r['task']:<14}{r['model']:<11}{r['n']:>6}{r['chance']:>8.4f}{r['acc']:>8.4f}"
-            f"{r['acc_stderr']:>7.4f}{r['acc_norm']:>10.4f}{r['acc_bytes']:>11.4f}{r['sec']:>7.1f}"
-        )
+    print_table(rows, COLUMNS)
     print(json.dumps({"run": args.run, "step": loaded.step, "rows": rows}))
     return 0
 

@@ -1,14 +1,15 @@
-"""DeepSpeed checkpoints in llmtrain's layout. `save_deepspeed` writes the engine's own
+"""DeepSpeed checkpoints in llmtrain's layout. `weight_writer` writes the engine's own
 checkpoint (`engine.save_checkpoint`, ZeRO partitions and all) into `step_N/deepspeed/`, then
 converts it with DeepSpeed's `zero_to_fp32` into `step_N/model.safetensors`, beside the usual
 rng.pt / state.json / config.json / checksums (one atomic step directory, as always), so
-eval, generate and export read it like any other. `load_deepspeed` resumes it exactly through
-`engine.load_checkpoint`. `convert_deepspeed_checkpoint` does the conversion for a checkpoint
+eval, generate and export read it like any other. `weight_reader` resumes it exactly through
+`engine.load_checkpoint`. Both are checkpoint.io hooks (the engine's `CheckpointParts`). `convert_deepspeed_checkpoint` does the conversion for a checkpoint
 directory that `engine.save_checkpoint` wrote outside llmtrain.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import safetensors.torch
 import torch
 import torch.distributed as dist
 
-from llmtrain.checkpoint.io import DEEPSPEED_DIR, load_checkpoint, save_checkpoint
+from llmtrain.checkpoint.io import DEEPSPEED_DIR
+from llmtrain.checkpoint.sharded import first_of_tied
 from llmtrain.errors import CheckpointError
 
 
@@ -30,26 +32,12 @@ def fp32_weights(ds_root: Path, tag: str) -> dict[str, torch.Tensor]:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     sd = get_fp32_state_dict_from_zero_checkpoint(str(ds_root), tag=tag)
-    seen: set[int] = set()
-    out = {}
-    for name, t in sd.items():
-        if t.data_ptr() in seen:
-            continue
-        seen.add(t.data_ptr())
-        out[name] = t.detach().contiguous().float()
-    return out
+    return {name: t.detach().contiguous().float() for name, t in first_of_tied(sd).items()}
 
 
-def save_deepspeed(
-    engine: Any,
-    root: Path,
-    step: int,
-    state: dict,
-    config: dict,
-    keep_last: int,
-    protect: Path | None = None,
-) -> Path:
-    """Collective: checkpoint `step` of a DeepSpeed engine (see the module docstring)."""
+def weight_writer(engine: Any) -> Callable[[Path], None]:
+    """The `write_weights` hook of a DeepSpeed engine's checkpoint (collective; see the
+    module docstring): its own checkpoint, then model.safetensors converted from it."""
 
     def write(tmp: Path) -> None:
         engine.save_checkpoint(str(tmp), tag=DEEPSPEED_DIR, save_latest=False)
@@ -59,24 +47,11 @@ def save_deepspeed(
             weights = fp32_weights(tmp, DEEPSPEED_DIR)
             safetensors.torch.save_file(weights, str(tmp / "model.safetensors"))
 
-    return save_checkpoint(
-        root,
-        step,
-        engine.module,
-        None,
-        state,
-        config,
-        keep_last,
-        write_weights=write,
-        protect=protect,
-    )
+    return write
 
 
-def load_deepspeed(
-    engine: Any, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
-) -> dict[str, Any]:
-    """Collective: resume a DeepSpeed engine (weights, ZeRO optimizer state) and the RNG."""
-    d = Path(ckpt_dir)
+def weight_reader(engine: Any) -> Callable[[Path], None]:
+    """The `load_weights` hook that resumes a DeepSpeed engine (weights, ZeRO optimizer state)."""
 
     def read(ckpt: Path) -> None:
         if not (ckpt / DEEPSPEED_DIR).is_dir():
@@ -90,9 +65,7 @@ def load_deepspeed(
         if path is None:
             raise CheckpointError(f"DeepSpeed could not load {ckpt / DEEPSPEED_DIR}")
 
-    return load_checkpoint(
-        d, engine.module, None, load_weights=read, verify=verify, require=require
-    )
+    return read
 
 
 def convert_deepspeed_checkpoint(

@@ -82,13 +82,17 @@ def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     sd = get_model_state_dict(
         model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
+    return {name: t.contiguous() for name, t in first_of_tied(sd).items()}
+
+
+def first_of_tied(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`sd` with tensors that share storage (tied weights) kept once, under their first name."""
     seen: set[int] = set()
     out = {}
     for name, t in sd.items():
-        if t.data_ptr() in seen:
-            continue
-        seen.add(t.data_ptr())
-        out[name] = t.contiguous()
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            out[name] = t
     return out
 
 

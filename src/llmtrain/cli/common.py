@@ -22,13 +22,13 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="start from a named preset, e.g. gpt2-tiny, gpt2-mini, llama-tiny",
     )
+    add_set_arg(p, "override one key, e.g. --set train.lr=3e-4 --set model.n_layer=6")
+
+
+def add_set_arg(p: argparse.ArgumentParser, help_text: str) -> None:
+    """`--set KEY=VALUE` (repeatable) into `args.overrides`."""
     p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key, e.g. --set train.lr=3e-4 --set model.n_layer=6",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from llmtrain.cli.common import add_set_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -55,13 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, help="run directory (config, metrics, checkpoints, report)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key, e.g. --set train.lr=5e-5 --set finetune.class_weights="
+    add_set_arg(
+        p,
+        "override a key, e.g. --set train.lr=5e-5 --set finetune.class_weights="
         "'\"balanced\"' --set finetune.focal_gamma=2 --set finetune.oversample=true "
         "--set finetune.patience=3 --set finetune.best_metric='\"macro_f1\"' "
         "--set finetune.head.pooling='\"mean\"' --set finetune.lora.targets='[\"qkv\"]'",

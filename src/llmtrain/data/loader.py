@@ -14,6 +14,7 @@ same global batches.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,29 @@ class TokenWindows:
         return t[:, :-1], t[:, 1:]  # inputs (B, T), targets (B, T)
 
 
-class TrainBatches:
+class SampleStream:
+    """A global sample stream addressed by index (`samples`); micro-batch m of step s for
+    rank r is samples s·B + (m·W + r)·M ... + M, whatever the stream holds."""
+
+    def samples(self, start: int, count: int) -> Any:
+        raise NotImplementedError
+
+    def micro_batch(
+        self,
+        step: int,
+        micro: int,
+        *,
+        batch_size: int,
+        micro_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Any:
+        """Micro-batch `micro` of optimizer step `step` for `rank`."""
+        start = step * batch_size + (micro * world_size + rank) * micro_size
+        return self.samples(start, micro_size)
+
+
+class TrainBatches(SampleStream):
     """The global sample stream over a TokenWindows, addressed by sample index."""
 
     def __init__(self, windows: TokenWindows, seed: int):
@@ -102,20 +125,6 @@ class TrainBatches:
         if len(xs) == 1:
             return xs[0], ys[0]
         return torch.cat(xs), torch.cat(ys)
-
-    def micro_batch(
-        self,
-        step: int,
-        micro: int,
-        *,
-        batch_size: int,
-        micro_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Micro-batch `micro` of optimizer step `step` for `rank`."""
-        start = step * batch_size + (micro * world_size + rank) * micro_size
-        return self.samples(start, micro_size)
 
 
 def eval_windows(windows: TokenWindows, max_tokens: int) -> list[int]:

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from llmtrain.distributed.config import DistributedConfig
+from llmtrain.distributed.engine import CheckpointParts, Engine
 from llmtrain.distributed.process_group import DistInfo
 from llmtrain.errors import ConfigError
 
@@ -119,7 +120,7 @@ def check_zero_options(stage: int, ds: dict[str, Any], run: Any) -> None:
         )
 
 
-class DeepSpeedEngine:
+class DeepSpeedEngine(Engine):
     """The loop's engine interface over a `deepspeed.DeepSpeedEngine`."""
 
     steps_torch_optimizer = False  # DeepSpeed's step wraps ours: no sync-free path
@@ -159,22 +160,12 @@ class DeepSpeedEngine:
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None else before_step
 
-    def save(
-        self,
-        root: Path,
-        step: int,
-        state: dict,
-        config: dict,
-        keep_last: int,
-        protect: Path | None = None,
-    ) -> Path:
-        from llmtrain.checkpoint.deepspeed import save_deepspeed
+    def checkpoint_parts(self) -> CheckpointParts:
+        from llmtrain.checkpoint.deepspeed import weight_reader, weight_writer
 
-        return save_deepspeed(self.engine, root, step, state, config, keep_last, protect)
-
-    def load(
-        self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
-    ) -> dict[str, Any]:
-        from llmtrain.checkpoint.deepspeed import load_deepspeed
-
-        return load_deepspeed(self.engine, ckpt_dir, verify, require)
+        return CheckpointParts(
+            self.engine.module,
+            None,
+            write=weight_writer(self.engine),
+            read=weight_reader(self.engine),
+        )

@@ -8,8 +8,11 @@ optimizer; `DeepSpeedEngine` (distributed/deepspeed_engine.py) hands all of it t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,15 +23,38 @@ from llmtrain.distributed.parallelize import full_norm
 from llmtrain.distributed.process_group import DistInfo
 
 
-class Engine(Protocol):
+@dataclass(frozen=True)
+class CheckpointParts:
+    """What an engine checkpoints: the model and optimizer checkpoint.io saves and restores, or
+    `write`/`read` hooks that replace that part (DeepSpeed's own format)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    sharded: bool = False  # DCP (FSDP2, tensor parallel)
+    write: Callable[[Path], None] | None = None
+    read: Callable[[Path], None] | None = None
+
+
+class Engine(ABC):
+    """The loop's interface; subclasses own the gradient steps and name their `CheckpointParts`,
+    and every engine saves and loads through checkpoint.io the same way."""
+
     forward: nn.Module  # what the loop calls for the forward pass
     steps_torch_optimizer: bool  # the loop may step the torch optimizer itself (sync-free)
 
+    @abstractmethod
     def backward(self, loss: torch.Tensor) -> None: ...
+    @abstractmethod
     def clip_grad_norm(self, max_norm: float) -> torch.Tensor: ...
+    @abstractmethod
     def step(self) -> None: ...
+    @abstractmethod
     def zero_grad(self) -> None: ...
+    @abstractmethod
     def reported_grad_norm(self, before_step: float) -> float: ...
+    @abstractmethod
+    def checkpoint_parts(self) -> CheckpointParts: ...
+
     def save(
         self,
         root: Path,
@@ -37,13 +63,38 @@ class Engine(Protocol):
         config: dict,
         keep_last: int,
         protect: Path | None = None,  # never pruned (the last verified one)
-    ) -> Path: ...
+    ) -> Path:
+        """Collective: write checkpoint `step` under `root` and prune to `keep_last`."""
+        parts = self.checkpoint_parts()
+        return save_checkpoint(
+            root,
+            step,
+            parts.model,
+            parts.optimizer,
+            state,
+            config,
+            keep_last,
+            sharded=parts.sharded,
+            protect=protect,
+            write_weights=parts.write,
+        )
+
     def load(
         self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """Collective: restore weights, optimizer and RNG; return the loop state."""
+        parts = self.checkpoint_parts()
+        return load_checkpoint(
+            ckpt_dir,
+            parts.model,
+            parts.optimizer,
+            verify=verify,
+            require=require,
+            load_weights=parts.read,
+        )
 
 
-class TorchEngine:
+class TorchEngine(Engine):
     """Autograd + the torch optimizer; checkpoints full (DDP, one process) or sharded DCP
     (FSDP2, tensor parallel: loadable on any world size and TP degree)."""
 
@@ -70,31 +121,8 @@ class TorchEngine:
     def reported_grad_norm(self, before_step: float) -> float:
         return before_step
 
-    def save(
-        self,
-        root: Path,
-        step: int,
-        state: dict,
-        config: dict,
-        keep_last: int,
-        protect: Path | None = None,
-    ) -> Path:
-        return save_checkpoint(
-            root,
-            step,
-            self.model,
-            self.optimizer,
-            state,
-            config,
-            keep_last,
-            sharded=self.sharded,
-            protect=protect,
-        )
-
-    def load(
-        self, ckpt_dir: Path, verify: bool = True, require: tuple[str, ...] = ("step",)
-    ) -> dict[str, Any]:
-        return load_checkpoint(ckpt_dir, self.model, self.optimizer, verify=verify, require=require)
+    def checkpoint_parts(self) -> CheckpointParts:
+        return CheckpointParts(self.model, self.optimizer, sharded=self.sharded)
 
 
 def build_engine(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from llmtrain.data.loader import SampleStream
 from llmtrain.errors import DataError
 from llmtrain.finetune.labels import LabelMap
 from llmtrain.finetune.tables import Row
@@ -179,7 +180,7 @@ class Oversampled:
         return self.source.batch([int(self.index[int(i)]) for i in indices])
 
 
-class ExampleBatches:
+class ExampleBatches(SampleStream):
     """Global sample k = example perm_epoch[k mod n] with perm_epoch from (seed, epoch); step s,
     micro-batch m, rank r take samples s·B + (m·W + r)·M ... + M (the loader's rule)."""
 
@@ -200,16 +201,3 @@ class ExampleBatches:
         """Global samples [start, start + count) as one batch (the trainer's sampler reads
         the range of each micro-batch through this, as from `TrainBatches`)."""
         return self.source.batch(self.indices(start, count))
-
-    def micro_batch(
-        self,
-        step: int,
-        micro: int,
-        *,
-        batch_size: int,
-        micro_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        start = step * batch_size + (micro * world_size + rank) * micro_size
-        return self.source.batch(self.indices(start, micro_size))

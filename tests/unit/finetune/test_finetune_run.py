@@ -15,21 +15,35 @@ from .conftest import sentiment_rows, write_csv, write_jsonl
 FAST = ["train.batch_size=16", "train.lr=3e-3", "train.warmup_steps=0", "train.log_every=5"]
 
 
+def _steps(n):
+    """Stop, evaluate and checkpoint at step `n`."""
+    return [f"train.max_steps={n}", f"train.eval_every={n}", f"train.checkpoint_every={n}"]
+
+
+def _finetune(base, data, out, *sets, task="classify", **kw):
+    """A quiet fine-tune of `base` on `data` into `out`, with FAST and then `sets`."""
+    return finetune(
+        str(base),
+        task=task,
+        data=str(data),
+        out=out,
+        show_progress=False,
+        say=lambda m: None,
+        overrides=[*FAST, *sets],
+        **kw,
+    )
+
+
 def test_classifier_learns_and_cli_predicts_and_evaluates(gpt_base, tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(400))
-    res = finetune(
-        str(gpt_base),
-        task="classify",
-        data=str(data),
-        out=tmp_path / "run",
-        show_progress=False,
-        overrides=[
-            *FAST,
-            "train.max_steps=80",
-            "train.eval_every=40",
-            "train.checkpoint_every=40",
-            "finetune.test_fraction=0.2",
-        ],
+    res = _finetune(
+        gpt_base,
+        data,
+        tmp_path / "run",
+        "train.max_steps=80",
+        "train.eval_every=40",
+        "train.checkpoint_every=40",
+        "finetune.test_fraction=0.2",
     )
     test = res["metrics"]["test"]
     assert test["accuracy"] > 0.8 and test["macro_f1"] > 0.8, test
@@ -91,22 +105,16 @@ def test_lora_resume_is_exact(gpt_base, tmp_path):
 
 def test_early_stopping_stops_and_keeps_the_best(gpt_base, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(120))
-    res = finetune(
-        str(gpt_base),
-        task="classify",
-        data=str(data),
-        out=tmp_path / "run",
-        show_progress=False,
-        overrides=[
-            *FAST,
-            "train.lr=1e-9",
-            "train.min_lr=0",
-            "train.max_steps=100",
-            "train.eval_every=2",
-            "train.checkpoint_every=2",
-            "finetune.patience=2",
-        ],
-        say=lambda m: None,
+    res = _finetune(
+        gpt_base,
+        data,
+        tmp_path / "run",
+        "train.lr=1e-9",
+        "train.min_lr=0",
+        "train.max_steps=100",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+        "finetune.patience=2",
     )
     assert res["step"] == 6  # evals at 2, 4, 6: no gain after the first
     assert res["best_checkpoint"].endswith("step_000002")
@@ -135,19 +143,14 @@ def _qa_rows(n, seed=0):
 def sft_run(gpt_base, tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     data = write_jsonl(root / "sft.jsonl", _qa_rows(200))
-    res = finetune(
-        str(gpt_base),
+    res = _finetune(
+        gpt_base,
+        data,
+        root / "sft",
+        "train.max_steps=120",
+        "train.eval_every=60",
+        "train.checkpoint_every=60",
         task="sft",
-        data=str(data),
-        out=root / "sft",
-        show_progress=False,
-        overrides=[
-            *FAST,
-            "train.max_steps=120",
-            "train.eval_every=60",
-            "train.checkpoint_every=60",
-        ],
-        say=lambda m: None,
     )
     return root / "sft", res
 
@@ -188,16 +191,7 @@ def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
     from llmtrain.checkpoint.inference import load_trained
 
     data = write_csv(tmp_path / "train.csv", sentiment_rows(60))
-    finetune(
-        str(gpt_base),
-        task="classify",
-        data=str(data),
-        out=tmp_path / "lora",
-        lora_rank=4,
-        show_progress=False,
-        say=lambda m: None,
-        overrides=[*FAST, "train.max_steps=4", "train.eval_every=4", "train.checkpoint_every=4"],
-    )
+    _finetune(gpt_base, data, tmp_path / "lora", *_steps(4), lora_rank=4)
     assert (
         main(["export", str(tmp_path / "lora"), "--merge-lora", "--out", str(tmp_path / "merged")])
         == 0
@@ -214,17 +208,12 @@ def test_merge_lora_gives_the_same_logits(gpt_base, tmp_path, capsys):
 
 def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(20))
-    args = [
-        "finetune",
-        "--from",
-        str(gpt_base),
-        "--task",
-        "classify",
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "r"),
-    ]
+
+    def cli(task, data, out):
+        return ["finetune", "--from", str(gpt_base), "--task", task, "--data", str(data),
+                "--out", str(out)]  # fmt: skip
+
+    args = cli("classify", data, tmp_path / "r")
     assert main([*args, "--label-field", "sentiment"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
@@ -234,17 +223,7 @@ def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     assert main([*args, "--lora-rank", "2", "--set", 'finetune.lora.targets=["c_attn"]']) == 2
     assert "match no nn.Linear layer" in capsys.readouterr().err
     sft = write_jsonl(tmp_path / "s.jsonl", _qa_rows(3))
-    args = [
-        "finetune",
-        "--from",
-        str(gpt_base),
-        "--task",
-        "sft",
-        "--data",
-        str(sft),
-        "--out",
-        str(tmp_path / "s"),
-    ]
+    args = cli("sft", sft, tmp_path / "s")
     assert main([*args, "--set", "finetune.add_chat_tokens=false"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
@@ -261,16 +240,7 @@ def test_classifier_exports_to_transformers(preset, tmp_path, capsys):
 
     base = make_base_run(tmp_path, preset)
     data = write_csv(tmp_path / "train.csv", sentiment_rows(40))
-    finetune(
-        str(base),
-        task="classify",
-        data=str(data),
-        out=tmp_path / "run",
-        lora_rank=2,
-        show_progress=False,
-        say=lambda m: None,
-        overrides=[*FAST, "train.max_steps=2", "train.eval_every=2", "train.checkpoint_every=2"],
-    )
+    _finetune(base, data, tmp_path / "run", *_steps(2), lora_rank=2)
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
@@ -291,7 +261,7 @@ def test_finetune_from_a_hugging_face_directory(gpt_base, tmp_path):
         out=tmp_path / "run",
         show_progress=False,
         say=lambda m: None,
-        overrides=[*FAST, "train.max_steps=2", "train.eval_every=2", "train.checkpoint_every=2"],
+        overrides=[*FAST, *_steps(2)],
     )
     assert run.result["step"] == 2 and "val" in run.result["metrics"]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["finetune"]["base"] == str(
