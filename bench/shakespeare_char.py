@@ -125,11 +125,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
     seq, micro = cfg.model.block_size, cfg.train.micro
 
     ours_trainer = Trainer(cfg, tmp / "throughput", show_progress=False)
+    resolved = ours_trainer.cfg  # vocabulary and micro-batch filled in from the data
     # The reference is HF GPT-2 in a plain fp32 loop (what nanoGPT's 1.2x was measured
     # against); when we train in bf16, HF under the same autocast is reported too.
-    refs = {"hf_fp32": hf_step_fn(cfg, micro, seq)}
+    refs = {"hf_fp32": hf_step_fn(resolved, micro, seq)}
     if ours_trainer.prec.name == "bf16":
-        refs["hf_bf16"] = hf_step_fn(cfg, micro, seq, autocast_bf16=True)
+        refs["hf_bf16"] = hf_step_fn(resolved, micro, seq, autocast_bf16=True)
     rates: dict[str, list[float]] = {"ours": [], **{k: [] for k in refs}}
     for _ in range(args.rounds):  # interleaved so all see the same machine state
         rates["ours"].append(timed(ours_trainer.train_step, args.round_steps) * micro * seq)
