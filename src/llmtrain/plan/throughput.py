@@ -86,7 +86,5 @@ def measure_flops_per_sec(
         sync()
         seconds = time.perf_counter() - t0
         fpt = tr.flops_per_token
-        close = getattr(tr, "close", None)
-        if close:
-            close()
+        tr.logger.close()  # fit() was never called: close its metrics file before the dir goes
     return steps * micro * model["block_size"] * fpt / seconds
