@@ -18,6 +18,8 @@ MFU of a model preset (the GPU runs of the issue: GPT-2 124M and a ~1B Llama, bf
         --set distributed.activation_checkpointing=true
     python bench/engine_throughput.py --preset gpt2-tiny --device cpu --compile off   # a smoke run
 
+`--profile N` prints, after the timing, the top kernels of N profiled steps of each engine.
+
 `--reference` (GPT-2 presets) also builds, in the same process, the nanoGPT-style step of
 `bench/reference_gpt.py` (whole model + loss compiled together, fused AdamW) at the same shapes,
 and measures both in interleaved rounds: `vs_reference` is ours / reference tokens/s. On a CPU
@@ -82,6 +84,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     g.add_argument("--reference", action="store_true",
                    help="interleave a nanoGPT-style reference step (bench/reference_gpt.py)")  # fmt: skip
+    g.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="after timing, profile STEPS steps of each engine: top kernels")  # fmt: skip
     args = p.parse_args(argv)
     args.precision = args.precision or ("bf16" if args.preset else "fp32")
     return args
@@ -131,6 +135,9 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             rates[name].append(rate(fn, args.round_steps, sync) * m * seq)
             if dev.type == "cuda":
                 peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(dev) / 2**30)
+    if args.profile:
+        for name, fn in engines.items():
+            print_profile(name, fn, args.profile, sync)
     tok_s = statistics.median(rates["ours"])
     ref = {}
     if args.reference:
@@ -152,6 +159,24 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             "warmup_sec": round(warm, 1), "rounds": args.rounds, "peak_gib": round(peaks["ours"], 2),
             "sync_free": tr.deferred is not None, **ref,
             **{k: round(v, 2) for k, v in memory_stats(dev).items()}}  # fmt: skip
+
+
+def print_profile(name: str, step, n: int, sync) -> None:
+    """`torch.profiler` over `n` steps of one engine: the kernels and ops taking the most
+    device time (self time, so nested ops are not counted twice), per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    sync()
+    with profile(activities=acts) as prof:
+        for _ in range(n):
+            step()
+        sync()
+    avg = prof.key_averages()
+    key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    total = sum(getattr(e, key) for e in avg) / n / 1e3
+    print(f"--- profile {name}: {n} steps, {total:.2f} ms of {key.split('_')[1]} time per step")
+    print(avg.table(sort_by=key, row_limit=18, max_name_column_width=70))
 
 
 def spread(values: list[float]) -> float:

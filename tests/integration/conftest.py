@@ -3,6 +3,7 @@ once per session with the char tokenizer (fast, and exercises non-ASCII text).""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -84,5 +85,11 @@ def tiny_overrides(data: Path, steps: int = 20, **extra: object) -> list[str]:
         "train.precision": "fp32",
         "train.threads": 1,
     }
+    if os.environ.get("LLMTRAIN_TEST_DEVICE"):  # e.g. cuda: the same tests on a GPU machine
+        sets["train.device"] = os.environ["LLMTRAIN_TEST_DEVICE"]
+        sets["train.compile"] = "off"  # the tests check logic, not kernels
+    for kv in filter(None, os.environ.get("LLMTRAIN_TEST_SET", "").split(";")):
+        key, _, value = kv.partition("=")  # e.g. "train.sync_free=on;optim.implementation=fused"
+        sets[key.strip()] = value.strip()
     sets.update(extra)
     return [f"{k}={v}" for k, v in sets.items()]

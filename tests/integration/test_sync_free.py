@@ -36,7 +36,7 @@ def run_pair(data: Path, root: Path, bad: range, **extra) -> list[tuple]:
         recs = read_metrics(root / mode / "metrics.jsonl")
         events = [(r["event"], r["step"], r.get("reason"), r.get("loss")) for r in recs
                   if r.get("event") not in (None, "checkpoint")]  # fmt: skip
-        train = [(r["step"], r["loss"], r["grad_norm"]) for r in recs
+        train = [(r["step"], r["loss"], r["grad_norm"], r.get("skipped_steps")) for r in recs
                  if "loss" in r and "event" not in r]  # fmt: skip
         weights = {k: v.clone() for k, v in tr.model.state_dict().items()}
         windows = root / mode / "bad_windows.jsonl"
@@ -71,10 +71,14 @@ def test_persisting_spikes_stop_the_run_at_the_same_step(kept_data, tmp_path):
     assert_same(sync, free)
 
 
-def test_nonfinite_steps_are_skipped_on_the_device(kept_data, tmp_path):
+@pytest.mark.parametrize("log_every", [1000, 1])  # read a step late inside, or at, log steps
+def test_nonfinite_steps_are_skipped_on_the_device(kept_data, tmp_path, log_every):
     over = {"stability.rollback_after": 0, "stability.max_bad_steps": 5}
-    sync, free = run_pair(kept_data, tmp_path, range(0), **over, **{"train.lr": 1e30})
+    extra = {"train.lr": 1e30, "train.log_every": log_every}
+    sync, free = run_pair(kept_data, tmp_path, range(0), **over, **extra)
     assert any(e[2] == "nonfinite" for e in sync[1])
+    if log_every == 1:  # the run diverges before step 1000: no train record to read then
+        assert sync[2][-1][3] == sum(e[0] == "skipped_step" for e in sync[1]) > 0  # counted
     assert_same(sync, free)
 
 
@@ -82,4 +86,8 @@ def test_sync_free_on_needs_a_fused_adam(kept_data, tmp_path):
     from llmtrain.errors import ConfigError
 
     with pytest.raises(ConfigError, match="sync_free=on needs optim.implementation=fused"):
-        trainer(kept_data, tmp_path / "r", **{"train.sync_free": "on"})
+        trainer(
+            kept_data,
+            tmp_path / "r",
+            **{"train.sync_free": "on", "optim.implementation": "foreach"},
+        )

@@ -4,8 +4,9 @@ calls, applied in ONE order (torchtitan's):
     0. tensor parallel            `distributed.tensor_parallel = N`: each block split over the
                                   `tp` dimension of a (dp, tp) mesh (tensor_parallel.py)
     1. activation checkpointing   each block recomputes its activations in backward
-    2. torch.compile              each block compiled in place (`Module.compile()`, so the
-                                  state dict keeps its names: no `_orig_mod.` prefix)
+    2. torch.compile              in place (`Module.compile()`, so the state dict keeps its
+                                  names: no `_orig_mod.` prefix): the whole forward as one
+                                  graph, or each block alone (`train.compile_scope`)
     3. data parallel              `ddp`: DistributedDataParallel around the model (returned
                                   as the forward callable; the model itself stays unwrapped)
                                   `fsdp`: FSDP2 `fully_shard` on each block, then the root
@@ -51,9 +52,24 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
     _apply(model, check_fn=lambda m: id(m) in ids)
 
 
-def apply_compile(model: nn.Module) -> None:
-    for block in _blocks(model):
-        block.compile()
+def apply_compile(model: nn.Module, scope: str) -> None:
+    """Compile in place (`Module.compile()`, the module keeps its class and state dict):
+    the whole forward as one graph (`scope="model"`) or each block alone (`"blocks"`)."""
+    for module in [model] if scope == "model" else _blocks(model):
+        module.compile()
+
+
+def check_compile_scope(scope: str, cfg: DistributedConfig, info: DistInfo) -> str:
+    """`train.compile_scope=model` puts the whole forward in one graph, which per-block
+    wrappers (FSDP units, tensor-parallel plans, checkpoint wrappers) would break up."""
+    sharded = info.is_distributed and cfg.strategy == "fsdp"
+    if scope == "model" and (sharded or info.tp > 1 or cfg.activation_checkpointing):
+        raise ConfigError(
+            "train.compile_scope=model compiles the whole forward as one graph, which FSDP, "
+            "tensor parallel and activation checkpointing split per block; set "
+            "train.compile_scope=blocks"
+        )
+    return scope
 
 
 def apply_fsdp(
@@ -77,6 +93,7 @@ def parallelize(
     *,
     device: torch.device,
     compile: bool = False,
+    compile_scope: str = "blocks",
     activation_checkpointing: bool = False,
 ) -> nn.Module:
     """Apply TP → checkpointing → compile → DDP/FSDP2; return the module to call in the loop."""
@@ -97,7 +114,7 @@ def parallelize(
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     if compile:
-        apply_compile(model)
+        apply_compile(model, check_compile_scope(compile_scope, cfg, info))
     if not info.is_distributed or cfg.strategy == "deepspeed":
         return model
     if cfg.strategy == "fsdp":

@@ -48,9 +48,18 @@ class StepClock:
         w["steps"] += 1
         w["step_sec"] += time.perf_counter() - self._t0
         w["data_sec"] += self.data_sec - self._data0
-        if (
-            self.watching and self.optimizer_steps == self._opt0
-        ):  # e.g. GradScaler found inf/NaN grads
+        if self.watching and self.optimizer_steps == self._opt0:  # e.g. GradScaler: inf/NaN
+            self.skipped_steps += 1
+
+    def abandon(self) -> None:
+        """The running step will run again (a rollback found due late): no update ran, and
+        it is not counted as a skipped step."""
+        self._opt0 = None
+
+    def count_skipped(self) -> None:
+        """A step whose optimizer call ran but applied nothing, known only after its window
+        closed (sync-free steps: fused AdamW skipped it on the device, read a step late)."""
+        if self.watching:
             self.skipped_steps += 1
 
     def window_stats(self) -> dict[str, float]:

@@ -174,6 +174,7 @@ class Trainer:
             self.dist,
             device=self.prec.device,
             compile=self.prec.compile,
+            compile_scope=cfg.train.compile_scope,
             activation_checkpointing=cfg.distributed.activation_checkpointing,
         )
 
@@ -341,6 +342,7 @@ class Trainer:
         self._settle()
         if self.guard.rollback_due:
             self.optimizer.zero_grad(set_to_none=True)
+            self.logger.clock.abandon()  # this step runs again after the rollback
             return None
         self.optimizer.found_inf = self.deferred.decide(loss, grad_norm)
         self.optimizer.step()  # fused AdamW: a flagged step changes nothing, its count included
@@ -355,9 +357,9 @@ class Trainer:
             return
         step = self.deferred.pending.step if self.deferred.pending else None
         skip = self.deferred.settle()
-        if skip:  # a reason string: the device skipped it, the optimizer hook counted it
+        if skip:  # a reason string: the device skipped it, though the optimizer hook ran
             last = self.deferred.last
-            self.logger.clock.optimizer_steps -= 1
+            self.logger.clock.count_skipped()
             self.logger.event("skipped_step", step + 1, reason=skip, loss=last["loss"],
                               grad_norm=last["grad_norm"])  # fmt: skip
         if out is not None and self.deferred.last:
