@@ -2,21 +2,24 @@
 """Benchmark: sentiment classifiers fine-tuned from a model llmtrain pre-trained on this CPU,
 against the majority class and TF-IDF + logistic regression on the same test split.
 
-1. Pre-train one bilingual decoder (gpt2-mini shape, block 128, 8192-token BPE) for a fixed
-   wall-clock budget on the shared corpora: Chinese Wikipedia paragraphs (zh_wiki), NLTK
-   movie_reviews (2,000 English reviews) and WikiText-2.
-2. Split each set stratified 80/20 with seed 0 (ChnSentiCorp hotel reviews, 2:1 imbalanced;
+1. Split each set stratified 80/20 with seed 0 (ChnSentiCorp hotel reviews, 2:1 imbalanced;
    MR rt-polarity sentences, balanced); 10 % of the 80 is the fine-tune's val set (best
    checkpoint by macro-F1), the 20 is the test set every row below is scored on.
+2. Pre-train one bilingual decoder (gpt2-mini shape, block 128, 8192-token BPE) for a fixed
+   wall-clock budget on the shared corpora: Chinese Wikipedia paragraphs (zh_wiki), NLTK
+   movie_reviews (2,000 English reviews), WikiText-2, and the unlabelled TEXT of the 80 %
+   training parts (task-adaptive pre-training, Gururangan et al. 2020; no label, and no test
+   text, is ever seen; `--no-task-text` leaves them out).
 3. Baselines on the same split: the majority class, and TF-IDF character 1-3-grams +
    logistic regression (scikit-learn).
 4. Fine-tunes through `llmtrain.finetune.finetune` (the one Trainer): full, LoRA (rank 8),
-   full + class-weighted loss ("balanced"), full + focal loss (gamma 2).
+   full + class-weighted loss ("balanced"), full + focal loss (gamma 2), full + oversampling.
 Reports test accuracy, macro-F1 and the minority class's recall (ChnSentiCorp: label 0 =
 negative; MR: neg). The last line is one JSON object with every figure.
 
 Usage: OMP_NUM_THREADS=1 python bench/finetune_sentiment.py --out /tmp/ftbench
-       [--pretrain-sec 240] [--steps 400] [--only chn,mr] [--runs full,lora,weighted,focal]
+       [--pretrain-sec 240] [--steps 400] [--only chn,mr] [--runs full,lora,weighted,...]
+       [--threads 2] [--no-task-text]
 Needs ../shared/data (sentiment/, zh_wiki/, en_prose/, wikitext2/).
 """
 
@@ -39,11 +42,13 @@ RUNS = {
     "lora": ["finetune.lora.rank=8"],
     "weighted": ['finetune.class_weights="balanced"'],
     "focal": ["finetune.focal_gamma=2.0"],
+    "oversample": ["finetune.oversample=true"],
 }
 
 
-def pretrain_corpus(out: Path) -> list[Path]:
-    """Plain-text / JSONL inputs for `prepare`: zh_wiki, movie_reviews (unzipped), WikiText-2."""
+def pretrain_corpus(out: Path, task_train: list[Path]) -> list[Path]:
+    """Plain-text / JSONL inputs for `prepare`: zh_wiki, movie_reviews (unzipped), WikiText-2,
+    and the text column (only) of each `task_train` CSV."""
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(SHARED / "en_prose" / "nltk-movie_reviews.zip") as z:
@@ -56,14 +61,21 @@ def pretrain_corpus(out: Path) -> list[Path]:
     (raw / "wikitext2.txt").write_text(
         (SHARED / "wikitext2" / "wiki.test.raw").read_text("utf-8"), "utf-8"
     )
+    task = []
+    for i, path in enumerate(task_train):  # unlabelled text of the training parts only
+        with path.open(encoding="utf-8") as f:
+            texts = [r["text"] for r in csv.DictReader(f)]
+        task.append(raw / f"task_text_{i}.jsonl")
+        task[-1].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
     return [
+        *task,
         SHARED / "zh_wiki" / "zh_wiki_contexts.jsonl",
         raw / "movie_reviews.jsonl",
         raw / "wikitext2.txt",
     ]
 
 
-def pretrain(out: Path, seconds: float) -> Path:
+def pretrain(out: Path, seconds: float, task_train: list[Path]) -> Path:
     from llmtrain.data.prepare import PrepareConfig, prepare_corpus
     from llmtrain.train.config import load_run_config
     from llmtrain.train.trainer import Trainer
@@ -71,7 +83,9 @@ def pretrain(out: Path, seconds: float) -> Path:
     data, run = out / "pretrain_data", out / "pretrain_run"
     if not (data / "manifest.json").is_file():
         prepare_corpus(
-            pretrain_corpus(out), data, PrepareConfig(tokenizer="bpe", vocab_size=8192, workers=1)
+            pretrain_corpus(out, task_train),
+            data,
+            PrepareConfig(tokenizer="bpe", vocab_size=8192, workers=1),
         )
     if (run / "checkpoints").is_dir():
         return run
@@ -212,15 +226,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-len-chn", type=int, default=160, help="tokens per review (cut)")
     ap.add_argument("--max-len-mr", type=int, default=64, help="tokens per sentence (cut)")
+    ap.add_argument("--no-task-text", action="store_true", help="pre-train without the sets' text")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    base = pretrain(out, args.pretrain_sec)
+    splits = {name: split_files(name, out) for name in args.only.split(",")}
+    task_train = [] if args.no_task_text else [s[0] for s in splits.values()]
+    base = pretrain(out, args.pretrain_sec, task_train)
     results: dict = {}
-    for name in args.only.split(","):
-        train, test, minority = split_files(name, out)
+    for name, (train, test, minority) in splits.items():
         results[name] = baselines(train, test, minority)
         max_len = args.max_len_chn if name == "chn" else args.max_len_mr
         for run in args.runs.split(","):

@@ -155,7 +155,7 @@ def _count_encoded(monkeypatch) -> list[int]:
     """Documents the (in-process) resumed run encodes, appended to the returned list."""
     encoded, original = [], pack_module.encode_documents
     monkeypatch.setattr(pack_module, "encode_documents",
-                        lambda tok, texts: encoded.append(len(texts)) or original(tok, texts))  # fmt: skip
+                        lambda tok, texts, **kw: encoded.append(len(texts)) or original(tok, texts, **kw))  # fmt: skip
     return encoded
 
 

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune a run or a local HF model: classification or instruction/chat SFT",
         description=__doc__,
-        epilog=keys_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=KEYS_EPILOG,
+        formatter_class=_KeysHelpFormatter,
     )
     p.add_argument(
         "--from",
@@ -67,6 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+KEYS_EPILOG = "<the finetune.* keys>"
+
+
+class _KeysHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Lists the finetune.* keys only when help is printed: they come from configs that
+    import torch, which every other command (`llmtrain prepare`: ~200 MB RSS) should not pay."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(keys_help() if text == KEYS_EPILOG else text)
 
 
 def keys_help() -> str:

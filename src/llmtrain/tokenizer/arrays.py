@@ -27,6 +27,7 @@ class ArrayTokenizer:
     kind = "array"
     vocab_size = N_SPECIAL
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+    safe_cuts = ("line", "space", "punct")  # one id per character: any cut is exact
 
     def encode_array(self, text: str) -> np.ndarray:
         raise NotImplementedError

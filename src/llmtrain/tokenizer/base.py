@@ -25,6 +25,11 @@ class Tokenizer(Protocol):
     unk_id: int
     bos_id: int
     eos_id: int
+    # where a long text may be cut so that its pieces encode to the ids of the whole
+    # (data/prepare/pack.py): "line" (a line break between two non-spaces), "space" (before a
+    # single space between two non-spaces), "punct" (a letter or digit, then punctuation);
+    # () = encode whole. Each backend states what its pre-tokenizer guarantees.
+    safe_cuts: tuple[str, ...]
 
     def encode(self, text: str) -> list[int]: ...
 

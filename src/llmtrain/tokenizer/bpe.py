@@ -7,6 +7,7 @@ ids 0..3; any text, Chinese and emoji included, round-trips because every byte h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class BPETokenizer:
         self.unk_id = specials["unk_id"]
         self.bos_id = specials["bos_id"]
         self.eos_id = specials["eos_id"]
+        self.safe_cuts = _safe_cuts(backend)
 
     @classmethod
     def from_file(cls, path: str | Path) -> BPETokenizer:
@@ -92,6 +94,48 @@ class BPETokenizer:
             "eos_id": self.eos_id,
         }
         atomic_write_json(directory / META_FILE, meta)
+
+
+ALL_CUTS = frozenset({"line", "space", "punct"})
+
+
+def _safe_cuts(backend: HFTokenizer) -> tuple[str, ...]:
+    """`Tokenizer.safe_cuts` from the pipeline itself: a cut is safe when some pre-tokenizer
+    step always ends a pre-token there and no step adds text at a piece's edge or matches
+    across it. A normalizer (it may look across a cut) or an unknown step: encode whole."""
+    if backend.normalizer is not None or backend.pre_tokenizer is None:
+        return ()
+    state = json.loads(backend.pre_tokenizer.__getstate__())
+    steps = state["pretokenizers"] if state["type"] == "Sequence" else [state]
+    created, kept = set(), set(ALL_CUTS)
+    for step in steps:
+        makes, keeps = _step_cuts(step)
+        created |= makes
+        kept &= keeps
+    return tuple(c for c in ("line", "space", "punct") if c in created & kept)
+
+
+def _step_cuts(step: dict) -> tuple[set[str], set[str]]:
+    """(the cuts this pre-tokenizer step always ends a pre-token at, the cuts it keeps)."""
+    kind = step["type"]
+    if kind == "ByteLevel":  # GPT-2's regex: letters / digits / punctuation / spaces runs
+        if step["add_prefix_space"]:
+            return set(), set()
+        return (set(ALL_CUTS) if step.get("use_regex") else set()), set(ALL_CUTS)
+    if kind == "Metaspace":  # spaces become "▁", each starting a word; no ▁ prepended
+        if step.get("prepend_scheme") != "never":
+            return set(), set()
+        return ({"space"} if step.get("split", True) else set()), set(ALL_CUTS)
+    if kind == "Split" and step.get("behavior") == "Isolated" and not step.get("invert"):
+        pattern = step["pattern"]
+        if pattern.get("String") == "\n":  # each newline its own pre-token
+            return {"line"}, set(ALL_CUTS)
+        regex = pattern.get("Regex", "")
+        if regex.startswith("[") and regex.endswith("]") and "]" not in regex[1:-1]:
+            return set(), set(ALL_CUTS)  # one character class: a match spans no cut
+        if regex.endswith("\\s+(?!\\S)|\\s+"):  # tiktoken-style (GPT-4, Llama-3, Qwen)
+            return {"line", "space"}, {"line", "space"}
+    return set(), set()
 
 
 def _model_kind(backend: HFTokenizer) -> str:

@@ -38,6 +38,10 @@ class SentencePieceTokenizer:
     """A `sentencepiece.SentencePieceProcessor` behind the llmtrain `Tokenizer` protocol."""
 
     kind = "sentencepiece"
+    # whitespace ends every piece (split_by_whitespace) and a piece's leading whitespace
+    # becomes the dummy prefix "▁" it would have had: line and space cuts keep the ids
+    # (tests/unit/data/test_pack.py); punctuation can sit inside a piece, so no cut there
+    safe_cuts = ("line", "space")
 
     def __init__(self, model_proto: bytes, threads: int = 0) -> None:
         spm = _import_spm()

@@ -1,11 +1,12 @@
 """Tokenize and pack: documents → token ids → shards, streamed chunk by chunk.
 
-Long documents are cut into ~64k-character pieces at boundaries where byte-level BPE cannot
-merge across (a newline between two non-space characters), so one book still encodes on all
-cores through `encode_batch`, with ids identical to encoding it whole. Char and byte
-tokenizers encode vectorised (`encode_array`). Either way the tokenizer gets at most
-`ENCODE_GROUP_CHARS` of text a call, so a 16 MiB document costs no more scratch memory than
-1 MiB of small ones (`encode_documents`). `pack_records` checkpoints the packing every
+Long documents are cut into ~64k-character pieces at boundaries no token can span (line
+breaks, then word or punctuation boundaries on lines without breaks, as far as the tokenizer's
+`safe_cuts` allow), so one book, or a 1 GiB one-line file, still encodes on all cores through
+`encode_batch` in bounded memory, with ids identical to encoding it whole. Char and byte
+tokenizers encode vectorised (`encode_array`). Either way the tokenizer gets at most one
+64k-character piece per encoding thread a call (`encode_group_chars`), so a 4 MiB document
+costs no more scratch memory than as much text in small documents (`encode_documents`). `pack_records` checkpoints the packing every
 so many bytes of text (`Packer.state`: counts + each split's `ShardWriter.state`), so a rerun
 goes on from there; ids do not depend on where a chunk ends, so neither do the shards.
 """
@@ -25,26 +26,48 @@ from llmtrain.data.shards import SPLITS, ShardStateError, ShardWriter, shard_dty
 from llmtrain.tokenizer.base import Tokenizer
 
 PIECE_CHARS = 1 << 16
-# Text given to the tokenizer in one call (16 BPE pieces: work for 16 rayon threads). BPE
-# encodings take ~40x their text and a char tokenizer's arrays ~30 bytes a character: with
-# the whole of a 16 MiB document in one call `llmtrain prepare` peaked at 1.27 GB RSS (BPE)
-# and 0.64 GB (char); in 1 MiB groups at 0.76-0.79 / 0.47 GB (`/usr/bin/time -v`, 1 worker).
+# Text given to the tokenizer in one call: at most one piece per thread of the Rust pool
+# (`encode_group_chars`). BPE encodings take ~40x their text and a char tokenizer's arrays
+# ~30 bytes a character: with the whole of a 16 MiB document in one call `llmtrain prepare`
+# peaked at 1.27 GB RSS (BPE) and 0.64 GB (char); in 1 MiB groups at 0.76-0.79 / 0.47 GB
+# (`/usr/bin/time -v`, 1 worker); encoding 4 M characters of one line grew the peak by
+# 144 MiB in 1 M-character groups.
 ENCODE_GROUP_CHARS = 1 << 20
+
+
+def encode_group_chars(threads: int) -> int:
+    """Characters per tokenizer call for `threads` encoding threads: one piece each (at least
+    two), so memory grows with the cores that use it (1 M characters at 16 threads)."""
+    return PIECE_CHARS * min(max(2, threads), ENCODE_GROUP_CHARS // PIECE_CHARS)
+
+
 CHUNK_BYTES = 1 << 20  # text encoded at once: its encodings take ~40x that (~40 MiB)
-# After "\S\n" and before "\S": the GPT-2 pre-tokenizer ends a token on each side of this
-# newline, so pieces cut here encode exactly as the whole text does.
-_SAFE_CUT = re.compile(r"(?<=\S\n)(?=\S)")
+# The cuts a tokenizer may declare exact (`Tokenizer.safe_cuts`): after "\S\n" before "\S"
+# (a line break), before " \S" after "\S" (a word on a line without breaks), and between a
+# letter or digit and punctuation (Chinese text with no spaces). Byte-level pre-tokenizers
+# end a pre-token on each side of all three, so pieces encode exactly as the whole text does.
+CUTS = {
+    "line": r"(?<=\S\n)(?=\S)",
+    "space": r"(?<=\S)(?= \S)",
+    "punct": r"(?<=[^\W_])(?=[，。！？；：、,.!?;:])",
+}
 
 
-def encoding_pieces(text: str, max_chars: int = PIECE_CHARS) -> list[str]:
-    """Cut `text` into pieces of at least `max_chars` characters at safe boundaries."""
-    return list(_iter_pieces(text, max_chars))
+def _cut_pattern(kinds: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(CUTS[k] for k in kinds)) if kinds else None
 
 
-def _iter_pieces(text: str, max_chars: int) -> Iterator[str]:
+def encoding_pieces(
+    text: str, max_chars: int = PIECE_CHARS, cuts: tuple[str, ...] = ("line",)
+) -> list[str]:
+    """Cut `text` into pieces of at least `max_chars` characters at the `cuts` given."""
+    return list(_iter_pieces(text, max_chars, _cut_pattern(cuts)))
+
+
+def _iter_pieces(text: str, max_chars: int, cut: re.Pattern[str] | None) -> Iterator[str]:
     start = 0
-    while len(text) - start > max_chars:
-        m = _SAFE_CUT.search(text, start + max_chars)
+    while cut is not None and len(text) - start > max_chars:
+        m = cut.search(text, start + max_chars)
         if m is None:
             break
         yield text[start : m.start()]
@@ -73,8 +96,9 @@ def encode_documents(
         group: list[str] = []
         owners: list[int] = []
         size = 0
+        cut = _cut_pattern(getattr(tok, "safe_cuts", ()))
         for i, text in enumerate(texts):
-            for piece in _iter_pieces(text, piece_chars):
+            for piece in _iter_pieces(text, piece_chars, cut):
                 group.append(piece)
                 owners.append(i)
                 size += len(piece)
@@ -102,8 +126,10 @@ class Packer:
         tok: Tokenizer,
         writers: dict[str, ShardWriter],
         on_bytes: Callable[[int], None] = lambda n: None,
+        group_chars: int = ENCODE_GROUP_CHARS,
     ) -> None:
         self.tok, self.writers, self.on_bytes = tok, writers, on_bytes
+        self.group_chars = group_chars
         self.stats: dict[str, Counter[str]] = {s: Counter() for s in writers}
         self._buffer: list[tuple[str, str]] = []
         self._buffer_bytes = 0
@@ -124,7 +150,8 @@ class Packer:
     def flush(self) -> None:
         if not self._buffer:
             return
-        encoded = encode_documents(self.tok, [text for _, text in self._buffer])
+        texts = [text for _, text in self._buffer]
+        encoded = encode_documents(self.tok, texts, group_chars=self.group_chars)
         for (split, _), ids in zip(self._buffer, encoded):
             self.writers[split].add(ids)
             counts = self.stats[split]
@@ -188,7 +215,7 @@ def pack_records(
 
 def open_packer(
     tok: Tokenizer, out: Path, shard_tokens: int, partial_prefix: str,
-    at: dict[str, Any] | None = None, quiet: bool = True,
+    at: dict[str, Any] | None = None, quiet: bool = True, group_chars: int = ENCODE_GROUP_CHARS,
 ) -> tuple[Packer, dict[str, Any] | None]:  # fmt: skip
     """A packer of the train and val shards in `out`, gone back to checkpoint state `at`
     when given. When the shards on disk do not match `at` the split folders are emptied and
@@ -197,7 +224,8 @@ def open_packer(
 
     def new() -> Packer:
         return Packer(tok, {split: ShardWriter(out, split, dtype, shard_tokens, tok.eos_id,
-                                               partial_prefix) for split in SPLITS})  # fmt: skip
+                                               partial_prefix) for split in SPLITS},
+                      group_chars=group_chars)  # fmt: skip
 
     if at is None:
         return new(), None

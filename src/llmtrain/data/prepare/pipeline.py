@@ -53,7 +53,12 @@ from llmtrain.data.prepare.config import PrepareConfig
 from llmtrain.data.prepare.heap import release_free_memory
 from llmtrain.data.prepare.keep_text import KEPT_TEXT_FILE, finish_kept_text
 from llmtrain.data.prepare.manifest import build_manifest, compression, split_figures
-from llmtrain.data.prepare.pack import encoding_pieces, open_packer, pack_records
+from llmtrain.data.prepare.pack import (
+    encode_group_chars,
+    encoding_pieces,
+    open_packer,
+    pack_records,
+)
 from llmtrain.data.prepare.quality import QUALITY_STEPS
 from llmtrain.data.prepare.readers import InputPlan, plan_inputs
 from llmtrain.data.prepare.report_html import REPORT_HTML, write_report_html
@@ -286,7 +291,8 @@ def _pack_pass(
 ) -> dict[str, dict]:  # fmt: skip
     """Pass 2: encode every document and write the train and val shards, from checkpoint
     state `at` (a "pack" phase) on when given; `save`s a state every `checkpoint_bytes`."""
-    packer, at = open_packer(tok, out, cfg.shard_tokens, PARTIAL_INDEX_PREFIX, at, quiet)
+    group = encode_group_chars(cfg.workers)  # memory with the cores that use it
+    packer, at = open_packer(tok, out, cfg.shard_tokens, PARTIAL_INDEX_PREFIX, at, quiet, group)
     start = (at["records"], at["position"]) if at else (0, 0)
     total = clean.spool.stat().st_size - 16 * clean.documents  # minus record headers
     with progress(total, "tokenize + pack", "B", quiet) as bar:
