@@ -1,8 +1,9 @@
-"""A LoRA classifier fine-tuned under 2-process DDP (gloo) ends with the weights of one
-process: fine-tuning goes through the same distributed loop as pre-training."""
+"""A LoRA classifier fine-tuned under 2-process DDP or FSDP2 (gloo) ends with the weights of
+one process: fine-tuning goes through the same distributed loop as pre-training, frozen base
+weights and trainable adapters sharded side by side under FSDP2."""
 
+import pytest
 import torch
-from safetensors.torch import load_file
 
 from tests.distributed.conftest import run_distributed
 from tests.unit.finetune.conftest import make_base_run, sentiment_rows, write_csv
@@ -34,15 +35,24 @@ def _finetune(base, data, out, strategy):
     )
 
 
-def test_lora_classifier_under_ddp_equals_single_process(tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_lora_classifier_distributed_equals_single_process(tmp_path, strategy):
     base = make_base_run(tmp_path, "gpt2-tiny")
     data = write_csv(tmp_path / "train.csv", sentiment_rows(80))
     torch.set_num_threads(1)
     _finetune(base, data, tmp_path / "one", "ddp")
-    run_distributed(_finetune, 2, base, data, tmp_path / "ddp", "ddp")
-    a = load_file(tmp_path / "one/checkpoints/step_000003/model.safetensors")
-    b = load_file(tmp_path / "ddp/checkpoints/step_000003/model.safetensors")
+    run_distributed(_finetune, 2, base, data, tmp_path / "dist", strategy)
+    a = _weights(tmp_path / "one/checkpoints/step_000003")
+    b = _weights(tmp_path / "dist/checkpoints/step_000003")
     assert any("lora_B" in k for k in a) and a.keys() == b.keys()
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a if "lora_B" in k)
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
+
+
+def _weights(ckpt):
+    """The full weights of a checkpoint (model.safetensors, or FSDP2's sharded DCP files),
+    through the loader eval/generate/export use."""
+    from llmtrain.checkpoint.inference import load_trained
+
+    return load_trained(ckpt).model.state_dict()

@@ -114,15 +114,19 @@ def finetune(
 
 
 def final_report(trainer, ft) -> dict[str, Any]:
-    """Load the best checkpoint, score it on val and test, write finetune.json + pictures."""
-    from llmtrain.checkpoint.io import best_checkpoint, latest_checkpoint, load_model_weights
+    """Load the best checkpoint, score it on val and test, write finetune.json + pictures.
+
+    The best weights go into a fresh unsharded model (the loader eval/export use), not into
+    the trainer's: under FSDP those are shards that rank 0 cannot run alone."""
+    from llmtrain.checkpoint.inference import load_trained
+    from llmtrain.checkpoint.io import best_checkpoint, latest_checkpoint
     from llmtrain.finetune.report import write_report
 
     best = best_checkpoint(trainer.ckpt_root) or latest_checkpoint(trainer.ckpt_root)
-    load_model_weights(trainer.model, best)
+    model = load_trained(best, trainer.prec.device).model
     metrics = {}
     for split in ("val", "test"):
-        res = ft.evaluate(trainer.model, split, trainer.cfg.train.micro, trainer.prec.device)
+        res = ft.evaluate(model, split, trainer.cfg.train.micro, trainer.prec.device)
         if res:
             metrics[split] = res
     report = {
