@@ -175,6 +175,10 @@ def test_cli_json_snapshot_and_seed_script(tracked_run, tmp_path, capsys):
 def test_report_renders_every_plot_in_headless_chromium(tracked_run, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(tracked_run, other, ignore=shutil.ignore_patterns("wandb", "mlflow.db"))
+    test = {"accuracy": 0.9, "macro_f1": 0.88, "confusion": [[30, 5], [5, 60]],
+            "per_class": {"负面": {"precision": 0.86, "recall": 0.86, "f1": 0.86, "support": 35}}}  # fmt: skip
+    (other / "finetune.json").write_text(json.dumps({"metrics": {"test": test}}))
+    (other / "labels.json").write_text(json.dumps({"labels": ["负面", "正面"]}))
     report = tmp_path / "report.html"
     assert main(["monitor", str(tracked_run), str(other), "--report", str(report)]) == 0
     n_charts = len(
@@ -194,6 +198,7 @@ def test_report_renders_every_plot_in_headless_chromium(tracked_run, tmp_path):
         flags + ["--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=90
     ).stdout
     assert 'data-rendered="1"' in dom and f'data-charts="{n_charts}"' in dom
+    assert 'id="classifier" data-cells="4"' in dom and "负面" in dom  # the confusion matrix
     svgs = re.findall(r'<svg[^>]*data-title="([^"]*)"[^>]*data-points="(\d+)"', dom)
     assert len(svgs) == n_charts >= 15
     assert all(int(n) >= 2 for _, n in svgs), [t for t, n in svgs if int(n) < 2]

@@ -7,6 +7,7 @@ hover read-out, drag to zoom, double-click to reset, log scale, smoothing, legen
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import json
@@ -120,6 +121,7 @@ def report_data(runs: list[RunData], findings: list[list[Finding]] | None = None
                 "manifest": run.manifest,
                 "findings": [f.to_dict() for f in found],
                 "summary": _summary(run),
+                "classifier": classifier_scores(run),
             }
         )
     specs = chart_specs([r["series"] for r in out_runs])
@@ -150,6 +152,33 @@ def _summary(run: RunData) -> dict[str, Any]:
     }
 
 
+CLASSIFIER_KEYS = ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "per_class", "confusion")
+
+
+def classifier_scores(run: RunData) -> dict[str, Any] | None:
+    """A fine-tuned classifier's scores for the report: val/test of its best checkpoint
+    (finetune.json, written at the end), else the last eval's val scores (a run still going);
+    None for any other run. Label names from labels.json, else the per-class keys."""
+    splits: dict[str, dict[str, Any]] = {}
+    try:
+        final = json.loads((run.run_dir / "finetune.json").read_text(encoding="utf-8"))
+        splits = {k: v for k, v in final.get("metrics", {}).items() if "confusion" in v}
+    except (OSError, ValueError):
+        pass
+    if not splits:
+        last = next((r for r in reversed(run.evals) if "val_confusion" in r), None)
+        if last is None:
+            return None
+        splits = {f"val (step {last['step']})": {k[4:]: v for k, v in last.items()
+                                                 if k.startswith("val_")}}  # fmt: skip
+    names = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        names = json.loads((run.run_dir / "labels.json").read_text(encoding="utf-8"))["labels"]
+    scores = {split: {k: m[k] for k in CLASSIFIER_KEYS if k in m} for split, m in splits.items()}
+    first = next(iter(scores.values()))
+    return {"labels": names or list(first.get("per_class", {})), "splits": scores}
+
+
 def _json_for_script(data: Any) -> str:
     text = json.dumps(data, default=_jsonable, allow_nan=False)
     # inside <script> a literal "</" could close the tag; escape it (JSON stays identical)
@@ -178,7 +207,7 @@ def render_html(runs: list[RunData], findings: list[list[Finding]] | None = None
 <header><h1>{html.escape(title)}</h1>
 <div id="controls"></div></header>
 <main><section id="summary"></section><section id="diagnosis"></section>
-<section id="charts"></section><section id="details"></section></main>
+<section id="classifier"></section><section id="charts"></section><section id="details"></section></main>
 <script id="report-data" type="application/json">{_json_for_script(data)}</script>
 <script>{script}</script>
 </body></html>

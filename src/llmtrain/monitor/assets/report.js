@@ -255,6 +255,50 @@
     }
   }
 
+  // a fine-tuned classifier: the confusion matrix (rows true, columns predicted; cells shaded
+  // by their share of the true class) and precision / recall / F1 per class, per split
+  function classifier() {
+    const runs = DATA.runs.filter(r => r.classifier);
+    if (!runs.length) return;
+    const sec = document.getElementById("classifier");
+    el("h2", {}, sec, "Classifier");
+    let cells = 0;
+    for (const run of runs) {
+      const names = run.classifier.labels;
+      for (const [split, m] of Object.entries(run.classifier.splits)) {
+        const head = [`${DATA.runs.length > 1 ? run.name + " " : ""}${split}`,
+          `accuracy ${fmt(m.accuracy)}`, `macro-F1 ${fmt(m.macro_f1)}`];
+        if (m.roc_auc !== undefined) head.push(`ROC-AUC ${fmt(m.roc_auc)}`);
+        el("h3", {}, sec, head.join(", "));
+        const wrap = el("div", { class: "classifier" }, sec);
+        const t = el("table", { class: "confusion", "data-split": split }, wrap);
+        const hr = el("tr", {}, t);
+        el("th", {}, hr, "true \\ predicted");
+        names.forEach(n => el("th", {}, hr, n));
+        (m.confusion || []).forEach((row, i) => {
+          const tr = el("tr", {}, t), total = row.reduce((a, b) => a + b, 0) || 1;
+          el("th", {}, tr, names[i] !== undefined ? names[i] : String(i));
+          row.forEach((v, j) => {
+            const share = v / total;
+            el("td", { style: `background: rgba(31,119,180,${(0.85 * share).toFixed(3)});` +
+              (share > 0.5 ? " color: #fff;" : ""), title: `${(100 * share).toFixed(1)} % of true ${names[i]}`,
+              class: i === j ? "diag" : "" }, tr, String(v));
+            cells += 1;
+          });
+        });
+        const pc = el("table", { class: "per-class" }, wrap);
+        const ph = el("tr", {}, pc);
+        for (const h of ["class", "precision", "recall", "F1", "support"]) el("th", {}, ph, h);
+        for (const [name, c] of Object.entries(m.per_class || {})) {
+          const tr = el("tr", {}, pc);
+          el("td", {}, tr, name);
+          for (const k of ["precision", "recall", "f1", "support"]) el("td", {}, tr, fmt(c[k]));
+        }
+      }
+    }
+    sec.dataset.cells = String(cells);
+  }
+
   function details() {
     const sec = document.getElementById("details");
     el("h2", {}, sec, "Configuration, data and checkpoints");
@@ -268,7 +312,7 @@
     }
   }
 
-  controls(); summary(); diagnosis();
+  controls(); summary(); diagnosis(); classifier();
   const parent = document.getElementById("charts");
   for (const spec of DATA.charts) draw(makeChart(spec, parent));
   details();
