@@ -227,6 +227,8 @@ def main() -> None:
     ap.add_argument("--max-len-chn", type=int, default=160, help="tokens per review (cut)")
     ap.add_argument("--max-len-mr", type=int, default=64, help="tokens per sentence (cut)")
     ap.add_argument("--no-task-text", action="store_true", help="pre-train without the sets' text")
+    ap.add_argument("--seed", type=int, default=None, help="fine-tune seed (init of the head, "
+                    "data order); runs go to NAME_RUN_sSEED")  # fmt: skip
     args = ap.parse_args()
     import torch
 
@@ -241,8 +243,12 @@ def main() -> None:
         max_len = args.max_len_chn if name == "chn" else args.max_len_mr
         for run in args.runs.split(","):
             sets = list(RUNS[run]) + (["train.lr=1e-3"] if run == "lora" else ["train.lr=3e-4"])
+            tag = f"{name}_{run}"
+            if args.seed is not None:
+                sets.append(f"train.seed={args.seed}")
+                tag += f"_s{args.seed}"
             results[name][run] = finetune_run(
-                base, train, test, out / f"{name}_{run}", sets, minority, args.steps, max_len
+                base, train, test, out / tag, sets, minority, args.steps, max_len
             )
             print(name, run, json.dumps(results[name][run]), flush=True)
     print(f"{'set':5} {'model':9} {'accuracy':>9} {'macro-F1':>9} {'min. recall':>11}")
