@@ -43,6 +43,7 @@ RUNS = {
     "weighted": ['finetune.class_weights="balanced"'],
     "focal": ["finetune.focal_gamma=2.0"],
     "oversample": ["finetune.oversample=true"],
+    "oversample_focal": ["finetune.oversample=true", "finetune.focal_gamma=2.0"],
 }
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from llmtrain.checkpoint.io import read_json, save_checkpoint
 from llmtrain.errors import ExportError
+from llmtrain.models.hf.base import Target
 from llmtrain.models.lora import has_lora, merge_lora
 
 RUN_FILES = ("tokenizer", "labels.json", "chat.json")
@@ -65,33 +66,16 @@ def add_chat_template(out: str | Path, fmt: Any, template: str) -> None:
     tok.save_pretrained(out)
 
 
-# base target -> (HF config class, ...ForSequenceClassification, pooling it reads, head rows)
-CLASSIFIERS = {
-    "gpt2": ("GPT2Config", "GPT2ForSequenceClassification", "last"),
-    "llama": ("LlamaConfig", "LlamaForSequenceClassification", "last"),
-    "bert": ("BertConfig", "BertForSequenceClassification", "cls"),
-    "bert_pretraining": ("BertConfig", "BertForSequenceClassification", "cls"),
-}
-
-
-def _classifier_state(clf: nn.Module, target: str) -> tuple[dict[str, Any], dict]:
+def _classifier_state(clf: nn.Module, target: Target) -> tuple[dict[str, Any], dict]:
     """(HF config kwargs, HF state dict) of a `SequenceClassifier` over a base of `target`:
-    the base's body rows, its LM head dropped, the task head in HF's names."""
+    the base's body rows, its LM head dropped, the task head in HF's names (the family
+    table's `Target.classifier`)."""
     from llmtrain.export.tables import to_hf
 
-    kwargs, sd = to_hf(clf.base, target)
-    if target.startswith("bert"):
-        sd = {k: v for k, v in sd.items() if not k.startswith("cls.")}
-        head = {
-            "bert.pooler.dense.weight": clf.pool_dense.weight,
-            "bert.pooler.dense.bias": clf.pool_dense.bias,
-            "classifier.weight": clf.classifier.weight,
-            "classifier.bias": clf.classifier.bias,
-        }
-    else:  # GPT-2 / Llama: `score`, no bias, on the last non-pad token
-        sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
-        head = {"score.weight": clf.classifier.weight}
-    sd.update({k: v.detach().clone() for k, v in head.items()})
+    spec = target.classifier
+    kwargs, sd = to_hf(clf.base, target.name)
+    sd = {k: v for k, v in sd.items() if not k.startswith(spec.drop)}
+    sd.update({k: v.detach().clone() for k, v in spec.head(clf).items()})
     return kwargs, sd
 
 
@@ -104,17 +88,19 @@ def export_classifier_hf(clf: nn.Module, out: str | Path, tokenizer: Any, labels
 
     from llmtrain.export.hf_tokenizer import check_tokenizer, require_transformers, save_tokenizer
     from llmtrain.export.tables import pick_target
+    from llmtrain.models.hf_interop import get_target
     from llmtrain.tokenizer.base import PAD_ID
 
-    target = pick_target(clf.base.cfg)
-    if target not in CLASSIFIERS or CLASSIFIERS[target][2] != clf.pooling:
+    target = get_target(pick_target(clf.base.cfg))
+    spec = target.classifier
+    if spec is None or spec.pooling != clf.pooling:
         raise ExportError(
-            f"a {target} classifier with pooling {clf.pooling!r} has no Hugging Face "
+            f"a {target.name} classifier with pooling {clf.pooling!r} has no Hugging Face "
             "...ForSequenceClassification form (GPT-2/Llama read the last token, BERT [CLS]); "
             "fine-tune with finetune.head.pooling='auto'"
         )
     tf = require_transformers()
-    cfg_name, model_name, _ = CLASSIFIERS[target]
+    cfg_name, model_name = target.config_class, spec.model_class
     kwargs, sd = _classifier_state(clf, target)
     kwargs.update(
         num_labels=len(labels),
@@ -131,7 +117,7 @@ def export_classifier_hf(clf: nn.Module, out: str | Path, tokenizer: Any, labels
     safetensors.torch.save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     res: dict[str, Any] = {"target": model_name}
     if tokenizer is not None:
-        save_tokenizer(tokenizer, out, clf.base.cfg.vocab_size, target)
+        save_tokenizer(tokenizer, out, clf.base.cfg.vocab_size, target.name)
         res["tokenizer_texts_checked"] = check_tokenizer(out, tokenizer)
     hf, info = tf.AutoModelForSequenceClassification.from_pretrained(
         out, dtype=torch.float32, output_loading_info=True

@@ -234,7 +234,7 @@ def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     assert not (tmp_path / "s" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("preset", ["gpt2-tiny", "bert-tiny"])
+@pytest.mark.parametrize("preset", ["gpt2-tiny", "llama-tiny", "bert-tiny"])
 def test_classifier_exports_to_transformers(preset, tmp_path, capsys):
     from .conftest import make_base_run
 
@@ -245,6 +245,7 @@ def test_classifier_exports_to_transformers(preset, tmp_path, capsys):
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
     assert res["max_abs_diff"] <= 1e-4 and res["target"].endswith("ForSequenceClassification")
+    assert res["target"].lower().startswith(preset.split("-")[0])  # the family table's class
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert cfg["id2label"] == {"0": "neg", "1": "pos"}
 

@@ -32,6 +32,23 @@ def lm_logits(ours: Any, hf: Any, idx: torch.Tensor, g: torch.Generator) -> Pair
     return [(ours(idx), hf(idx).logits)]
 
 
+def score_head(clf: Any) -> dict[str, torch.Tensor]:
+    """GPT-2 / Llama `...ForSequenceClassification`: `score`, no bias, on the last token."""
+    return {"score.weight": clf.classifier.weight}
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A target's `...ForSequenceClassification`: what a fine-tuned classifier over that base
+    is exported as (export/finetuned.py) — the class, the pooling it reads, the LM-head rows
+    it has no place for, and our task head under its names."""
+
+    model_class: str  # e.g. "GPT2ForSequenceClassification"
+    pooling: Literal["last", "cls"]  # the token HF classifies from
+    drop: tuple[str, ...]  # prefixes of the base's rows it does not hold (the LM head)
+    head: Callable[[Any], dict[str, torch.Tensor]] = score_head  # SequenceClassifier -> rows
+
+
 @dataclass(frozen=True)
 class Target:
     """One HF model class: its names, its weight rows, its config.json, its check, and the
@@ -55,6 +72,7 @@ class Target:
     beside: tuple[tuple[str, str], ...] = ()  # (subdir, part target) written with this one
     part_config: Callable[[ModelConfig], ModelConfig] | None = None  # the sub-model's config
     choosable: bool = True  # False: only written beside another (ELECTRA's generator)
+    classifier: Classifier | None = None  # its ...ForSequenceClassification, if HF has one
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from llmtrain.errors import ExportError
-from llmtrain.models.hf.base import Family, Pairs, Row, Target, common_fields, require
+from llmtrain.models.hf.base import (
+    Classifier,
+    Family,
+    Pairs,
+    Row,
+    Target,
+    common_fields,
+    require,
+)
 from llmtrain.tokenizer.base import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -204,6 +214,18 @@ def _pick(cfg: ModelConfig) -> str | None:
     return "bert_pretraining" if cfg.sentence_head else "bert"
 
 
+def _bert_head(clf: Any) -> dict[str, torch.Tensor]:
+    """Our [CLS] pooler (dense + tanh) and classifier under BERT's names."""
+    return {
+        "bert.pooler.dense.weight": clf.pool_dense.weight,
+        "bert.pooler.dense.bias": clf.pool_dense.bias,
+        "classifier.weight": clf.classifier.weight,
+        "classifier.bias": clf.classifier.bias,
+    }
+
+
+BERT_CLASSIFIER = Classifier("BertForSequenceClassification", "cls", ("cls.",), _bert_head)
+
 FAMILY = Family(
     name="bert",
     model_types=("bert", "roberta"),
@@ -216,6 +238,7 @@ FAMILY = Family(
             check=_check(False, "BERT", "BertForMaskedLM"),
             objective="mlm",
             special="mask",
+            classifier=BERT_CLASSIFIER,
         ),
         Target(
             "bert_pretraining",
@@ -226,6 +249,7 @@ FAMILY = Family(
             outputs=pretraining_outputs,
             objective="sop",
             special="mask",
+            classifier=BERT_CLASSIFIER,
         ),
         Target(
             "roberta",

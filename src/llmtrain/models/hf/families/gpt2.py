@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from llmtrain.errors import ExportError
-from llmtrain.models.hf.base import Family, Row, Target, common_fields, require, rows_to_hf
+from llmtrain.models.hf.base import (
+    Classifier,
+    Family,
+    Row,
+    Target,
+    common_fields,
+    require,
+    rows_to_hf,
+)
 
 if TYPE_CHECKING:
     from llmtrain.models.config import ModelConfig
@@ -120,6 +128,7 @@ FAMILY = Family(
             config=config,
             check=check,
             generative=True,
+            classifier=Classifier("GPT2ForSequenceClassification", "last", ("lm_head.",)),
         ),
     ),
     pick=_pick,

@@ -9,6 +9,7 @@ import torch
 
 from llmtrain.errors import ExportError
 from llmtrain.models.hf.base import (
+    Classifier,
     Family,
     Row,
     Target,
@@ -181,6 +182,9 @@ def _target(moe: bool) -> Target:
         config=lambda cfg: config(cfg, moe),
         check=lambda cfg: check(cfg, moe),
         generative=True,
+        classifier=None
+        if moe
+        else Classifier(f"{name}ForSequenceClassification", "last", ("lm_head.",)),
     )
 
 
