@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from llmtrain.errors import DataError
-from llmtrain.tokenizer.base import BOS_ID, EOS_ID, META_FILE, PAD_ID, UNK_ID
+from llmtrain.tokenizer.base import BOS_ID, CUT_KINDS, EOS_ID, META_FILE, PAD_ID, UNK_ID
 from llmtrain.utils.io import atomic_write_json
 
 N_SPECIAL = 4  # ids 0..3: PAD, UNK, BOS, EOS
@@ -27,7 +27,7 @@ class ArrayTokenizer:
     kind = "array"
     vocab_size = N_SPECIAL
     pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
-    safe_cuts = ("line", "space", "punct")  # one id per character: any cut is exact
+    safe_cuts = CUT_KINDS  # one id per character: any cut is exact
 
     def encode_array(self, text: str) -> np.ndarray:
         raise NotImplementedError

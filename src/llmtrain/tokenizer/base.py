@@ -15,6 +15,7 @@ PAD, UNK, BOS, EOS = "<|pad|>", "<|unk|>", "<|bos|>", "<|endoftext|>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 META_FILE = "llmtrain_tokenizer.json"
+CUT_KINDS = ("line", "space", "punct")  # `Tokenizer.safe_cuts`' names, best first
 
 
 @runtime_checkable
@@ -29,7 +30,7 @@ class Tokenizer(Protocol):
     # (data/prepare/pack.py): "line" (a line break between two non-spaces), "space" (before a
     # single space between two non-spaces), "punct" (a letter or digit, then punctuation);
     # () = encode whole. Each backend states what its pre-tokenizer guarantees.
-    safe_cuts: tuple[str, ...]
+    safe_cuts: tuple[str, ...]  # a subset of CUT_KINDS, in its order
 
     def encode(self, text: str) -> list[int]: ...
 

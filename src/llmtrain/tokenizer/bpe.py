@@ -15,7 +15,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from llmtrain.errors import ConfigError, DataError
-from llmtrain.tokenizer.base import META_FILE, SPECIAL_TOKENS
+from llmtrain.tokenizer.base import CUT_KINDS, META_FILE, SPECIAL_TOKENS
 from llmtrain.utils.io import atomic_write_json
 
 BACKEND_FILE = "tokenizer.json"
@@ -96,7 +96,7 @@ class BPETokenizer:
         atomic_write_json(directory / META_FILE, meta)
 
 
-ALL_CUTS = frozenset({"line", "space", "punct"})
+ALL_CUTS = frozenset(CUT_KINDS)
 
 
 def _safe_cuts(backend: HFTokenizer) -> tuple[str, ...]:
@@ -112,7 +112,7 @@ def _safe_cuts(backend: HFTokenizer) -> tuple[str, ...]:
         makes, keeps = _step_cuts(step)
         created |= makes
         kept &= keeps
-    return tuple(c for c in ("line", "space", "punct") if c in created & kept)
+    return tuple(c for c in CUT_KINDS if c in created & kept)
 
 
 def _step_cuts(step: dict) -> tuple[set[str], set[str]]:

@@ -6,9 +6,10 @@ breaks, then word or punctuation boundaries on lines without breaks, as far as t
 `encode_batch` in bounded memory, with ids identical to encoding it whole. Char and byte
 tokenizers encode vectorised (`encode_array`). Either way the tokenizer gets at most one
 64k-character piece per encoding thread a call (`encode_group_chars`), so a 4 MiB document
-costs no more scratch memory than as much text in small documents (`encode_documents`). `pack_records` checkpoints the packing every
-so many bytes of text (`Packer.state`: counts + each split's `ShardWriter.state`), so a rerun
-goes on from there; ids do not depend on where a chunk ends, so neither do the shards.
+costs no more scratch memory than as much text in small documents (`encode_documents`).
+`pack_records` checkpoints the packing every so many bytes of text (`Packer.state`: counts +
+each split's `ShardWriter.state`), so a rerun goes on from there; ids do not depend on where
+a chunk ends, so neither do the shards.
 """
 
 from __future__ import annotations
