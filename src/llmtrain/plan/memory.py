@@ -54,8 +54,13 @@ def _saved_bytes(cfg: ModelConfig, n_layer: int, seq: int, autocast_dtype, batch
     from llmtrain.models import build_model
 
     small = dataclasses.replace(cfg, n_layer=n_layer, block_size=max(seq, 2), dropout=0.0)
-    torch.manual_seed(0)
-    model = build_model(small, device=torch.device("cpu"))
+    # Built on meta, then given storage that is never written: the pages of the weights stay
+    # unmapped (reads of untouched memory map the kernel's zero page), so a probe at width
+    # 3072 and a 128k vocabulary costs what autograd saves, not GBs of initialised weights.
+    # What autograd saves depends on shapes and dtypes only, never on the weights' values.
+    with torch.device("meta"):
+        model = build_model(small, device=torch.device("meta"))
+    model = model.to_empty(device="cpu")
     total = 0
     seen = {p.untyped_storage().data_ptr() for p in model.parameters()}  # weights: not activations
 
