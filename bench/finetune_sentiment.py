@@ -13,13 +13,20 @@ against the majority class and TF-IDF + logistic regression on the same test spl
 3. Baselines on the same split: the majority class, and TF-IDF character 1-3-grams +
    logistic regression (scikit-learn).
 4. Fine-tunes through `llmtrain.finetune.finetune` (the one Trainer): full, LoRA (rank 8),
-   full + class-weighted loss ("balanced"), full + focal loss (gamma 2), full + oversampling.
+   full + class-weighted loss ("balanced"), full + focal loss (gamma 2), full + oversampling
+   (+ focal), full with the decision tuned on val for macro-F1 (`finetune.tune_decision`).
+   Every run of a set trains the same number of steps (`--epochs` passes over the plain
+   training part, 32 per batch) and keeps its best checkpoint by val macro-F1. The learning
+   rate is chosen on VAL, never on test: the full fine-tune runs at each of `--lrs` (LoRA at
+   each of `--lora-lrs`), the one with the best val macro-F1 is its row, and the full
+   variants (weighted, focal, oversampling, tuned) use the full run's chosen rate.
 Reports test accuracy, macro-F1 and the minority class's recall (ChnSentiCorp: label 0 =
 negative; MR: neg). The last line is one JSON object with every figure.
 
 Usage: OMP_NUM_THREADS=1 python bench/finetune_sentiment.py --out /tmp/ftbench
-       [--pretrain-sec 240] [--steps 400] [--only chn,mr] [--runs full,lora,weighted,...]
-       [--threads 2] [--no-task-text]
+       [--pretrain-sec 240] [--epochs 3] [--lrs 3e-4,1e-3] [--lora-lrs 1e-3,3e-3]
+       [--only chn,mr] [--runs full,lora,weighted,...] [--threads 2] [--no-task-text]
+       [--seed N]
 Needs ../shared/data (sentiment/, zh_wiki/, en_prose/, wikitext2/).
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import time
 import zipfile
@@ -44,6 +52,7 @@ RUNS = {
     "focal": ["finetune.focal_gamma=2.0"],
     "oversample": ["finetune.oversample=true"],
     "oversample_focal": ["finetune.oversample=true", "finetune.focal_gamma=2.0"],
+    "tuned": ['finetune.tune_decision="macro_f1"'],  # plain training, decision tuned on val
 }
 
 
@@ -155,7 +164,7 @@ def baselines(train: Path, test: Path, minority: str) -> dict[str, dict[str, flo
 
     xtr, ytr = load(train)
     xte, yte = load(test)
-    major = max(set(ytr), key=ytr.count)
+    major = max(sorted(set(ytr)), key=ytr.count)  # ties: the first label, every run
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
     lr = LogisticRegression(max_iter=2000).fit(vec.fit_transform(xtr), ytr)
     out = {}
@@ -184,7 +193,7 @@ def finetune_run(
     from llmtrain.finetune.api import finetune
 
     t0 = time.perf_counter()
-    every = max(20, steps // 4)
+    every = max(20, steps // 8)
     res = finetune(
         str(base),
         task="classify",
@@ -208,6 +217,7 @@ def finetune_run(
     return {
         "accuracy": m["accuracy"],
         "macro_f1": m["macro_f1"],
+        "val_macro_f1": res["metrics"]["val"]["macro_f1"],
         "minority_recall": m["per_class"][minority]["recall"],
         "best_step": int(Path(res["best_checkpoint"]).name.split("_")[1]),
         "sec": round(time.perf_counter() - t0, 1),
@@ -221,7 +231,14 @@ def main() -> None:
     )
     ap.add_argument("--out", required=True)
     ap.add_argument("--pretrain-sec", type=float, default=240)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument(
+        "--epochs",
+        type=float,
+        default=3.0,
+        help="passes over the plain training part (every run of a set: the same steps)",
+    )
+    ap.add_argument("--lrs", default="3e-4,1e-3", help="full fine-tune rates, chosen on val")
+    ap.add_argument("--lora-lrs", default="1e-3,3e-3", help="LoRA rates, chosen on val")
     ap.add_argument("--only", default="chn,mr")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--threads", type=int, default=1)
@@ -242,16 +259,31 @@ def main() -> None:
     for name, (train, test, minority) in splits.items():
         results[name] = baselines(train, test, minority)
         max_len = args.max_len_chn if name == "chn" else args.max_len_mr
+        with train.open(encoding="utf-8") as f:
+            n_train = round(sum(1 for _ in csv.DictReader(f)) * 0.9)  # 10 % is val
+        steps = math.ceil(args.epochs * n_train / 32)
+        chosen = {}  # "full" | "lora" -> the rate with the best val macro-F1
         for run in args.runs.split(","):
-            sets = list(RUNS[run]) + (["train.lr=1e-3"] if run == "lora" else ["train.lr=3e-4"])
-            tag = f"{name}_{run}"
-            if args.seed is not None:
-                sets.append(f"train.seed={args.seed}")
-                tag += f"_s{args.seed}"
-            results[name][run] = finetune_run(
-                base, train, test, out / tag, sets, minority, args.steps, max_len
+            kind = "lora" if run == "lora" else "full"
+            lrs = (
+                [chosen[kind]]
+                if kind in chosen
+                else (args.lora_lrs if kind == "lora" else args.lrs).split(",")
             )
-            print(name, run, json.dumps(results[name][run]), flush=True)
+            tries = {}
+            for lr in lrs:
+                sets = [*RUNS[run], f"train.lr={lr}"]
+                tag = f"{name}_{run}" + (f"_lr{lr}" if len(lrs) > 1 else "")
+                if args.seed is not None:
+                    sets.append(f"train.seed={args.seed}")
+                    tag += f"_s{args.seed}"
+                tries[lr] = finetune_run(
+                    base, train, test, out / tag, sets, minority, steps, max_len
+                )
+                print(name, run, f"lr={lr}", json.dumps(tries[lr]), flush=True)
+            lr = max(tries, key=lambda k: tries[k]["val_macro_f1"])
+            chosen.setdefault(kind, lr)
+            results[name][run] = {**tries[lr], "lr": float(lr), "steps": steps}
     print(f"{'set':5} {'model':9} {'accuracy':>9} {'macro-F1':>9} {'min. recall':>11}")
     for name, rows in results.items():
         for model, r in rows.items():

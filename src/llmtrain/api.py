@@ -427,10 +427,19 @@ def export(
     model = merge_for_export(loaded.model)  # a LoRA run exports merged
     if loaded.config.finetune.task == "classify":  # ...ForSequenceClassification
         from llmtrain.export.finetuned import export_classifier_hf
+        from llmtrain.finetune.decision import Decision
         from llmtrain.finetune.labels import LabelMap
 
-        labels = LabelMap.load(loaded.checkpoint.parent.parent).names
-        return export_classifier_hf(model, out, tok, labels)
+        run_dir = loaded.checkpoint.parent.parent
+        res = export_classifier_hf(model, out, tok, LabelMap.load(run_dir).names)
+        decision = Decision.load(run_dir, loaded.step)
+        if decision is not None:  # HF heads have no place for it: shipped beside, said
+            decision.save(out)
+            res["decision"] = (
+                f"the run's tuned decision is not part of the HF model: add {decision.offsets} "
+                "to log_softmax(logits) before the argmax (decision.json)"
+            )
+        return res
     res = export_hf(model, out, tokenizer=tok, target=target)
     chat = loaded.checkpoint.parent.parent / "chat.json"
     if tok is not None and chat.is_file():  # an SFT run: chat tokens + template

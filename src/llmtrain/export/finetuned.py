@@ -18,7 +18,7 @@ from llmtrain.errors import ExportError
 from llmtrain.models.hf.base import Target
 from llmtrain.models.lora import has_lora, merge_lora
 
-RUN_FILES = ("tokenizer", "labels.json", "chat.json")
+RUN_FILES = ("tokenizer", "labels.json", "chat.json", "decision.json")
 
 
 def merge_for_export(model: nn.Module) -> nn.Module:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,9 @@ def final_report(trainer, ft) -> dict[str, Any]:
     from llmtrain.finetune.report import write_report
 
     best = best_checkpoint(trainer.ckpt_root) or latest_checkpoint(trainer.ckpt_root)
-    model = load_trained(best, trainer.prec.device).model
+    loaded = load_trained(best, trainer.prec.device)
+    model = loaded.model
+    decision = tune_decision(ft, model, loaded.step, trainer)
     metrics = {}
     for split in ("val", "test"):
         res = ft.evaluate(model, split, trainer.cfg.train.micro, trainer.prec.device)
@@ -137,6 +140,8 @@ def final_report(trainer, ft) -> dict[str, Any]:
         "best_metric": ft.f.best_metric,
         "metrics": metrics,
     }
+    if decision is not None:
+        report["decision"] = asdict(decision)
     page = write_report(trainer.run_dir, report, ft.labels.names if ft.labels else None)
     ft.say(f"report: {trainer.run_dir / 'finetune.json'}, {page}")
     for split, m in metrics.items():
@@ -146,3 +151,23 @@ def final_report(trainer, ft) -> dict[str, Any]:
                 + (f", ROC-AUC {m['roc_auc']:.4f}" if "roc_auc" in m else "")
             )
     return {"best_checkpoint": str(best), "metrics": json.loads(json.dumps(metrics))}
+
+
+def tune_decision(ft, model, step: int, trainer):
+    """With `finetune.tune_decision`: offsets tuned on the val predictions of the best
+    checkpoint, saved (decision.json) and set on the objective that scores val and test."""
+    import numpy as np
+
+    from llmtrain.finetune.decision import DECISION_FILE, describe, tuned_decision
+    from llmtrain.finetune.predict import predict_probs
+
+    stale = trainer.run_dir / DECISION_FILE
+    if ft.f.task != "classify" or ft.f.tune_decision == "none" or ft.val is None:
+        stale.unlink(missing_ok=True)  # from an earlier run in this directory
+        return None
+    probs = predict_probs(model, ft.val, ft.objective, trainer.cfg.train.micro, trainer.prec.device)
+    decision = tuned_decision(ft.val.labels.numpy(), probs, step, ft.f.tune_decision)
+    decision.save(trainer.run_dir)
+    ft.objective.offsets = np.asarray(decision.offsets)
+    ft.say(describe(decision, ft.labels.names))
+    return decision

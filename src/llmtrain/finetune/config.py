@@ -35,6 +35,10 @@ class FinetuneConfig:
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     focal_gamma: float = 0.0  # focal loss exponent (Lin et al. 2017); 0 = plain cross-entropy
     oversample: bool = False  # repeat minority-class examples up to the majority count
+    # after training, move the decision (per-class log-probability offsets; two classes: the
+    # threshold) to maximise this val metric; saved as decision.json and applied by the
+    # report, eval and predict (finetune/decision.py); none = the plain argmax
+    tune_decision: Literal["none", "macro_f1", "weighted_f1", "accuracy"] = "none"
     head: HeadConfig = field(default_factory=HeadConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     # the val metric that picks the best checkpoint and drives early stopping
@@ -59,6 +63,13 @@ class FinetuneConfig:
             raise ConfigError("finetune.patience and finetune.max_length must be >= 0")
         if isinstance(self.class_weights, list) and any(w <= 0 for w in self.class_weights):
             raise ConfigError(f"finetune.class_weights must be positive, got {self.class_weights}")
+        if self.tune_decision != "none" and self.task == "sft":
+            raise ConfigError("finetune.tune_decision is for classifiers; set it to 'none' for sft")
+        if self.tune_decision != "none" and not self.val and self.val_fraction == 0:
+            raise ConfigError(
+                f"finetune.tune_decision={self.tune_decision!r} tunes on val data, and there is "
+                "none: give --val FILE or finetune.val_fraction > 0"
+            )
         if self.task and not self.data:
             raise ConfigError("finetune.data is empty: pass --data FILE (CSV, TSV, JSONL, Parquet)")
         self.lora.validate()

@@ -1,14 +1,17 @@
 """`evaluate_run(run)`: a fine-tuned run's metrics on its val and test data (the best
 checkpoint, the files and split of its config, its saved label map) — what `llmtrain eval
 RUN` prints for a fine-tuned run: accuracy, macro_f1, per_class, confusion (+ the averages,
-ROC-AUC for two classes); for SFT the loss per assistant token."""
+ROC-AUC for two classes; with a tuned decision, decision.json's offsets); for SFT the loss
+per assistant token."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from llmtrain.finetune.decision import Decision
 from llmtrain.finetune.labels import LabelMap
 
 
@@ -31,11 +34,15 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
         from llmtrain.objectives.classify import Classify
 
         labels = LabelMap.load(run_dir)
+        decision = Decision.load(run_dir, loaded.step)
+        if decision is not None:
+            out["decision"] = asdict(decision)
         _, _, parts = classification_splits(f, labels, say, {})
         for split in ("val", "test"):
             data = encode_split(loaded.tokenizer, parts[split], max_length, split, say, {})
             if data is not None:
-                obj = Classify(len(labels), names=labels.names)
+                offsets = None if decision is None else decision.offsets
+                obj = Classify(len(labels), names=labels.names, offsets=offsets)
                 out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
         return out
     from llmtrain.finetune.chat import ChatFormat

@@ -1,7 +1,9 @@
 """Predictions of a fine-tuned classifier: `load_classifier(run)` (the best checkpoint, its
 label map and tokenizer) and `predict_file(...)`, which reads any input format, writes one
 row per usable input row (its line, text, predicted label and every class probability) as
-CSV or JSONL, and reports each skipped row by line. A labelled input is also scored."""
+CSV or JSONL, and reports each skipped row by line. A labelled input is also scored. The
+label is the run's tuned decision (decision.json) when it has one, else the argmax; the
+probabilities are always the model's own."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import torch
 
 from llmtrain.errors import ConfigError
 from llmtrain.finetune.datasets import ClassificationData, parse_rows
+from llmtrain.finetune.decision import Decision
 from llmtrain.finetune.labels import LabelMap
 from llmtrain.finetune.tables import read_rows, require_field
-from llmtrain.objectives.classify import Classify, classification_metrics
+from llmtrain.objectives.classify import Classify, apply_offsets, classification_metrics
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Classifier:
     tokenizer: Any
     labels: LabelMap
     checkpoint: Path
+    decision: Decision | None = None  # offsets tuned on val (finetune.tune_decision)
 
     @property
     def max_length(self) -> int:
@@ -46,7 +50,12 @@ def load_classifier(run: str | Path, device: str = "cpu") -> Classifier:
         )
     run_dir = loaded.checkpoint.parent.parent
     return Classifier(
-        loaded.model, loaded.config, loaded.tokenizer, LabelMap.load(run_dir), loaded.checkpoint
+        loaded.model,
+        loaded.config,
+        loaded.tokenizer,
+        LabelMap.load(run_dir),
+        loaded.checkpoint,
+        Decision.load(run_dir, loaded.step),
     )
 
 
@@ -91,9 +100,11 @@ def predict_file(
         say("warning: " + ex.skipped.describe(input_path))
     data = ClassificationData(clf.tokenizer, ex, clf.max_length)
     probs = predict_probs(clf.model, data, Classify(len(clf.labels)), batch_size)
+    offsets = None if clf.decision is None else np.asarray(clf.decision.offsets)
+    picked = apply_offsets(probs, offsets)  # the tuned decision, else the argmax
     out_rows = []
     for i, p in enumerate(probs):
-        r = {"line": ex.lines[i], "text": ex.texts[i], "label": clf.labels.names[int(p.argmax())]}
+        r = {"line": ex.lines[i], "text": ex.texts[i], "label": clf.labels.names[int(picked[i])]}
         r.update({f"prob_{n}": round(float(q), 6) for n, q in zip(clf.labels.names, p)})
         out_rows.append(r)
     _write(Path(out), out_rows)
@@ -103,7 +114,9 @@ def predict_file(
         "skipped": ex.skipped.to_dict(),
     }
     if labelled:
-        res["metrics"] = classification_metrics(data.labels.tolist(), probs, clf.labels.names)
+        res["metrics"] = classification_metrics(
+            data.labels.tolist(), probs, clf.labels.names, offsets
+        )
     return res
 
 

@@ -68,7 +68,8 @@ def write_report(run_dir: Path, report: dict[str, Any], names: list[str] | None)
     page = (
         "<!doctype html><meta charset=utf-8><title>fine-tuning report</title>"
         f"<h1>{html.escape(str(run_dir))}</h1>"
-        "<table border=1 cellpadding=4><tr><th>split</th><th>class</th><th>precision</th>"
+        + _decision_line(report.get("decision"), names)
+        + "<table border=1 cellpadding=4><tr><th>split</th><th>class</th><th>precision</th>"
         "<th>recall</th><th>F1</th><th>support</th></tr>"
         + "".join(rows)
         + "</table>"
@@ -78,3 +79,12 @@ def write_report(run_dir: Path, report: dict[str, Any], names: list[str] | None)
     out = run_dir / "finetune_report.html"
     out.write_text(page, encoding="utf-8")
     return out
+
+
+def _decision_line(decision: dict[str, Any] | None, names: list[str] | None) -> str:
+    """One sentence on a tuned decision (the metrics above the matrices include it)."""
+    if not decision or names is None:
+        return ""
+    from llmtrain.finetune.decision import Decision, describe
+
+    return f"<p>{html.escape(describe(Decision(**decision), names))}; the metrics below use it</p>"

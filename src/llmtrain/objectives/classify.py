@@ -57,6 +57,7 @@ class Classify(Objective):
         focal_gamma: float = 0.0,
         names: Sequence[str] = (),
         seed: int = 0,
+        offsets: Sequence[float] | None = None,
     ) -> None:
         from llmtrain.objectives.config import ObjectiveConfig
 
@@ -65,6 +66,9 @@ class Classify(Objective):
         self.names = list(names) or [str(i) for i in range(n_classes)]
         self.weights = None if class_weights is None else torch.tensor(list(class_weights))
         self.gamma = focal_gamma
+        # a tuned decision (finetune/decision.py): log-probability offsets before the argmax
+        # of the reported metrics; None = the plain argmax
+        self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
 
     def make_batch(
         self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0
@@ -102,14 +106,27 @@ class Classify(Objective):
 
     def report(self, tally: Tally) -> dict[str, Any]:
         probs = tally.cat("probs").view(-1, self.n_classes).numpy()
-        return classification_metrics(tally.cat("labels").tolist(), probs, self.names)
+        labels = tally.cat("labels").tolist()
+        return classification_metrics(labels, probs, self.names, self.offsets)
+
+
+def apply_offsets(probs: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+    """Predicted class ids of (N, C) probabilities, shifted by `offsets` in log space."""
+    if offsets is None:
+        return probs.argmax(1)
+    return (np.log(np.clip(probs, 1e-30, None)) + offsets).argmax(1)
 
 
 def classification_metrics(
-    y_true: Sequence[int], probs: np.ndarray, names: Sequence[str]
+    y_true: Sequence[int],
+    probs: np.ndarray,
+    names: Sequence[str],
+    offsets: np.ndarray | Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """accuracy, macro_/weighted_ precision/recall/f1, per_class {name: {precision, recall,
-    f1, support}}, confusion (rows = true, columns = predicted), roc_auc (two classes)."""
+    f1, support}}, confusion (rows = true, columns = predicted), roc_auc (two classes).
+    Predictions are the argmax of the probabilities, shifted by a tuned decision's `offsets`
+    (log space) when given; ROC-AUC ranks the probabilities themselves."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -118,7 +135,7 @@ def classification_metrics(
     )
 
     y = np.asarray(y_true)
-    pred = probs.argmax(1)
+    pred = apply_offsets(probs, None if offsets is None else np.asarray(offsets))
     labels = list(range(len(names)))
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     out: dict[str, Any] = {"accuracy": float(accuracy_score(y, pred))}

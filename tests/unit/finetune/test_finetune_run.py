@@ -268,3 +268,51 @@ def test_finetune_from_a_hugging_face_directory(gpt_base, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["finetune"]["base"] == str(
         tmp_path / "hf"
     )
+
+
+def test_tuned_decision_is_saved_and_applied_by_eval_and_predict(gpt_base, tmp_path, capsys):
+    """finetune.tune_decision: offsets tuned on val for the best checkpoint; the report's val /
+    test metrics, `llmtrain eval` and `llmtrain predict` all apply them."""
+    import numpy as np
+
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(300, imbalance=0.8))
+    run = tmp_path / "run"
+    res = _finetune(
+        gpt_base,
+        data,
+        run,
+        *_steps(12),
+        "finetune.val_fraction=0.3",
+        "finetune.test_fraction=0.2",
+        'finetune.tune_decision="macro_f1"',
+    )
+    d = json.loads((run / "decision.json").read_text())
+    assert d["step"] == 12 and d["metric"] == "macro_f1" and d["val_after"] >= d["val_before"]
+    assert res["metrics"]["val"]["macro_f1"] == pytest.approx(d["val_after"])
+    assert json.loads((run / "finetune.json").read_text())["decision"] == d
+    assert "decision tuned on val for macro_f1" in (run / "finetune_report.html").read_text()
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["decision"] == d
+    assert ev["test"]["macro_f1"] == pytest.approx(res["metrics"]["test"]["macro_f1"])
+    write_csv(tmp_path / "in.csv", sentiment_rows(40, seed=5, imbalance=0.8))
+    assert main(["predict", str(run), "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.jsonl")]) == 0  # fmt: skip
+    rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    probs = np.array([[r["prob_neg"], r["prob_pos"]] for r in rows])
+    picked = (np.log(probs) + np.array(d["offsets"])).argmax(1)
+    assert [r["label"] for r in rows] == [["neg", "pos"][i] for i in picked]
+    import llmtrain as lt
+
+    res = lt.export(run, tmp_path / "hf")  # HF heads have no place for it: shipped beside
+    assert "not part of the HF model" in res["decision"]
+    assert json.loads((tmp_path / "hf" / "decision.json").read_text()) == d
+    capsys.readouterr()
+    # no val data to tune on: one line, before anything is written
+    args = ["finetune", "--from", str(gpt_base), "--task", "classify", "--data", str(data),
+            "--out", str(tmp_path / "r2"), "--set", 'finetune.tune_decision="macro_f1"',
+            "--set", "finetune.val_fraction=0"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "finetune.tune_decision='macro_f1' tunes on val data" in err and "\n" not in err
+    assert not (tmp_path / "r2" / "checkpoints").exists()
