@@ -52,7 +52,7 @@ RUNS = {
     "focal": ["finetune.focal_gamma=2.0"],
     "oversample": ["finetune.oversample=true"],
     "oversample_focal": ["finetune.oversample=true", "finetune.focal_gamma=2.0"],
-    "tuned": ['finetune.tune_decision="macro_f1"'],  # plain training, decision tuned on val
+    "tuned": None,  # the full run's weights, decision tuned on val (`eval --tune-decision`)
 }
 
 
@@ -225,6 +225,25 @@ def finetune_run(
     }
 
 
+def tuned_row(full_run: Path, minority: str) -> dict:
+    """The full run's best checkpoint with its decision tuned on val for macro-F1 (what
+    `llmtrain eval RUN --tune-decision macro_f1` does): test figures of the same weights,
+    tuned and plain."""
+    from llmtrain.finetune.evaluate import evaluate_run
+
+    ev = evaluate_run(full_run, tune_decision="macro_f1")
+    m = ev["test"]
+    return {
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "val_macro_f1": ev["val"]["macro_f1"],
+        "minority_recall": m["per_class"][minority]["recall"],
+        "argmax_macro_f1": ev["argmax_test"]["macro_f1"],
+        "argmax_minority_recall": ev["argmax_test"]["recall"][minority],
+        "offsets": ev["decision"]["offsets"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,7 +282,12 @@ def main() -> None:
             n_train = round(sum(1 for _ in csv.DictReader(f)) * 0.9)  # 10 % is val
         steps = math.ceil(args.epochs * n_train / 32)
         chosen = {}  # "full" | "lora" -> the rate with the best val macro-F1
+        dirs = {}  # run -> the directory of its chosen rate
         for run in args.runs.split(","):
+            if RUNS[run] is None:  # paired with the full run: the same weights, no retraining
+                results[name][run] = tuned_row(dirs["full"], minority)
+                print(name, run, json.dumps(results[name][run]), flush=True)
+                continue
             kind = "lora" if run == "lora" else "full"
             lrs = (
                 [chosen[kind]]
@@ -280,9 +304,11 @@ def main() -> None:
                 tries[lr] = finetune_run(
                     base, train, test, out / tag, sets, minority, steps, max_len
                 )
+                tries[lr]["dir"] = str(out / tag)
                 print(name, run, f"lr={lr}", json.dumps(tries[lr]), flush=True)
             lr = max(tries, key=lambda k: tries[k]["val_macro_f1"])
             chosen.setdefault(kind, lr)
+            dirs[run] = Path(tries[lr].pop("dir"))
             results[name][run] = {**tries[lr], "lr": float(lr), "steps": steps}
     print(f"{'set':5} {'model':9} {'accuracy':>9} {'macro-F1':>9} {'min. recall':>11}")
     for name, rows in results.items():

@@ -246,6 +246,7 @@ def evaluate(
     batch_size: int | None = None,
     precision: str | None = None,
     verify: bool = True,
+    tune_decision: str | None = None,
 ) -> dict[str, Any]:
     """The run's (or checkpoint's) own objective on a prepared split (default: the val split
     of the data it was trained on), through the one `llmtrain.eval.evaluate`: its loss and
@@ -263,7 +264,11 @@ def evaluate(
     if read_json(find_checkpoint(run) / "config.json").get("finetune", {}).get("task"):
         from llmtrain.finetune.evaluate import evaluate_run
 
-        return evaluate_run(run, batch_size or 32)  # its val/test metrics, best checkpoint
+        # its val/test metrics, best checkpoint; `tune_decision`: tune a classifier's
+        # decision on val now (finetune/decision.py) and report argmax beside it
+        return evaluate_run(run, batch_size or 32, tune_decision)
+    if tune_decision:
+        raise ConfigError(f"tune_decision is for fine-tuned classifiers; {run} is not one")
     loaded = load(run, verify=verify)
     cfg = loaded.config
     data = os.fspath(data) if data is not None else cfg.data.path

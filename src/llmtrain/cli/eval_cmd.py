@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="autocast precision (default: the run's train.precision on this device, so the "
         "run's own val numbers are repeated; bf16 under auto on CPUs with AVX512-BF16/AMX)",
     )
+    p.add_argument(
+        "--tune-decision",
+        choices=["macro_f1", "weighted_f1", "accuracy"],
+        help="a fine-tuned classifier: tune its decision on val now (saved as decision.json, "
+        "used by predict) and print the plain argmax figures beside the tuned ones",
+    )
     eval_suite.add_arguments(p)
     add_verify_arg(p)  # --no-verify
     p.set_defaults(func=run)
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         verify=not args.no_verify,
+        tune_decision=args.tune_decision,
     )
     print(json.dumps(res, indent=2))
     return 0

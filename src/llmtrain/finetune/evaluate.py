@@ -11,11 +11,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from llmtrain.errors import ConfigError
 from llmtrain.finetune.decision import Decision
 from llmtrain.finetune.labels import LabelMap
 
 
-def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
+def evaluate_run(
+    run: str | Path, batch_size: int = 32, tune_decision: str | None = None
+) -> dict[str, Any]:
+    """`tune_decision` (a classifier; macro_f1, weighted_f1 or accuracy): tune the decision
+    on val for the best checkpoint now (no retraining) and save it as decision.json. With a
+    decision, each split also reports `argmax_<split>`: the same weights' plain-argmax
+    accuracy, macro-F1 and per-class recall, so what the decision buys is read off directly."""
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.eval import evaluate
     from llmtrain.finetune.task import classification_splits, encode_split
@@ -30,20 +37,36 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
         "task": f.task,
     }
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if tune_decision and f.task != "classify":
+        raise ConfigError(f"--tune-decision is for classifiers; {run} is a {f.task} run")
     if f.task == "classify":
         from llmtrain.objectives.classify import Classify
 
         labels = LabelMap.load(run_dir)
+        _, _, parts = classification_splits(f, labels, say, {})
+        data = {
+            split: encode_split(loaded.tokenizer, parts[split], max_length, split, say, {})
+            for split in ("val", "test")
+        }
+        if tune_decision:
+            _tune(loaded, data["val"], labels, tune_decision, batch_size).save(run_dir)
         decision = Decision.load(run_dir, loaded.step)
         if decision is not None:
             out["decision"] = asdict(decision)
-        _, _, parts = classification_splits(f, labels, say, {})
-        for split in ("val", "test"):
-            data = encode_split(loaded.tokenizer, parts[split], max_length, split, say, {})
-            if data is not None:
-                offsets = None if decision is None else decision.offsets
-                obj = Classify(len(labels), names=labels.names, offsets=offsets)
-                out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
+        for split, d in data.items():
+            if d is None:
+                continue
+            offsets = None if decision is None else decision.offsets
+            obj = Classify(len(labels), names=labels.names, offsets=offsets)
+            out[split] = evaluate(loaded.model, obj, d, micro_batch_size=batch_size)
+            if decision is not None:
+                plain = evaluate(loaded.model, Classify(len(labels), names=labels.names), d,
+                                 micro_batch_size=batch_size)  # fmt: skip
+                out[f"argmax_{split}"] = {
+                    "accuracy": plain["accuracy"],
+                    "macro_f1": plain["macro_f1"],
+                    "recall": {n: c["recall"] for n, c in plain["per_class"].items()},
+                }
         return out
     from llmtrain.finetune.chat import ChatFormat
     from llmtrain.finetune.sft_data import SFTData
@@ -60,3 +83,17 @@ def evaluate_run(run: str | Path, batch_size: int = 32) -> dict[str, Any]:
             obj = SFT(cfg.model.vocab_size, cfg.objective)
             out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
     return out
+
+
+def _tune(loaded, val, labels: LabelMap, metric: str, batch_size: int) -> Decision:
+    from llmtrain.finetune.decision import tuned_decision
+    from llmtrain.finetune.predict import predict_probs
+    from llmtrain.objectives.classify import Classify
+
+    if val is None:
+        raise ConfigError(
+            "--tune-decision tunes on val data and this run has none (finetune.val and "
+            "finetune.val_fraction are unset)"
+        )
+    probs = predict_probs(loaded.model, val, Classify(len(labels)), batch_size)
+    return tuned_decision(val.labels.numpy(), probs, loaded.step, metric)

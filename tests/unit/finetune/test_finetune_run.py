@@ -316,3 +316,29 @@ def test_tuned_decision_is_saved_and_applied_by_eval_and_predict(gpt_base, tmp_p
     err = capsys.readouterr().err.strip()
     assert "finetune.tune_decision='macro_f1' tunes on val data" in err and "\n" not in err
     assert not (tmp_path / "r2" / "checkpoints").exists()
+
+
+def test_eval_tunes_the_decision_of_a_finished_run(gpt_base, tmp_path, capsys):
+    """`llmtrain eval RUN --tune-decision macro_f1` on a run trained without it: offsets for
+    the best checkpoint saved, the plain argmax figures (the run's own) printed beside."""
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(300, imbalance=0.8))
+    run = tmp_path / "run"
+    res = _finetune(gpt_base, data, run, *_steps(12), "finetune.val_fraction=0.3",
+                    "finetune.test_fraction=0.2")  # fmt: skip
+    assert not (run / "decision.json").exists()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--tune-decision", "macro_f1"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    d = json.loads((run / "decision.json").read_text())
+    assert ev["decision"] == d and d["step"] == 12 and d["val_after"] >= d["val_before"]
+    test = res["metrics"]["test"]
+    assert ev["argmax_test"]["macro_f1"] == pytest.approx(test["macro_f1"])
+    assert ev["argmax_test"]["recall"]["neg"] == pytest.approx(test["per_class"]["neg"]["recall"])
+    assert ev["argmax_val"]["macro_f1"] == pytest.approx(d["val_before"])
+    assert ev["val"]["macro_f1"] == pytest.approx(d["val_after"])
+    import llmtrain as lt
+
+    assert lt.evaluate(run)["decision"] == d  # kept for eval / predict from now on
+    base_ckpt = next((gpt_base / "checkpoints").iterdir())
+    with pytest.raises(Exception, match="fine-tuned classifiers"):
+        lt.evaluate(base_ckpt, tune_decision="macro_f1")
