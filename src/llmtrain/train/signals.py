@@ -29,7 +29,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 class StopRequest:
     def __init__(self, max_time_sec: float | None = None, device: torch.device | None = None):
         self.max_time_sec, self.device = max_time_sec, device
-        self.signal_name: str | None = None
+        self.signal_name: str | None = None  # set by the handler, at any moment
+        self.by_signal = False  # the ranks agreed to stop for a signal (read by the loop)
         self._previous: dict[int, object] = {}
 
     def install(self) -> StopRequest:
@@ -55,11 +56,16 @@ class StopRequest:
             )
 
     def reason(self, elapsed_sec: float) -> str | None:
-        """Why to stop after this step: 'SIGTERM', 'SIGUSR1', 'deadline', or None."""
+        """Why to stop after this step: 'SIGTERM', 'SIGUSR1', 'deadline', or None.
+
+        Decided on the all-reduced flag alone: a signal whose handler runs during or after
+        the all-reduce waits for the next step's, or this rank would stop while the others
+        step on into a collective it never joins (a hang until the launcher kills both)."""
         local = self.signal_name is not None
-        if any_rank(local, self.device) and not local:
-            self.signal_name = "signal on another rank"
-        if self.signal_name is not None:
+        if any_rank(local, self.device):
+            if self.signal_name is None:
+                self.signal_name = "signal on another rank"
+            self.by_signal = True
             return self.signal_name
         if self.max_time_sec is not None and any_rank(
             elapsed_sec >= self.max_time_sec, self.device
@@ -69,4 +75,6 @@ class StopRequest:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PREEMPTED if self.signal_name is not None else 0
+        """75 when the run stopped for a signal; 0 when it ended (a signal that came after
+        the last step's decision changed nothing)."""
+        return EXIT_PREEMPTED if self.by_signal else 0

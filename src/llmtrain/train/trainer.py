@@ -427,7 +427,7 @@ class Trainer:
                     self._settle()  # a stop's checkpoint must follow the guard's verdicts
                     if self.guard.rollback_due and self.rollback():
                         continue  # the stop request is still set: the next step stops
-                final = done or (stop is not None and self.stop.signal_name is None)
+                final = done or (stop is not None and not self.stop.by_signal)
                 if self.step % t.eval_every == 0 or final:  # a deadline run ends evaluated
                     last_eval = self._eval_and_report(console)
                     if self.task is not None:  # fine-tuning: patience spent -> stop here
