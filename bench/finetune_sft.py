@@ -9,7 +9,9 @@ The instruction set is built here from a template over real words of the shared 
 seen in SFT. The base is the run `bench/finetune_sentiment.py` pre-trained (pass --base),
 fine-tuned with `llmtrain.finetune.finetune(task="sft")` (loss on assistant tokens only);
 greedy `generate --chat` replies are scored by exact match, before SFT (the base model with the
-same template, chat tokens freshly added) and after. The last line is one JSON object.
+same template, chat tokens freshly added) and after. The best checkpoint is chosen by loss on
+a val set of other held-out prompts, never on the scored ones. The last line is one JSON
+object.
 
 Usage: OMP_NUM_THREADS=1 python bench/finetune_sft.py --base /tmp/ftbench/pretrain_run
        --out /tmp/sftbench [--steps 300] [--lora-rank 0]
@@ -100,8 +102,10 @@ def main() -> None:
     cut_en, cut_zh = int(0.8 * len(en)), int(0.8 * len(zh))
     train, held = examples(en[:cut_en], zh[:cut_zh]), examples(en[cut_en:], zh[cut_zh:])
     random.Random(1).shuffle(held)
-    held = held[: args.eval_n]
-    for name, rows in (("train", train), ("held", held)):
+    # disjoint: val picks the best checkpoint (by loss), held is scored; both over words
+    # never seen in SFT
+    val, held = held[args.eval_n : 2 * args.eval_n], held[: args.eval_n]
+    for name, rows in (("train", train), ("val", val), ("held", held)):
         (out / f"{name}.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
         )
@@ -124,7 +128,7 @@ def main() -> None:
             args.base,
             task="sft",
             data=str(out / "train.jsonl"),
-            val=str(out / "held.jsonl"),
+            val=str(out / "val.jsonl"),
             out=run,
             lora_rank=args.lora_rank or None,
             overrides=sets,
