@@ -313,7 +313,7 @@ def main() -> None:
                 if kind in chosen
                 else (args.lora_lrs if kind == "lora" else args.lrs).split(",")
             )
-            tries = {}
+            tries, run_dirs = {}, {}
             for lr in lrs:
                 sets = [*RUNS[run], f"train.lr={lr}"]
                 tag = f"{name}_{run}" + (f"_lr{lr}" if len(lrs) > 1 else "")
@@ -323,11 +323,11 @@ def main() -> None:
                 tries[lr] = finetune_run(
                     base, train, test, out / tag, sets, minority, steps, max_len
                 )
-                tries[lr]["dir"] = str(out / tag)
+                run_dirs[lr] = out / tag
                 print(name, run, f"lr={lr}", json.dumps(tries[lr]), flush=True)
             lr = max(tries, key=lambda k: tries[k]["val_macro_f1"])
             chosen.setdefault(kind, lr)
-            dirs[run] = Path(tries[lr].pop("dir"))
+            dirs[run] = run_dirs[lr]
             results[name][run] = {**tries[lr], "lr": float(lr), "steps": steps}
     print(f"{'set':5} {'model':9} {'accuracy':>9} {'macro-F1':>9} {'min. recall':>11}")
     for name, rows in results.items():

@@ -158,15 +158,15 @@ def tune_decision(ft, model, step: int, trainer):
     checkpoint, saved (decision.json) and set on the objective that scores val and test."""
     import numpy as np
 
-    from llmtrain.finetune.decision import DECISION_FILE, describe, tuned_decision
-    from llmtrain.finetune.predict import predict_probs
+    from llmtrain.finetune.decision import DECISION_FILE, describe
+    from llmtrain.finetune.predict import tune_on_val
 
     stale = trainer.run_dir / DECISION_FILE
     if ft.f.task != "classify" or ft.f.tune_decision == "none" or ft.val is None:
         stale.unlink(missing_ok=True)  # from an earlier run in this directory
         return None
-    probs = predict_probs(model, ft.val, ft.objective, trainer.cfg.train.micro, trainer.prec.device)
-    decision = tuned_decision(ft.val.labels.numpy(), probs, step, ft.f.tune_decision)
+    micro, device = trainer.cfg.train.micro, trainer.prec.device
+    decision = tune_on_val(model, ft.val, len(ft.labels), step, ft.f.tune_decision, micro, device)
     decision.save(trainer.run_dir)
     ft.objective.offsets = np.asarray(decision.offsets)
     ft.say(describe(decision, ft.labels.names))

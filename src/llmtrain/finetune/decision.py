@@ -16,13 +16,12 @@ Probabilities written by `predict` stay the model's own.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from llmtrain.objectives.classify import apply_offsets
 from llmtrain.utils.io import atomic_write_json
 
 DECISION_FILE = "decision.json"
@@ -38,17 +37,12 @@ class Decision:
     val_before: float  # that metric with the plain argmax
     val_after: float  # and with the offsets
 
-    def predict(self, probs: np.ndarray) -> np.ndarray:
-        return apply_offsets(probs, np.asarray(self.offsets))
-
     def save(self, run_dir: str | Path) -> None:
         atomic_write_json(Path(run_dir) / DECISION_FILE, asdict(self))
 
     @classmethod
     def load(cls, run_dir: str | Path, step: int) -> Decision | None:
         """The run's tuned decision when it belongs to checkpoint `step`, else None."""
-        import json
-
         path = Path(run_dir) / DECISION_FILE
         if not path.is_file():
             return None
@@ -119,7 +113,3 @@ def describe(decision: Decision, names: list[str]) -> str:
         f"decision tuned on val for {decision.metric}: log-probability offsets {shift}; "
         f"val {decision.metric} {decision.val_before:.4f} -> {decision.val_after:.4f}"
     )
-
-
-def as_dict(decision: Decision | None) -> dict[str, Any] | None:
-    return None if decision is None else asdict(decision)

@@ -25,6 +25,7 @@ def evaluate_run(
     accuracy, macro-F1 and per-class recall, so what the decision buys is read off directly."""
     from llmtrain.checkpoint.inference import load_trained
     from llmtrain.eval import evaluate
+    from llmtrain.finetune.predict import tune_on_val
     from llmtrain.finetune.task import classification_splits, encode_split
 
     loaded = load_trained(run, best=True)
@@ -49,7 +50,15 @@ def evaluate_run(
             for split in ("val", "test")
         }
         if tune_decision:
-            _tune(loaded, data["val"], labels, tune_decision, batch_size).save(run_dir)
+            if data["val"] is None:
+                raise ConfigError(
+                    "--tune-decision tunes on val data and this run has none (finetune.val "
+                    "and finetune.val_fraction are unset)"
+                )
+            tuned = tune_on_val(
+                loaded.model, data["val"], len(labels), loaded.step, tune_decision, batch_size
+            )
+            tuned.save(run_dir)
         decision = Decision.load(run_dir, loaded.step)
         if decision is not None:
             out["decision"] = asdict(decision)
@@ -83,17 +92,3 @@ def evaluate_run(
             obj = SFT(cfg.model.vocab_size, cfg.objective)
             out[split] = evaluate(loaded.model, obj, data, micro_batch_size=batch_size)
     return out
-
-
-def _tune(loaded, val, labels: LabelMap, metric: str, batch_size: int) -> Decision:
-    from llmtrain.finetune.decision import tuned_decision
-    from llmtrain.finetune.predict import predict_probs
-    from llmtrain.objectives.classify import Classify
-
-    if val is None:
-        raise ConfigError(
-            "--tune-decision tunes on val data and this run has none (finetune.val and "
-            "finetune.val_fraction are unset)"
-        )
-    probs = predict_probs(loaded.model, val, Classify(len(labels)), batch_size)
-    return tuned_decision(val.labels.numpy(), probs, loaded.step, metric)

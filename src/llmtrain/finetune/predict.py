@@ -18,7 +18,7 @@ import torch
 
 from llmtrain.errors import ConfigError
 from llmtrain.finetune.datasets import ClassificationData, parse_rows
-from llmtrain.finetune.decision import Decision
+from llmtrain.finetune.decision import Decision, tuned_decision
 from llmtrain.finetune.labels import LabelMap
 from llmtrain.finetune.tables import read_rows, require_field
 from llmtrain.objectives.classify import Classify, apply_offsets, classification_metrics
@@ -134,3 +134,9 @@ def predict_probs(model, source, objective: Classify, batch_size: int, device="c
     finally:
         model.train(was)
     return np.concatenate(probs)
+
+
+def tune_on_val(model, val, n_classes: int, step: int, metric: str, batch_size: int, device="cpu"):
+    """A `Decision` for checkpoint `step`: offsets tuned for `metric` on `val`'s predictions."""
+    probs = predict_probs(model, val, Classify(n_classes), batch_size, device)
+    return tuned_decision(val.labels.numpy(), probs, step, metric)
