@@ -20,6 +20,13 @@ MFU of a model preset (the GPU runs of the issue: GPT-2 124M and a ~1B Llama, bf
 
 `--profile N` prints, after the timing, the top kernels of N profiled steps of each engine.
 
+`--dense-head` (objectives with a sparse LM head: mlm, sop, nsp, prefix_lm) interleaves the
+same trainer's step with the head at every position (`objective.sparse_head = False`, what
+the step did before), and prints ours / dense:
+
+    python bench/engine_throughput.py --preset bert-base --device cpu --compile off \
+        --micro-batch 8 --seq 128 --dense-head
+
 `--reference` (GPT-2 presets) also builds, in the same process, the nanoGPT-style step of
 `bench/reference_gpt.py` (whole model + loss compiled together, fused AdamW) at the same shapes,
 and measures both in interleaved rounds: `vs_reference` is ours / reference tokens/s. On a CPU
@@ -84,6 +91,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     g.add_argument("--reference", action="store_true",
                    help="interleave a nanoGPT-style reference step (bench/reference_gpt.py)")  # fmt: skip
+    g.add_argument("--dense-head", action="store_true",
+                   help="interleave the same step with the LM head at every position")  # fmt: skip
     g.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="after timing, profile STEPS steps of each engine: top kernels")  # fmt: skip
     args = p.parse_args(argv)
@@ -123,9 +132,24 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     seq = cfg.model.block_size
-    engines = {"ours": tr.train_step}
+    done = {"flops": 0.0, "tokens": 0}  # our steps' FLOPs: the head where it ran
+
+    def ours():
+        tr.objective.sparse_head = sparse  # as built, unless --dense-head flips it
+        out = tr.train_step()
+        if out is not None:
+            done["flops"] += out["flops"]
+            done["tokens"] += out["tokens"]
+
+    sparse = tr.objective.sparse_head
+    engines = {"ours": ours}
     if args.reference:
         engines["reference"] = reference_engine(tr.model.cfg, m, dev, args)
+    if args.dense_head:
+        if not sparse:
+            raise SystemExit(f"error: --dense-head: objective {tr.objective.name!r} already "
+                             "runs its head at every position (try mlm, sop, prefix_lm)")  # fmt: skip
+        engines["dense_head"] = dense_engine(tr)
     rates: dict[str, list[float]] = {k: [] for k in engines}
     peaks = {k: 0.0 for k in engines}
     for _ in range(args.rounds):  # interleaved: both see the same machine state
@@ -146,7 +170,13 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
                "vs_reference": round(tok_s / ref_tok_s, 3),
                "reference_peak_gib": round(peaks["reference"], 2),
                "reference_spread": round(spread(rates["reference"]), 3)}  # fmt: skip
+    if args.dense_head:
+        dense_tok_s = statistics.median(rates["dense_head"])
+        ref |= {"dense_head_tokens_per_sec": round(dense_tok_s),
+                "vs_dense_head": round(tok_s / dense_tok_s, 3),
+                "dense_head_spread": round(spread(rates["dense_head"]), 3)}  # fmt: skip
     rates = rates["ours"]
+    fpt = done["flops"] / max(1, done["tokens"])  # = tr.flops_per_token unless the head is sparse
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     peak = peak_flops(dev, args.peak_tflops, dtype)
     n_params = sum(p.numel() for p in tr.model.parameters())
@@ -154,8 +184,10 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             "cuda" else "cpu", "precision": args.precision, "compile": tr.prec.compile,
             "params_m": round(n_params / 1e6, 1), "micro_batch": m, "seq": seq,
             "tokens_per_sec": round(tok_s), "spread": round((max(rates) - min(rates)) / tok_s, 3),
-            "flops_per_token": tr.flops_per_token, "peak_tflops": peak and round(peak / 1e12, 1),
-            "mfu": peak and round(tok_s * tr.flops_per_token / peak, 4),
+            "objective": tr.objective.name, "flops_per_token": round(fpt),
+            "dense_flops_per_token": tr.flops_per_token,
+            "peak_tflops": peak and round(peak / 1e12, 1),
+            "mfu": peak and round(tok_s * fpt / peak, 4),
             "warmup_sec": round(warm, 1), "rounds": args.rounds, "peak_gib": round(peaks["ours"], 2),
             "sync_free": tr.deferred is not None, **ref,
             **{k: round(v, 2) for k, v in memory_stats(dev).items()}}  # fmt: skip
@@ -205,6 +237,17 @@ def reference_engine(model_cfg, micro: int, dev: torch.device, args: argparse.Na
     return step
 
 
+def dense_engine(tr: Trainer):
+    """The same trainer's step with the LM head at every position (its model, optimizer and
+    data: the two engines differ only in where the head runs)."""
+
+    def step():
+        tr.objective.sparse_head = False
+        tr.train_step()
+
+    return step
+
+
 def print_preset(r: dict) -> None:
     mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a (unknown peak: --peak-tflops)"
     print(f"{r['preset']} ({r['params_m']}M params) on {r['device']}, {r['precision']}, "
@@ -216,6 +259,11 @@ def print_preset(r: dict) -> None:
         print(f"reference (nanoGPT-style, bench/reference_gpt.py): "
               f"{r['reference_tokens_per_sec']:,} tokens/s; ours / reference = {r['vs_reference']:.3f}"
               f" (peak GiB ours {r['peak_gib']}, reference {r['reference_peak_gib']})")  # fmt: skip
+    if "vs_dense_head" in r:
+        print(f"{r['objective']} with the LM head at every position: "
+              f"{r['dense_head_tokens_per_sec']:,} tokens/s; sparse / dense = "
+              f"{r['vs_dense_head']:.3f} (FLOPs per token {r['flops_per_token']:,} vs "
+              f"{r['dense_flops_per_token']:,.0f})")  # fmt: skip
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict:

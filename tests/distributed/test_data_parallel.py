@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -63,8 +64,26 @@ def test_ddp_and_fsdp_equal_single_process(dist_data, tmp_path):
         torch.testing.assert_close(sharded[k], single[k], rtol=0, atol=1e-6)
 
 
-def _train_fsdp(data: Path, run: Path, steps: int, resume: bool = False) -> None:
-    train(data, run, steps, resume, **{"distributed.strategy": "fsdp"})
+def _train_fsdp(data: Path, run: Path, steps: int, resume: bool = False, **extra) -> None:
+    train(data, run, steps, resume, **{"distributed.strategy": "fsdp", **extra})
+
+
+MLM = {"train.objective": '"mlm"', "model.architecture": '"encoder"'}
+
+
+def test_masked_lm_under_ddp_and_fsdp_equals_single_process(dist_data, tmp_path):
+    """Dynamic masks are seeded by a micro-batch's place in the global batch (not its index
+    on its rank), and the sparse LM head gathers the same positions on every layout."""
+    train(dist_data, tmp_path / "single", 4, **MLM)
+    run_distributed(_train_mlm, 2, dist_data, tmp_path / "ddp", "ddp")
+    run_distributed(_train_mlm, 2, dist_data, tmp_path / "fsdp", "fsdp")
+    ref = losses(tmp_path / "single")
+    assert len(ref) == 4 and losses(tmp_path / "ddp") == ref
+    assert losses(tmp_path / "fsdp") == pytest.approx(ref, rel=1e-6)
+
+
+def _train_mlm(data: Path, run: Path, strategy: str) -> None:
+    train(data, run, 4, **{"distributed.strategy": f'"{strategy}"', **MLM})
 
 
 def test_sharded_checkpoint_resumes_on_another_world_size(dist_data, tmp_path):

@@ -85,3 +85,20 @@ def test_val_line_shows_ppl_only_for_a_token_loss(char_data, tmp_path, capsys, o
     out = capsys.readouterr()
     lines = [x for x in (out.out + out.err).splitlines() if ": val loss " in x]
     assert lines and all(("ppl" in x and "bpb" in x) == ppl for x in lines), lines
+
+
+def test_the_flop_count_leaves_out_the_skipped_head_positions(char_data, tmp_path):
+    """MLM's LM head runs at the masked tokens only; the step's FLOPs (hence FLOP/s and
+    MFU) count the head there, not at every token."""
+    from llmtrain.models.flops import flops_per_token, head_flops_per_token
+
+    sets = {"train.objective": '"mlm"', "model.architecture": '"encoder"'}
+    cfg = load_run_config(overrides=tiny_overrides(char_data, 1, **sets))
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    out = trainer.train_step()
+    model_cfg = trainer.cfg.model  # vocab_size set from the tokenizer
+    fpt = flops_per_token(model_cfg, model_cfg.block_size)
+    head = head_flops_per_token(model_cfg)
+    assert trainer.flops_per_token == fpt and 0 < head < fpt
+    skipped = out["tokens"] - out["totals"]["count"]  # MLM: the head ran at the masked tokens
+    assert out["flops"] == pytest.approx(out["tokens"] * fpt - int(skipped) * head, rel=1e-12)

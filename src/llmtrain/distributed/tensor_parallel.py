@@ -150,15 +150,16 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
     PrepareModuleOutput(
         output_layouts=seq, desired_output_layouts=rep, use_local_output=False
     )._apply(blocks[-1], tp_mesh)
-    # token ids (and segment ids) in, plain logits out
+    # token ids (and segment ids, the head's positions) in, plain logits out
+    kwargs = {"token_type": rep, "positions": rep}
     parallelize_module(
         model,
         tp_mesh,
         PrepareModuleInput(
             input_layouts=(rep,),
             desired_input_layouts=(rep,),
-            input_kwarg_layouts={"token_type": rep},
-            desired_input_kwarg_layouts={"token_type": rep},
+            input_kwarg_layouts=kwargs,
+            desired_input_kwarg_layouts=kwargs,
         ),
     )
     PrepareModuleOutput(

@@ -181,11 +181,16 @@ class Transformer(nn.Module):
         prefix_len: torch.Tensor | None = None,
         *,
         sentence: bool = False,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, T, vocab) for token ids `idx` (B, T); with `sentence=True` also the
-        SOP/NSP logits (B, 2), so objectives get both heads through `forward` (a DDP wrapper
-        only synchronises gradients of what its own forward computed)."""
+        """Logits (B, T, vocab) for token ids `idx` (B, T); with `positions` (n,) flat
+        indices into (B·T) only those rows, (n, vocab): the head's matmul at the positions
+        that have a target (sparse prediction, `objectives.base.head_positions`). With
+        `sentence=True` also the SOP/NSP logits (B, 2), so objectives get both heads through
+        `forward` (a DDP wrapper only synchronises gradients of what its own forward
+        computed)."""
         hidden = self.forward_hidden(idx, kv_cache, token_type, prefix_len)  # (B, T, C)
+        at = hidden if positions is None else hidden.flatten(0, 1).index_select(0, positions)
         if sentence:
-            return self.logits(hidden), self.sentence_logits(hidden)
-        return self.logits(hidden)
+            return self.logits(at), self.sentence_logits(hidden)
+        return self.logits(at)

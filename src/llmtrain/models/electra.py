@@ -72,14 +72,18 @@ class Electra(nn.Module):
         u: torch.Tensor,
         token_type: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """idx (B, T) masked input; masked (B, T) bool, the selected positions; u (B, T)
-        uniforms in [0, 1). Returns generator logits (B, T, V), discriminator logits (B, T)
-        and the corrupted ids (B, T) the discriminator read."""
-        gen_logits = self.gen(idx, token_type=token_type)  # (B, T, V)
+        """idx (B, T) masked input; masked: the selected positions, flat indices (n,) into
+        (B·T) (`objectives.base.head_positions`, no host synchronisation) or a (B, T) bool
+        mask; u (B, T) uniforms in [0, 1). Returns the generator's logits at those positions
+        (n, V) — its head runs nowhere else —, discriminator logits (B, T) and the corrupted
+        ids (B, T) the discriminator read."""
+        if masked.dtype == torch.bool:
+            masked = masked.flatten().nonzero().squeeze(1)  # (n,)
+        gen_logits = self.gen(idx, token_type=token_type, positions=masked)  # (n, V)
         with torch.no_grad():  # a sample, not a gradient path (the paper's choice)
-            probs = gen_logits[masked].float().softmax(-1)  # (n, V)
+            probs = gen_logits.float().softmax(-1)  # (n, V)
             cdf = probs.cumsum(-1)  # (n, V)
-            draw = torch.searchsorted(cdf, u[masked].float()[:, None] * cdf[:, -1:])  # (n, 1)
-            draw = draw.squeeze(1).clamp(max=probs.size(-1) - 1)
-            corrupted = idx.masked_scatter(masked, draw.to(idx.dtype))  # (B, T)
+            draw = torch.searchsorted(cdf, u.flatten()[masked].float()[:, None] * cdf[:, -1:])
+            draw = draw.squeeze(1).clamp(max=probs.size(-1) - 1)  # (n,)
+            corrupted = idx.flatten().index_copy(0, masked, draw.to(idx.dtype)).view_as(idx)
         return gen_logits, self.discriminate(corrupted, token_type), corrupted

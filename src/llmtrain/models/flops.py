@@ -45,6 +45,12 @@ def flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
     return float(6 * matmul_params(cfg) + 3 * _attention_flops(cfg, seq_len))
 
 
+def head_flops_per_token(cfg: ModelConfig) -> float:
+    """The LM head's share of `flops_per_token` (its 6 · vocab · n_embd): what a position the
+    head skips saves (sparse prediction: an objective's head runs at its targets only)."""
+    return float(6 * cfg.vocab_size * cfg.n_embd)
+
+
 def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
     """Inference FLOPs (forward only) per token at context length `seq_len`."""
     return float(2 * matmul_params(cfg) + _attention_flops(cfg, seq_len))

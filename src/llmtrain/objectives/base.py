@@ -52,8 +52,9 @@ class Batch:
     normaliser contribution (target tokens, or sequences); `n_tokens` tokens read (throughput).
     Optional: `attention_mask` (B, T) 1 = real token (padded sources), `token_type` (B, T)
     segment ids, `prefix_len` (B,) bidirectional prefix, `decoder_inputs` (B, T'),
-    `labels` (B,) sequence labels, `loss_weights` (B, T') per-target weights, and `extra`
-    for tensors private to one objective.
+    `labels` (B,) sequence labels, `loss_weights` (B, T') per-target weights, `predict`
+    (n,) the flat positions of `targets` where the LM head runs (`head_positions`; None:
+    every position), and `extra` for tensors private to one objective.
     """
 
     inputs: torch.Tensor
@@ -66,6 +67,7 @@ class Batch:
     decoder_inputs: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     loss_weights: torch.Tensor | None = None
+    predict: torch.Tensor | None = None
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def _map(self, fn) -> dict[str, Any]:
@@ -93,7 +95,21 @@ class Batch:
         part = replace(self, **self._map(lambda v: v[index]))
         part.n_targets = int((part.targets != IGNORE_INDEX).sum())
         part.n_tokens = self.n_tokens * part.inputs.size(0) // max(1, self.inputs.size(0))
+        if self.predict is not None:  # flat positions: recounted for the rows kept
+            part.predict = head_positions(part.targets)
         return part
+
+    @property
+    def n_predicted(self) -> int:
+        """Positions the LM head runs at: `predict`'s, else every target position."""
+        return int(self.targets.numel() if self.predict is None else self.predict.numel())
+
+
+def head_positions(targets: torch.Tensor) -> torch.Tensor:
+    """The flat positions (n,) of `targets` (B, T) that hold a target, in row-major order (the
+    order of `targets[targets != IGNORE_INDEX]`). Computed on the host with the batch, so
+    gathering them on the device needs no synchronisation (a boolean mask would: its count)."""
+    return (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
 
 
 class Tally:
@@ -179,6 +195,10 @@ class Objective:
 
     name = "objective"
     architectures: tuple[str, ...] = ("decoder",)
+    # sparse prediction: the LM head runs only where a target is (`Batch.predict`), not at
+    # every position — an objective whose targets are a fraction of the tokens (masked LM,
+    # assistant tokens, a prefix LM's suffix) skips that share of the head's matmuls
+    sparse_head = False
     needs_sentence_head = False
     extra_vocab = 0  # ids appended after the tokenizer vocabulary
     # the loss is a mean next-token cross-entropy: exp(loss) is a perplexity and, over a whole
@@ -238,12 +258,26 @@ class Objective:
         """The token targets (B, T') a task metric scores, IGNORE_INDEX elsewhere."""
         return batch.targets
 
+    def with_head_positions(self, batch: Batch) -> Batch:
+        """`batch` with `predict` set when this objective predicts sparsely (`sparse_head`)."""
+        if self.sparse_head:
+            batch.predict = head_positions(batch.targets)
+        return batch
+
+    @staticmethod
+    def at_head(batch: Batch, values: torch.Tensor) -> torch.Tensor:
+        """`values` (B, T', ...) laid out like the head's logits: (n, ...) at `batch.predict`
+        (a gather, no host synchronisation), or unchanged when the head ran everywhere."""
+        if batch.predict is None:
+            return values
+        return values.reshape(-1, *values.shape[2:]).index_select(0, batch.predict)
+
     def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
         """Add one eval batch's counts to `tally` (model output `out` of `forward`);
         `evaluate` has already added `loss` (the plain loss sum) and `n_targets`."""
-        tgt = self.scored_targets(batch)
+        tgt = self.at_head(batch, self.scored_targets(batch))  # (B, T') or (n,)
         keep = tgt != IGNORE_INDEX
-        logits, tgt = out["logits"][keep].float(), tgt[keep]  # (n, V), (n,)
+        logits, tgt = out["logits"][keep].float(), tgt[keep]  # (k, V), (k,)
         tally.add("nll", F.cross_entropy(logits, tgt, reduction="sum"))
         tally.add("correct", (logits.argmax(-1) == tgt).sum())
         tally.add("targets", tgt.numel())
@@ -260,7 +294,10 @@ class Objective:
         by default any sentence head, which only sentence-pair objectives use."""
         return [] if self.needs_sentence_head else sentence_heads(model)
 
-    def _ce(self, logits: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+    def _ce(self, out: dict[str, Any], batch: Batch, train: bool) -> torch.Tensor:
+        """The token loss sum of the head's `out["logits"]` against the batch's targets
+        (gathered at the head's positions when it predicted sparsely)."""
+        logits, targets = out["logits"], self.at_head(batch, batch.targets)
         if not train:
             return token_loss(logits, targets)
         return token_loss(logits, targets, label_smoothing=self.label_smoothing, z_loss=self.z_loss)

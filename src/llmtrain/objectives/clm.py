@@ -31,13 +31,13 @@ class CLM(Objective):
         return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}  # (B, T, V)
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
-        loss_sum = self._ce(out["logits"], batch.targets, train)
+        loss_sum = self._ce(out, batch, train)
         return self._with_aux(loss_sum, out, batch, train), {}
 
     def eval_step(self, out: dict[str, Any], batch: Batch, tally: Tally) -> None:
         """Only the accuracy: every target is scored, so their NLL is the eval loss that
         `evaluate` has already summed (`loss`, `n_targets`): no second cross-entropy."""
-        tgt = batch.targets
+        tgt = self.at_head(batch, batch.targets)  # (B, T), or (n,) at a sparse head
         keep = tgt != IGNORE_INDEX
         tally.add("correct", ((out["logits"].argmax(-1) == tgt) & keep).sum())
         tally.add("targets", keep.sum())
@@ -50,6 +50,7 @@ class CLM(Objective):
 
 class PrefixLM(CLM):
     name = "prefix_lm"
+    sparse_head = True  # the prefix is not predicted: the head runs on the rest only
 
     def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
         x, y = sample
@@ -60,8 +61,8 @@ class PrefixLM(CLM):
         # position t predicts x[t+1]; positions t < prefix-1 would predict prefix tokens
         y[torch.arange(T)[None, :] < (prefix[:, None] - 1)] = IGNORE_INDEX
         n = int((y != IGNORE_INDEX).sum())
-        return Batch(x, y, n_targets=n, n_tokens=B * T, prefix_len=prefix)
+        return self.with_head_positions(Batch(x, y, n_targets=n, n_tokens=B * T, prefix_len=prefix))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        logits = model(batch.inputs, prefix_len=batch.prefix_len)
+        logits = model(batch.inputs, prefix_len=batch.prefix_len, positions=batch.predict)
         return {"logits": logits, "aux": moe_aux_loss(model)}

@@ -21,6 +21,7 @@ from llmtrain.objectives.base import (
     Batch,
     Tally,
     accuracy_counts,
+    head_positions,
     seeded_generator,
 )
 from llmtrain.objectives.mlm import MLM
@@ -65,11 +66,14 @@ class ReplacedTokenDetection(MLM):
         u = torch.rand(x.shape, generator=g)  # (B, T): the generator's sampling draws
         n = int((targets != IGNORE_INDEX).sum())
         extra = {"original": x, "uniforms": u}
-        return Batch(inputs, targets, n_targets=n, n_tokens=int(x.numel()), extra=extra)
+        # the generator samples (and its head runs) at the masked positions only
+        predict = head_positions(targets)
+        return Batch(
+            inputs, targets, n_targets=n, n_tokens=int(x.numel()), predict=predict, extra=extra
+        )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        masked = batch.targets != IGNORE_INDEX
-        gen, disc, corrupted = model(batch.inputs, masked, batch.extra["uniforms"])
+        gen, disc, corrupted = model(batch.inputs, batch.predict, batch.extra["uniforms"])
         return {"logits": gen, "disc": disc, "corrupted": corrupted, "aux": moe_aux_loss(model)}
 
     def _replaced(self, out: dict[str, Any], batch: Batch) -> torch.Tensor:
@@ -77,13 +81,13 @@ class ReplacedTokenDetection(MLM):
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         targets = batch.targets
-        loss_sum = self._ce(out["logits"], targets, train)
+        loss_sum = self._ce(out, batch, train)
         replaced = self._replaced(out, batch).float()  # (B, T)
         disc = out["disc"].float()
         bce = F.binary_cross_entropy_with_logits(disc, replaced, reduction="sum")
         loss_sum = loss_sum + self.disc_weight * self.prob * bce
         loss_sum = self._with_aux(loss_sum, out, batch, train)
-        metrics = accuracy_counts(out["logits"], targets)
+        metrics = accuracy_counts(out["logits"], self.at_head(batch, targets))
         metrics["rtd_correct"] = ((disc > 0).float() == replaced).sum().detach()
         metrics["rtd_count"] = torch.tensor(replaced.numel())
         metrics["replaced"] = replaced.sum().detach()

@@ -72,6 +72,7 @@ class MLM(Objective):
     name = "mlm"
     architectures = ("encoder",)
     extra_vocab = 1  # MASK
+    sparse_head = True  # the head (and its transform) runs at the masked positions only
 
     def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
         super().__init__(vocab_size, options, **kw)
@@ -104,14 +105,17 @@ class MLM(Objective):
         x = sample[0]  # token windows: (x, y); only the inputs are masked
         inputs, targets = self._mask(x, seeded_generator(self.seed, step, micro))
         n = int((targets != IGNORE_INDEX).sum())
-        return Batch(inputs, targets, n_targets=n, n_tokens=int(x.numel()))
+        return self.with_head_positions(
+            Batch(inputs, targets, n_targets=n, n_tokens=int(x.numel()))
+        )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}
+        logits = model(batch.inputs, positions=batch.predict)  # (n, V) at the masked tokens
+        return {"logits": logits, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
-        loss_sum = self._with_aux(self._ce(out["logits"], batch.targets, train), out, batch, train)
-        return loss_sum, accuracy_counts(out["logits"], batch.targets)
+        loss_sum = self._with_aux(self._ce(out, batch, train), out, batch, train)
+        return loss_sum, accuracy_counts(out["logits"], self.at_head(batch, batch.targets))
 
 
 class SentenceOrder(MLM):
@@ -165,13 +169,22 @@ class SentenceOrder(MLM):
         pairs, types, label = self._pair(x, g)
         inputs, targets = self._mask(pairs, g)
         n = int((targets != IGNORE_INDEX).sum())
-        return Batch(
-            inputs, targets, n_targets=n, n_tokens=int(x.numel()), token_type=types, labels=label
+        return self.with_head_positions(
+            Batch(
+                inputs,
+                targets,
+                n_targets=n,
+                n_tokens=int(x.numel()),
+                token_type=types,
+                labels=label,
+            )
         )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
         # through the module's own forward, so a DDP/FSDP wrapper sees the call
-        logits, sentence = model(batch.inputs, token_type=batch.token_type, sentence=True)
+        logits, sentence = model(
+            batch.inputs, token_type=batch.token_type, sentence=True, positions=batch.predict
+        )
         return {"logits": logits, "sentence": sentence, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):

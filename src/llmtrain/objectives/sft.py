@@ -22,19 +22,21 @@ class SFT(Objective):
     name = "sft"
     architectures = ("decoder",)
     next_token = True  # ppl of the assistant tokens (no bits per byte: no byte count)
+    sparse_head = True  # the LM head runs on the assistant tokens only (not prompt, padding)
 
     def make_batch(
         self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0
     ) -> Batch:
         x, y = sample["x"], sample["y"]
         n = int((y != IGNORE_INDEX).sum())
-        return Batch(x, y, n_targets=n, n_tokens=int(x.numel()))
+        return self.with_head_positions(Batch(x, y, n_targets=n, n_tokens=int(x.numel())))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}  # (B, T, V)
+        logits = model(batch.inputs, positions=batch.predict)  # (n, V) at assistant tokens
+        return {"logits": logits, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
-        loss_sum = self._ce(out["logits"], batch.targets, train)
+        loss_sum = self._ce(out, batch, train)
         return self._with_aux(loss_sum, out, batch, train), accuracy_counts(
-            out["logits"], batch.targets
+            out["logits"], self.at_head(batch, batch.targets)
         )

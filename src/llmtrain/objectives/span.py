@@ -95,7 +95,7 @@ class SpanCorruption(Objective):
         return {"logits": logits, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
-        loss_sum = self._with_aux(self._ce(out["logits"], batch.targets, train), out, batch, train)
+        loss_sum = self._with_aux(self._ce(out, batch, train), out, batch, train)
         return loss_sum, accuracy_counts(out["logits"], batch.targets)
 
     def scored_targets(self, batch: Batch) -> torch.Tensor:

@@ -31,12 +31,13 @@ from llmtrain.errors import ConfigError
 from llmtrain.eval import evaluate
 from llmtrain.eval.in_loop import TaskEvaluator
 from llmtrain.models import build_model
-from llmtrain.models.flops import flops_per_token
+from llmtrain.models.flops import flops_per_token, head_flops_per_token
 from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
 from llmtrain.objectives import build_objective, freeze_unused_heads
+from llmtrain.objectives.base import Batch
 from llmtrain.optim import build_optimizer
 from llmtrain.tokenizer import load_tokenizer
 from llmtrain.train.auto_micro import choose_micro_batch
@@ -125,7 +126,9 @@ class Trainer:
         self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGINT/deadline
         self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
-        self.flops_per_token = flops_per_token(cfg.model, seq)
+        # of the resolved model (its vocabulary from the data): the head's FLOPs included
+        self.flops_per_token = flops_per_token(self.cfg.model, seq)
+        self.head_flops = head_flops_per_token(self.cfg.model)  # of those, the LM head's
         self.samples = TextSampler.for_run(
             t.sample_every, cfg.model, cfg.distributed.strategy, self.run_dir
         )
@@ -288,12 +291,15 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One optimizer step over `accum` micro-batches; loss normalised by the step's tokens."""
         dev = self.prec.device
+        dp, rank = self.dist.dp_size, self.dist.dp_rank
         micro = [
-            # a sample of the source: token windows (x, y)
-            self.objective.make_batch(self._sample(m), step=self.step, micro=m)
+            # a sample of the source (token windows (x, y)); random masks are seeded by the
+            # sample's place in the global batch, so they do not depend on the world size
+            self.objective.make_batch(self._sample(m), step=self.step, micro=m * dp + rank)
             for m in range(self.sampler.ramp.accum(self.step))  # self.accum after any warm-up
         ]
         n_tokens = sum(b.n_tokens for b in micro)
+        flops = sum(self._flops(b) for b in micro)
         # the step's loss normaliser: targets over all ranks, / world since DDP/FSDP average
         n_targets = all_sum(sum(b.n_targets for b in micro)) / self.dist.world_size
         loss_total, totals = torch.zeros((), device=dev), {}  # totals: objective metrics
@@ -313,7 +319,7 @@ class Trainer:
         grad_norm = self.engine.clip_grad_norm(clip)  # a tensor; DeepSpeed: 0, it clips in step
         loss_total = all_sum(loss_total)
         if self.deferred is not None:  # no host read: decide on the device, read a step late
-            return self._deferred_update(loss_total, grad_norm, n_tokens, totals)
+            return self._deferred_update(loss_total, grad_norm, n_tokens, flops, totals)
         grad_norm, loss_value = float(grad_norm), float(loss_total) / self.dist.world_size
         # NaN/Inf or spike: no update (fp16 overflow is the scaler's to handle, not a fault)
         skip = self.guard.check(loss_value, 0.0 if self.scaler else grad_norm, self.step)
@@ -329,10 +335,22 @@ class Trainer:
             self.engine.step()
         self.engine.zero_grad()
         grad_norm = self.engine.reported_grad_norm(grad_norm)
-        return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
+        return {"loss": loss_value, "grad_norm": grad_norm, "tokens": n_tokens, "flops": flops,
+                "totals": totals}  # fmt: skip
+
+    def _flops(self, batch: Batch) -> float:
+        """Training FLOPs of one micro-batch (`models/flops.py` per token read), less the LM
+        head's at the target positions it skipped (an objective's sparse prediction)."""
+        skipped = batch.targets.numel() - batch.n_predicted
+        return batch.n_tokens * self.flops_per_token - skipped * self.head_flops
 
     def _deferred_update(
-        self, loss_sum: torch.Tensor, grad_norm: torch.Tensor, n_tokens: int, totals: dict
+        self,
+        loss_sum: torch.Tensor,
+        grad_norm: torch.Tensor,
+        n_tokens: int,
+        flops: float,
+        totals: dict,
     ) -> dict[str, Any] | None:
         """The optimizer update of a sync-free step: the guard's verdict on THIS step is taken
         on the device (`found_inf`); the PREVIOUS step's values are read now that this one is
@@ -348,7 +366,8 @@ class Trainer:
         self.optimizer.step()  # fused AdamW: a flagged step changes nothing, its count included
         self.optimizer.zero_grad(set_to_none=True)
         self.deferred.push(self.step, loss, grad_norm)
-        return {"loss": loss, "grad_norm": grad_norm, "tokens": n_tokens, "totals": totals}
+        return {"loss": loss, "grad_norm": grad_norm, "tokens": n_tokens, "flops": flops,
+                "totals": totals}  # fmt: skip
 
     def _settle(self, out: dict[str, Any] | None = None) -> None:
         """Read the pending sync-free step (if any) and replay the guard on it; with `out`, put
@@ -394,7 +413,7 @@ class Trainer:
             self.logger.event("sample_skipped", self.step, reason=self.samples.skip_reason)
             console.print(f"no text samples: {self.samples.skip_reason}")
         with console:
-            window_start, window_tokens = time.perf_counter(), 0
+            window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
             while self.step < t.max_steps:
                 self._set_lr(lr := self._lr(self.step))
                 with self.logger.step(self.step):
@@ -402,7 +421,7 @@ class Trainer:
                 if out is not None and self._boundary(self.step + 1):
                     self._settle(out)  # log/eval/checkpoint steps read this step's values now
                 if self.guard.rollback_due and self.rollback():  # spikes persisted
-                    window_start, window_tokens = time.perf_counter(), 0
+                    window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
                     continue
                 if out is None:  # the rollback was impossible: run the abandoned step again
                     continue
@@ -410,14 +429,17 @@ class Trainer:
                 console.step(self.step)  # the bar moves every step; ETA of a long run
                 self.tokens += out["tokens"] * self.dist.dp_size
                 window_tokens += out["tokens"]
+                window_flops += out["flops"]
                 self.elapsed = elapsed0 + time.perf_counter() - start
                 done = self.step == t.max_steps
                 if self.step % t.log_every == 0 or done:
-                    tok_s = window_tokens / (time.perf_counter() - window_start)
-                    rec = self._train_record(out, lr, tok_s)
+                    window_sec = time.perf_counter() - window_start
+                    rec = self._train_record(
+                        out, lr, window_tokens / window_sec, window_flops / window_sec
+                    )
                     self.logger.log(rec)
                     console.update(self.step, rec)
-                    window_start, window_tokens = time.perf_counter(), 0
+                    window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
                 paused = time.perf_counter()
                 # signal, deadline, or (WSD under --max-time) the early decay is done
                 stop = self.stop.reason(self.elapsed) or self.lr_ctl.after_step(
@@ -515,7 +537,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _train_record(self, out: dict[str, float], lr: float, tok_s: float) -> dict[str, Any]:
+    def _train_record(
+        self, out: dict[str, float], lr: float, tok_s: float, flop_s: float
+    ) -> dict[str, Any]:
         rec = {
             "step": self.step,
             "tokens": self.tokens,
@@ -524,7 +548,7 @@ class Trainer:
             "grad_norm": out["grad_norm"],
             "tokens_per_sec": tok_s,
             "elapsed_sec": self.elapsed,
-            "flops_per_sec": tok_s * self.flops_per_token,
+            "flops_per_sec": flop_s,
         }
         if self.objective.next_token:  # else exp(loss) is no perplexity
             rec["ppl"] = math.exp(min(out["loss"], 50.0))

@@ -68,6 +68,7 @@ def test_user_tokens_get_no_gradient():
     torch.manual_seed(0)
     model = build_model(cfg)
     obj = SFT(tok.vocab_size, ObjectiveConfig())
+    obj.sparse_head = False  # the head at every position, to perturb the masked ones
     batch = obj.make_batch(data.batch([0]), step=0, micro=0)
     logits = model(batch.inputs)  # (1, T, V)
     y = batch.targets[0]
@@ -84,6 +85,14 @@ def test_user_tokens_get_no_gradient():
     obj.loss({"logits": lg}, batch)[0].backward()
     assert lg.grad[0, masked].abs().sum() == 0 and lg.grad[0, ~masked].abs().sum() > 0
     assert batch.n_targets == int((~masked).sum())
+    # by default the head runs at the assistant targets only: no logits elsewhere, same loss
+    obj.sparse_head = True
+    sparse = obj.make_batch(data.batch([0]), step=0, micro=0)
+    assert torch.equal(sparse.predict, (~masked).nonzero().squeeze(1))
+    with torch.no_grad():
+        out = obj.forward(model, sparse)
+    assert out["logits"].shape == (batch.n_targets, cfg.vocab_size)
+    assert torch.allclose(obj.loss(out, sparse)[0], l1, rtol=1e-6)
 
 
 @pytest.mark.parametrize("role", ["bot", "Assistant"])

@@ -51,9 +51,13 @@ def test_samples_replace_only_masked_positions_from_the_generator():
     masked[0, 3] = masked[1, 10] = True
     u = torch.rand(2, 16)
     gen, disc, corrupted = model(idx, masked, u)
-    assert gen.shape == (2, 16, 100) and disc.shape == (2, 16)
+    assert gen.shape == (2, 100) and disc.shape == (2, 16)  # the generator's head: masked only
     assert (corrupted[masked] == 7).all()
     assert torch.equal(corrupted[~masked], idx[~masked])
+    positions = masked.flatten().nonzero().squeeze(1)  # what the objective passes: (n,)
+    gen2, disc2, corrupted2 = model(idx, positions, u)
+    assert torch.equal(gen2, gen) and torch.equal(disc2, disc)
+    assert torch.equal(corrupted2, corrupted)
 
 
 def test_inverse_cdf_sampling_follows_the_distribution():
