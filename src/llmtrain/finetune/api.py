@@ -137,7 +137,7 @@ def final_report(trainer, ft) -> dict[str, Any]:
         "task": ft.f.task,
         "base": ft.f.base,
         "best_checkpoint": str(best),
-        "best_metric": ft.f.best_metric,
+        "best_metric": ft.best_metric,
         "metrics": metrics,
     }
     if decision is not None:

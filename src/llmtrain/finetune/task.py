@@ -61,6 +61,12 @@ class FinetuneTask:
         f = self.f
         self.labels, train, parts = classification_splits(f, None, self.say, self.report)
         k = len(self.labels)
+        if f.best_metric == "roc_auc" and k != 2:
+            raise ConfigError(
+                f"finetune.best_metric='roc_auc' is defined for two classes, but the data has "
+                f"{k} ({', '.join(self.labels.names)}); use macro_f1, weighted_f1, accuracy "
+                "or loss"
+            )
         counts = class_counts(train.labels, k)
         self.say(f"classes ({k}): train {distribution_line(self.labels.names, counts)}")
         self.report["class_counts"] = {"train": dict(zip(self.labels.names, counts))}
@@ -173,10 +179,19 @@ class FinetuneTask:
             model, self.objective, data, micro_batch_size=batch_size, device=device, **kw
         )
 
+    @property
+    def best_metric(self) -> str:
+        """What picks the best checkpoint: `finetune.best_metric` (classifiers), else val loss."""
+        return self.f.best_metric if self.f.task == "classify" else "loss"
+
     def score(self, rec: dict[str, Any]) -> float:
-        """Lower is better: val loss, or minus the chosen metric."""
-        metric = self.f.best_metric if self.f.task == "classify" else "loss"
-        value = rec.get(f"val_{metric}", rec.get("val_loss", math.nan))
+        """Lower is better: val loss, or minus the chosen metric. An eval without that metric
+        (ROC AUC of a val set holding one class) is scored by its loss, and said."""
+        metric = self.best_metric
+        if metric != "loss" and f"val_{metric}" not in rec:
+            self.say(f"val {metric} undefined at this eval: its val loss is compared instead")
+            metric = "loss"
+        value = rec.get(f"val_{metric}", math.nan)
         return value if metric == "loss" else -value
 
     def on_eval(self, step: int, rec: dict[str, Any]) -> str | None:
@@ -187,7 +202,7 @@ class FinetuneTask:
         else:
             self.bad_evals += 1
         if self.f.patience and self.bad_evals >= self.f.patience:
-            return f"early stop: no better val {self.f.best_metric} in {self.bad_evals} evals (best at step {self.best_step})"
+            return f"early stop: no better val {self.best_metric} in {self.bad_evals} evals (best at step {self.best_step})"
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@ fp32). `Batch.n_targets` is known before any forward, so the trainer divides eve
 micro-batch's sum by the whole step's target count: accumulation stays exact. The objective
 also declares what is reported: `metrics` (train counts → metrics), `scored_targets`,
 `eval_step` + `report` (its eval metrics; `next_token`: whether perplexity and bits per byte
-are defined) and `unused_modules` (heads it never calls, frozen so DDP sees every gradient).
+are defined), `unused_modules` (heads it never calls, frozen so DDP sees every gradient) and
+`sparse_head` (the LM head runs at the target positions only, `Batch.predict`).
 
 Objective-specific token ids (MASK, T5 sentinels) are appended AFTER the tokenizer's
 vocabulary: MASK = V_tok, sentinel i = V_tok + 1 + i (`extra_vocab` of them), so the
@@ -101,7 +102,7 @@ class Batch:
 
     @property
     def n_predicted(self) -> int:
-        """Positions the LM head runs at: `predict`'s, else every target position."""
+        """Positions the LM head runs at: `predict`'s, else every position of `targets`."""
         return int(self.targets.numel() if self.predict is None else self.predict.numel())
 
 

@@ -158,6 +158,8 @@ def sft_run(gpt_base, tmp_path_factory):
 def test_sft_learns_the_format_and_chat_stops_at_end_of_turn(sft_run, capsys):
     run, res = sft_run
     assert res["metrics"]["val"]["token_acc"] > 0.9
+    report = json.loads((run / "finetune.json").read_text())
+    assert report["best_metric"] == "loss"  # SFT keeps the checkpoint of the lowest val loss
     chat = json.loads((run / "chat.json").read_text())
     assert chat["added"] == 2 and "<|im_start|>" in chat["template"]
     capsys.readouterr()
@@ -222,6 +224,15 @@ def test_bad_input_is_one_line(gpt_base, tmp_path, capsys):
     )
     assert main([*args, "--lora-rank", "2", "--set", 'finetune.lora.targets=["c_attn"]']) == 2
     assert "match no nn.Linear layer" in capsys.readouterr().err
+    rows = sentiment_rows(30)
+    for i, r in enumerate(rows):
+        r["label"] = ["neg", "pos", "mixed"][i % 3]
+    three = write_csv(tmp_path / "three.csv", rows)
+    auc = ["--set", 'finetune.best_metric="roc_auc"']
+    assert main([*cli("classify", three, tmp_path / "r3"), *auc]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: finetune.best_metric='roc_auc' is defined for two classes")
+    assert "\n" not in err and not (tmp_path / "r3" / "checkpoints").exists()
     sft = write_jsonl(tmp_path / "s.jsonl", _qa_rows(3))
     args = cli("sft", sft, tmp_path / "s")
     assert main([*args, "--set", "finetune.add_chat_tokens=false"]) == 2
@@ -342,3 +353,17 @@ def test_eval_tunes_the_decision_of_a_finished_run(gpt_base, tmp_path, capsys):
     base_ckpt = next((gpt_base / "checkpoints").iterdir())
     with pytest.raises(Exception, match="fine-tuned classifiers"):
         lt.evaluate(base_ckpt, tune_decision="macro_f1")
+
+
+def test_an_eval_without_the_best_metric_is_scored_by_its_loss():
+    """ROC AUC is undefined on a val set holding one class: that eval compares its loss
+    (said on the console) instead of minus the loss, which would keep the worst checkpoint."""
+    from types import SimpleNamespace
+
+    from llmtrain.finetune.task import FinetuneTask
+
+    said = []
+    task = SimpleNamespace(best_metric="roc_auc", say=said.append)
+    assert FinetuneTask.score(task, {"val_roc_auc": 0.9, "val_loss": 0.3}) == -0.9
+    assert FinetuneTask.score(task, {"val_loss": 0.3}) == 0.3
+    assert said == ["val roc_auc undefined at this eval: its val loss is compared instead"]
