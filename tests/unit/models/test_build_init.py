@@ -205,3 +205,26 @@ def test_t5_residual_branches_start_at_the_embedding_scale():
     assert ratio > 0.1, ratio  # 0.02 init: ~0.01
     cos = torch.nn.functional.cosine_similarity(model.encode(src), x, dim=-1).mean()
     assert cos < 0.95, cos
+
+
+@pytest.mark.parametrize("name", ["gpt2-tiny", "llama-tiny", "bert-tiny", "electra-tiny"])
+def test_matmul_params_are_the_weights_the_forward_multiplies(name):
+    """N of 6N = every nn.Linear weight a token passes through (blocks, a factorised
+    embedding's projection, BERT's head transform, ELECTRA's replaced-token head and its
+    generator) + the LM head, tied or not; not the pooler / sentence head (one position per
+    sequence). ELECTRA's discriminator has no LM head; its generator's is the head counted."""
+    from llmtrain.models.flops import head_flops_per_token, head_params, matmul_params
+
+    fields = {**get_model_preset(name), "vocab_size": 300, "block_size": 16}
+    with torch.device("meta"):
+        model = build_model(config_from_dict(ModelConfig, fields), device="meta")
+    cfg = model.cfg
+    skip = ("pooler", "sentence_cls", "lm_head")
+    linear = sum(m.weight.numel() for n, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear) and n.split(".")[-1] not in skip)  # fmt: skip
+    lm = model.gen if hasattr(model, "gen") else model  # the network whose LM head runs
+    vocab_proj = lm.head_weight.numel()  # (vocab, head input): tied or its own
+    assert matmul_params(cfg) == linear + vocab_proj
+    head_dense = lm.head_dense.weight.numel() if lm.head_dense is not None else 0
+    assert head_params(lm.cfg) == vocab_proj + head_dense
+    assert head_flops_per_token(cfg) == 6 * (vocab_proj + head_dense)
