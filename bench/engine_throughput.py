@@ -132,24 +132,16 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     seq = cfg.model.block_size
+    sparse = tr.objective.sparse_head  # as the objective is built
     done = {"flops": 0.0, "tokens": 0}  # our steps' FLOPs: the head where it ran
-
-    def ours():
-        tr.objective.sparse_head = sparse  # as built, unless --dense-head flips it
-        out = tr.train_step()
-        if out is not None:
-            done["flops"] += out["flops"]
-            done["tokens"] += out["tokens"]
-
-    sparse = tr.objective.sparse_head
-    engines = {"ours": ours}
+    engines = {"ours": head_engine(tr, sparse, done)}
     if args.reference:
         engines["reference"] = reference_engine(tr.model.cfg, m, dev, args)
     if args.dense_head:
         if not sparse:
             raise SystemExit(f"error: --dense-head: objective {tr.objective.name!r} already "
                              "runs its head at every position (try mlm, sop, prefix_lm)")  # fmt: skip
-        engines["dense_head"] = dense_engine(tr)
+        engines["dense_head"] = head_engine(tr, False)
     rates: dict[str, list[float]] = {k: [] for k in engines}
     peaks = {k: 0.0 for k in engines}
     for _ in range(args.rounds):  # interleaved: both see the same machine state
@@ -237,13 +229,17 @@ def reference_engine(model_cfg, micro: int, dev: torch.device, args: argparse.Na
     return step
 
 
-def dense_engine(tr: Trainer):
-    """The same trainer's step with the LM head at every position (its model, optimizer and
-    data: the two engines differ only in where the head runs)."""
+def head_engine(tr: Trainer, sparse: bool, done: dict | None = None):
+    """The trainer's step with its LM head where the objective has targets (`sparse`) or at
+    every position; both engines share the model, optimizer and data and differ only there.
+    `done` sums the FLOPs and tokens of the steps run."""
 
     def step():
-        tr.objective.sparse_head = False
-        tr.train_step()
+        tr.objective.sparse_head = sparse
+        out = tr.train_step()
+        if done is not None and out is not None:
+            done["flops"] += out["flops"]
+            done["tokens"] += out["tokens"]
 
     return step
 

@@ -5,8 +5,8 @@ Training (forward + backward), per token at sequence length T:
     flops_per_token = 6 * N  +  12 * n_layer * n_embd * T
 
 N counts the weights of every matmul (attention qkv and output, MLP, LM head and BERT's head
-transform, a factorised embedding's projection; not embedding lookups, norms or biases). Each weight costs 2 FLOPs (multiply + add) per token forward and
-twice that backward: 6N (Kaplan et al. 2020, eq. 2.1). Attention scores QK^T and the weighted
+transform, a factorised embedding's projection; not embedding lookups, norms or biases). Each
+weight costs 2 FLOPs (multiply + add) per token forward and twice that backward: 6N (Kaplan et al. 2020, eq. 2.1). Attention scores QK^T and the weighted
 sum AV are 2 * T * n_embd multiply-adds per layer forward, i.e. 4 * T * n_embd FLOPs, times 3
 for forward + backward: 12 * n_layer * n_embd * T (PaLM appendix B; nanoGPT `estimate_mfu`).
 The causal mask halves the useful attention work, but by convention it is counted in full.

@@ -83,6 +83,7 @@ class Classify(Objective):
             attention_mask=mask,
             token_type=sample.get("token_type"),
             labels=sample["labels"],
+            predict=torch.zeros(0, dtype=torch.long),  # no LM head: the pooled classifier
         )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:

@@ -339,10 +339,11 @@ class Trainer:
                 "totals": totals}  # fmt: skip
 
     def _flops(self, batch: Batch) -> float:
-        """Training FLOPs of one micro-batch (`models/flops.py` per token read), less the LM
-        head's at the target positions it skipped (an objective's sparse prediction)."""
-        skipped = batch.targets.numel() - batch.n_predicted
-        return batch.n_tokens * self.flops_per_token - skipped * self.head_flops
+        """Training FLOPs of one micro-batch (`models/flops.py`): the body's per token read,
+        the LM head's per position it ran at (every target position, fewer under an
+        objective's sparse prediction, none for a classifier)."""
+        body = self.flops_per_token - self.head_flops
+        return batch.n_tokens * body + batch.n_predicted * self.head_flops
 
     def _deferred_update(
         self,
