@@ -27,6 +27,15 @@ the step did before), and prints ours / dense:
     python bench/engine_throughput.py --preset bert-base --device cpu --compile off \
         --micro-batch 8 --seq 128 --dense-head
 
+`--unfused-loss` interleaves the same trainer's step with the LM head and its loss unfused
+(`objective.fused_loss=off`: the whole logits, then the cross-entropy; what the step did
+before `objectives/fused_loss.py`) and prints fused / unfused; without `--preset`, a third
+Shakespeare engine (eager, unfused) beside the eager one:
+
+    python bench/engine_throughput.py --unfused-loss
+    python bench/engine_throughput.py --preset gpt2-mini --device cpu --compile off \
+        --micro-batch 8 --seq 256 --set model.vocab_size=32000 --unfused-loss
+
 `--reference` (GPT-2 presets) also builds, in the same process, the nanoGPT-style step of
 `bench/reference_gpt.py` (whole model + loss compiled together, fused AdamW) at the same shapes,
 and measures both in interleaved rounds: `vs_reference` is ours / reference tokens/s. On a CPU
@@ -93,6 +102,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="interleave a nanoGPT-style reference step (bench/reference_gpt.py)")  # fmt: skip
     g.add_argument("--dense-head", action="store_true",
                    help="interleave the same step with the LM head at every position")  # fmt: skip
+    p.add_argument("--unfused-loss", action="store_true",
+                   help="interleave the same step with the LM head's loss unfused (logits)")  # fmt: skip
     g.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="after timing, profile STEPS steps of each engine: top kernels")  # fmt: skip
     args = p.parse_args(argv)
@@ -134,14 +145,21 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
     seq = cfg.model.block_size
     sparse = tr.objective.sparse_head  # as the objective is built
     done = {"flops": 0.0, "tokens": 0}  # our steps' FLOPs: the head where it ran
-    engines = {"ours": head_engine(tr, sparse, done)}
+    fused = tr.objective.fused_loss  # as the trainer resolved it
+    engines = {"ours": head_engine(tr, sparse, fused, done)}
     if args.reference:
         engines["reference"] = reference_engine(tr.model.cfg, m, dev, args)
     if args.dense_head:
         if not sparse:
             raise SystemExit(f"error: --dense-head: objective {tr.objective.name!r} already "
                              "runs its head at every position (try mlm, sop, prefix_lm)")  # fmt: skip
-        engines["dense_head"] = head_engine(tr, False)
+        engines["dense_head"] = head_engine(tr, False, fused)
+    if args.unfused_loss:
+        if not fused:
+            raise SystemExit(f"error: --unfused-loss: this run's loss is not fused (objective "
+                             f"{tr.objective.name!r}, compile {tr.prec.compile}): try "
+                             "--set objective.fused_loss=on")  # fmt: skip
+        engines["unfused_loss"] = head_engine(tr, sparse, False)
     rates: dict[str, list[float]] = {k: [] for k in engines}
     peaks = {k: 0.0 for k in engines}
     for _ in range(args.rounds):  # interleaved: both see the same machine state
@@ -167,6 +185,12 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
         ref |= {"dense_head_tokens_per_sec": round(dense_tok_s),
                 "vs_dense_head": round(tok_s / dense_tok_s, 3),
                 "dense_head_spread": round(spread(rates["dense_head"]), 3)}  # fmt: skip
+    if args.unfused_loss:
+        unfused_tok_s = statistics.median(rates["unfused_loss"])
+        ref |= {"unfused_loss_tokens_per_sec": round(unfused_tok_s),
+                "vs_unfused_loss": round(tok_s / unfused_tok_s, 3),
+                "unfused_loss_peak_gib": round(peaks["unfused_loss"], 2),
+                "unfused_loss_spread": round(spread(rates["unfused_loss"]), 3)}  # fmt: skip
     rates = rates["ours"]
     fpt = done["flops"] / max(1, done["tokens"])  # = tr.flops_per_token unless the head is sparse
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
@@ -176,7 +200,7 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             "cuda" else "cpu", "precision": args.precision, "compile": tr.prec.compile,
             "params_m": round(n_params / 1e6, 1), "micro_batch": m, "seq": seq,
             "tokens_per_sec": round(tok_s), "spread": round((max(rates) - min(rates)) / tok_s, 3),
-            "objective": tr.objective.name, "flops_per_token": round(fpt),
+            "objective": tr.objective.name, "fused_loss": fused, "flops_per_token": round(fpt),
             "dense_flops_per_token": tr.flops_per_token,
             "peak_tflops": peak and round(peak / 1e12, 1),
             "mfu": peak and round(tok_s * fpt / peak, 4),
@@ -229,13 +253,13 @@ def reference_engine(model_cfg, micro: int, dev: torch.device, args: argparse.Na
     return step
 
 
-def head_engine(tr: Trainer, sparse: bool, done: dict | None = None):
+def head_engine(tr: Trainer, sparse: bool, fused: bool, done: dict | None = None):
     """The trainer's step with its LM head where the objective has targets (`sparse`) or at
-    every position; both engines share the model, optimizer and data and differ only there.
-    `done` sums the FLOPs and tokens of the steps run."""
+    every position, fused with the loss or not (`fused`); the engines share the model,
+    optimizer and data and differ only there. `done` sums the FLOPs and tokens of the steps."""
 
     def step():
-        tr.objective.sparse_head = sparse
+        tr.objective.sparse_head, tr.objective.fused_loss = sparse, fused
         out = tr.train_step()
         if done is not None and out is not None:
             done["flops"] += out["flops"]
@@ -260,6 +284,11 @@ def print_preset(r: dict) -> None:
               f"{r['dense_head_tokens_per_sec']:,} tokens/s; sparse / dense = "
               f"{r['vs_dense_head']:.3f} (FLOPs per token {r['flops_per_token']:,} vs "
               f"{r['dense_flops_per_token']:,.0f})")  # fmt: skip
+    if "vs_unfused_loss" in r:
+        print(f"{r['objective']} with the head's loss unfused (whole logits): "
+              f"{r['unfused_loss_tokens_per_sec']:,} tokens/s; fused / unfused = "
+              f"{r['vs_unfused_loss']:.3f} (peak GiB fused {r['peak_gib']}, unfused "
+              f"{r['unfused_loss_peak_gib']})")  # fmt: skip
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict:
@@ -268,9 +297,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
     base = [f"data.path={json.dumps(str(data))}", f"train.precision={args.precision}",
             f"train.threads={args.threads}"]  # fmt: skip
     engines, warm_sec, trainers = {}, {}, {}
-    for name, compile_mode in (("eager", "off"), ("compiled", "on")):
+    variants = [("eager", "off", "auto"), ("compiled", "on", "auto")]
+    if args.unfused_loss:
+        variants.append(("eager_unfused", "off", "off"))
+    for name, compile_mode, fused in variants:
         cfg = load_run_config([ROOT / "configs" / "shakespeare_char.json"], None,
-                              [*base, f"train.compile={compile_mode}"])  # fmt: skip
+                              [*base, f"train.compile={compile_mode}",
+                               f"objective.fused_loss={fused}"])  # fmt: skip
         trainers[name] = Trainer(cfg, tmp / name, show_progress=False)
         engines[name] = trainers[name].train_step
     cfg = trainers["eager"].cfg
@@ -301,6 +334,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
         result[f"{k}_vs_hf"] = round(v / med["hf_reference"], 3)
         result[f"{k}_mfu"] = round(v * fpt / peak, 4)
         result[f"{k}_warmup_sec"] = round(warm_sec[k], 1)
+    if "eager_unfused" in med:
+        result["eager_vs_unfused"] = round(med["eager"] / med["eager_unfused"], 3)
     return result
 
 
@@ -321,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         result = run(args, Path(tmp))
     print(f"{'engine':<14}{'tokens/s':>11}{'vs HF':>8}{'MFU':>8}{'spread':>8}{'warm-up s':>11}")
-    for k in ("eager", "compiled", "hf_reference"):
+    for k in ("eager", "compiled", "eager_unfused", "hf_reference"):
+        if f"{k}_tokens_per_sec" not in result:
+            continue
         print(
             f"{k:<14}{result[f'{k}_tokens_per_sec']:>11,}{result[f'{k}_vs_hf']:>8.3f}"
             f"{100 * result[f'{k}_mfu']:>7.2f}%{result[f'{k}_spread']:>8.3f}"

@@ -10,7 +10,7 @@ runs at, the median tokens/s of each (every position read counts as a token, as 
 records), their ratio and the FLOPs per token each step counts; the last line is JSON.
 
 Usage: OMP_NUM_THREADS=2 python bench/sft_head.py --base RUN --data chat.jsonl
-       [--rounds 5] [--round-steps 5] [--batch 16] [--threads 2]
+       [--rounds 5] [--round-steps 5] [--batch 16] [--threads 2] [--set KEY=VALUE]
 e.g. the base and instruction set of bench/finetune_sft.py (`--base /tmp/ftbench/pretrain_run
 --data /tmp/sftbench/train.jsonl`). The machine is shared: run it alone (flock).
 """
@@ -40,6 +40,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--batch", type=int, default=16, help="conversations per step")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for both engines, e.g. objective.fused_loss=off")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     sets = [f"train.batch_size={args.batch}", f"train.micro_batch_size={args.batch}",
             f"train.threads={args.threads}", "train.max_steps=1000000", "train.eval_every=1000000",
-            "train.checkpoint_every=1000000", "monitor.detail_every=0"]  # fmt: skip
+            "train.checkpoint_every=1000000", "monitor.detail_every=0", *args.set]  # fmt: skip
     cfg = resolve_config(args.base, "sft", str(args.data), {}, sets)
     with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp:
         task = FinetuneTask(cfg, lambda _: None)

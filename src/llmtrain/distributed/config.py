@@ -33,6 +33,19 @@ class DistributedConfig(ConfigSection):
     deepspeed_config: str | None = None
     zero_stage: int | None = None  # overrides zero_optimization.stage of that file
 
+    def head_outside_module_calls(self) -> str | None:
+        """What in this layout keeps the LM head's weight from being used as a plain tensor
+        outside a module call (the fused head + loss does), or None: a head split by tensor
+        parallel, or ZeRO-3's partitioned weights (DeepSpeed gathers them for `F.linear` only)."""
+        if self.tensor_parallel > 1:
+            return f"distributed.tensor_parallel={self.tensor_parallel}"
+        if self.strategy == "deepspeed":
+            from llmtrain.distributed.deepspeed_engine import read_ds_config
+
+            if int(read_ds_config(self).get("zero_optimization", {}).get("stage", 0)) == 3:
+                return "DeepSpeed ZeRO stage 3"
+        return None
+
     def validate(self) -> None:
         if self.timeout_sec <= 0:
             raise ConfigError(f"distributed.timeout_sec must be positive, got {self.timeout_sec}")

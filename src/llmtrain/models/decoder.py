@@ -11,6 +11,9 @@ Construct through `llmtrain.models.build_model`, which also initialises every te
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -158,14 +161,19 @@ class Transformer(nn.Module):
             kv_cache.advance(T)  # after all layers, so each wrote at the same offset
         return x if self.ln_f is None else self.ln_f(x)  # (B, T, C)
 
+    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the output projection multiplies: `hidden` (..., C), through BERT's
+        "prediction head transform" (dense + GELU + norm) where the model has one."""
+        if self.head_dense is None:
+            return hidden
+        return self.head_norm(activation("gelu", self.head_dense(hidden)))
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Project hidden states (..., C) to vocabulary logits (..., vocab).
 
         Under bf16 autocast the logits are bf16; the loss should upcast them.
         """
-        if self.head_dense is not None:  # BERT's "prediction head transform"
-            hidden = self.head_norm(activation("gelu", self.head_dense(hidden)))
-        return F.linear(hidden, self.head_weight, self.head_bias)  # (..., vocab)
+        return F.linear(self.head_input(hidden), self.head_weight, self.head_bias)
 
     def sentence_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """SOP/NSP logits (B, 2) from position 0 through a tanh pooler (BERT)."""
@@ -182,15 +190,23 @@ class Transformer(nn.Module):
         *,
         sentence: bool = False,
         positions: torch.Tensor | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        head: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], Any] | None = None,
+    ) -> Any:
         """Logits (B, T, vocab) for token ids `idx` (B, T); with `positions` (n,) flat
         indices into (B·T) only those rows, (n, vocab): the head's matmul at the positions
         that have a target (sparse prediction, `objectives.base.head_positions`). With
         `sentence=True` also the SOP/NSP logits (B, 2), so objectives get both heads through
         `forward` (a DDP wrapper only synchronises gradients of what its own forward
-        computed)."""
+        computed). `head(x, weight, bias)`, when given, runs in place of the output
+        projection and its result is returned instead of the logits: x the head's input
+        (rows, C), weight (vocab, C) — e.g. an objective's fused linear + cross-entropy
+        (`objectives.fused_loss`), which never holds the logits whole. It runs inside this
+        forward, so DDP and FSDP see the head's weights used as usual."""
         hidden = self.forward_hidden(idx, kv_cache, token_type, prefix_len)  # (B, T, C)
         at = hidden if positions is None else hidden.flatten(0, 1).index_select(0, positions)
-        if sentence:
-            return self.logits(at), self.sentence_logits(hidden)
-        return self.logits(at)
+        out = (
+            self.logits(at)
+            if head is None
+            else head(self.head_input(at), self.head_weight, self.head_bias)
+        )
+        return (out, self.sentence_logits(hidden)) if sentence else out

@@ -18,6 +18,7 @@ from llmtrain.objectives.config import (
     build_objective,
     check_objective,
     freeze_unused_heads,
+    resolve_fused_loss,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "build_objective",
     "check_objective",
     "freeze_unused_heads",
+    "resolve_fused_loss",
     "token_loss",
 ]

@@ -7,7 +7,9 @@ micro-batch's sum by the whole step's target count: accumulation stays exact. Th
 also declares what is reported: `metrics` (train counts → metrics), `scored_targets`,
 `eval_step` + `report` (its eval metrics; `next_token`: whether perplexity and bits per byte
 are defined), `unused_modules` (heads it never calls, frozen so DDP sees every gradient) and
-`sparse_head` (the LM head runs at the target positions only, `Batch.predict`).
+`sparse_head` (the LM head runs at the target positions only, `Batch.predict`) and
+`fuses_loss` (its token loss can run fused with the LM head, `fused_loss.py`: `lm_head(batch)`
+is the model's `head=`, and the forward returns `head_loss` in place of `logits`).
 
 Objective-specific token ids (MASK, T5 sentinels) are appended AFTER the tokenizer's
 vocabulary: MASK = V_tok, sentinel i = V_tok + 1 + i (`extra_vocab` of them), so the
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS, FusedLinearCE, HeadLoss
 
 if TYPE_CHECKING:
     from llmtrain.objectives.config import ObjectiveConfig
@@ -173,9 +177,10 @@ def seeded_generator(seed: int, step: int, micro: int) -> torch.Generator:
     return g
 
 
-def accuracy_counts(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def accuracy_counts(pred: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Summable train counts of predicted ids `pred` against `targets` (same shape)."""
     keep = targets != IGNORE_INDEX
-    correct = ((logits.argmax(-1) == targets) & keep).sum()
+    correct = ((pred == targets) & keep).sum()
     return {"correct": correct.detach(), "count": keep.sum().detach()}
 
 
@@ -200,6 +205,10 @@ class Objective:
     # every position — an objective whose targets are a fraction of the tokens (masked LM,
     # assistant tokens, a prefix LM's suffix) skips that share of the head's matmuls
     sparse_head = False
+    # the token loss can run fused with the LM head (`fused_loss.FusedLinearCE`: no whole
+    # logits held); the instance's `fused_loss` says whether it does (objective.fused_loss)
+    fuses_loss = False
+    train_predictions = True  # its train metrics read the head's argmax (token accuracy)
     needs_sentence_head = False
     extra_vocab = 0  # ids appended after the tokenizer vocabulary
     # the loss is a mean next-token cross-entropy: exp(loss) is a perplexity and, over a whole
@@ -226,6 +235,11 @@ class Objective:
         self.options = options
         self.label_smoothing = float(options.label_smoothing)
         self.z_loss = float(options.z_loss)
+        # off where the run compiles or splits the head (the trainer: `resolve_fused_loss`)
+        self.fused_loss = self.fuses_loss and options.fused_loss != "off"
+        # auto: heads under this many logits (rows × vocab) stay unfused (fused_loss.py)
+        self.fuse_min_logits = FUSE_MIN_LOGITS if options.fused_loss == "auto" else 0
+        self.loss_chunk_mib = float(options.loss_chunk_mib)
 
     @property
     def mask_id(self) -> int:
@@ -278,10 +292,13 @@ class Objective:
         `evaluate` has already added `loss` (the plain loss sum) and `n_targets`."""
         tgt = self.at_head(batch, self.scored_targets(batch))  # (B, T') or (n,)
         keep = tgt != IGNORE_INDEX
-        logits, tgt = out["logits"][keep].float(), tgt[keep]  # (k, V), (k,)
-        tally.add("nll", F.cross_entropy(logits, tgt, reduction="sum"))
-        tally.add("correct", (logits.argmax(-1) == tgt).sum())
-        tally.add("targets", tgt.numel())
+        if "head_loss" in out:  # the fused head scored every row against batch.targets
+            nll = out["head_loss"].nll[keep].sum()
+        else:
+            nll = F.cross_entropy(out["logits"][keep].float(), tgt[keep], reduction="sum")
+        tally.add("nll", nll)
+        tally.add("correct", ((self.predicted(out) == tgt) & keep).sum())
+        tally.add("targets", keep.sum())
 
     def report(self, tally: Tally) -> dict[str, float]:
         """The eval metrics from a tally: `token_nll` and `token_acc` of the scored targets,
@@ -295,9 +312,39 @@ class Objective:
         by default any sentence head, which only sentence-pair objectives use."""
         return [] if self.needs_sentence_head else sentence_heads(model)
 
+    def lm_head(self, batch: Batch) -> FusedLinearCE | None:
+        """The model's `head=` for `batch`: with `fused_loss`, the LM head's matmul fused with
+        the token loss against the targets at the head's positions; None (logits) else."""
+        if not self.fused_loss:
+            return None
+        return FusedLinearCE(
+            self.at_head(batch, batch.targets),
+            ignore_index=IGNORE_INDEX,
+            smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            chunk_mib=self.loss_chunk_mib,
+            # the argmax is a pass over the logits: only for train metrics that read it, eval
+            predictions=self.train_predictions or not torch.is_grad_enabled(),
+            min_logits=self.fuse_min_logits,
+        )
+
+    @staticmethod
+    def lm_out(result: Any) -> dict[str, Any]:
+        """The forward's entry for what the model's head returned: `head_loss` (a fused
+        `HeadLoss`) or `logits`."""
+        return {"head_loss" if isinstance(result, HeadLoss) else "logits": result}
+
+    @staticmethod
+    def predicted(out: dict[str, Any]) -> torch.Tensor:
+        """The LM head's predicted ids, laid out like its logits' rows."""
+        return out["head_loss"].pred if "head_loss" in out else out["logits"].argmax(-1)
+
     def _ce(self, out: dict[str, Any], batch: Batch, train: bool) -> torch.Tensor:
         """The token loss sum of the head's `out["logits"]` against the batch's targets
-        (gathered at the head's positions when it predicted sparsely)."""
+        (gathered at the head's positions when it predicted sparsely), or the fused head's
+        (`head_loss`: computed in the forward with this objective's smoothing and z-loss)."""
+        if "head_loss" in out:
+            return out["head_loss"].loss if train else out["head_loss"].nll.sum()
         logits, targets = out["logits"], self.at_head(batch, batch.targets)
         if not train:
             return token_loss(logits, targets)

@@ -21,6 +21,8 @@ class CLM(Objective):
     name = "clm"
     architectures = ("decoder",)
     next_token = True
+    fuses_loss = True
+    train_predictions = False  # train reports the loss only; eval reads the argmax
     headline = ()  # the val line shows loss, ppl and bpb
 
     def make_batch(self, sample: Any, *, step: int, micro: int) -> Batch:
@@ -28,7 +30,8 @@ class CLM(Objective):
         return Batch(x, y, n_targets=int(y.numel()), n_tokens=int(y.numel()))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        return {"logits": model(batch.inputs), "aux": moe_aux_loss(model)}  # (B, T, V)
+        out = model(batch.inputs, head=self.lm_head(batch))  # (B, T, V) logits, or fused
+        return {**self.lm_out(out), "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._ce(out, batch, train)
@@ -39,7 +42,7 @@ class CLM(Objective):
         `evaluate` has already summed (`loss`, `n_targets`): no second cross-entropy."""
         tgt = self.at_head(batch, batch.targets)  # (B, T), or (n,) at a sparse head
         keep = tgt != IGNORE_INDEX
-        tally.add("correct", ((out["logits"].argmax(-1) == tgt) & keep).sum())
+        tally.add("correct", ((self.predicted(out) == tgt) & keep).sum())
         tally.add("targets", keep.sum())
 
     def report(self, tally: Tally) -> dict[str, float]:
@@ -64,5 +67,10 @@ class PrefixLM(CLM):
         return self.with_head_positions(Batch(x, y, n_targets=n, n_tokens=B * T, prefix_len=prefix))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        logits = model(batch.inputs, prefix_len=batch.prefix_len, positions=batch.predict)
-        return {"logits": logits, "aux": moe_aux_loss(model)}
+        out = model(
+            batch.inputs,
+            prefix_len=batch.prefix_len,
+            positions=batch.predict,
+            head=self.lm_head(batch),
+        )
+        return {**self.lm_out(out), "aux": moe_aux_loss(model)}

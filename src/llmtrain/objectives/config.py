@@ -15,6 +15,7 @@ from llmtrain.models.config import ModelConfig
 from llmtrain.objectives.base import Objective
 from llmtrain.objectives.clm import CLM, PrefixLM
 from llmtrain.objectives.electra import DISC_WEIGHT, ReplacedTokenDetection
+from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS
 from llmtrain.objectives.mlm import MLM, NextSentence, SentenceOrder
 from llmtrain.objectives.span import SpanCorruption
 
@@ -46,6 +47,13 @@ class ObjectiveConfig(ConfigSection):
     disc_weight: float = DISC_WEIGHT  # ELECTRA: discriminator loss weight λ (paper: 50)
     label_smoothing: float = 0.0  # share of target mass spread uniformly, in [0, 1)
     z_loss: float = 0.0  # coefficient of (log Z)² per target token
+    # the LM head's matmul and its cross-entropy as one op, chunk by chunk, never holding the
+    # (tokens × vocab) logits (clm, prefix_lm, sft, mlm, sop, nsp; objectives/fused_loss.py).
+    # auto: on for heads of >= 2^19 logits (rows × vocab; smaller ones are faster plain)
+    # unless the run compiles (Inductor fuses the loss itself), is tensor parallel or
+    # DeepSpeed ZeRO-3 (the head weight is not a plain tensor there)
+    fused_loss: Literal["auto", "on", "off"] = "auto"
+    loss_chunk_mib: float = 1024  # fused_loss: most fp32 logits held at once (MiB)
 
     def validate(self) -> None:
         for name in ("mask_prob", "noise_density"):
@@ -65,6 +73,38 @@ class ObjectiveConfig(ConfigSection):
             raise ConfigError(f"objective.disc_weight must be >= 0, got {self.disc_weight}")
         if not 0.0 <= self.label_smoothing < 1.0 or self.z_loss < 0:
             raise ConfigError("objective.label_smoothing must be in [0, 1) and z_loss >= 0")
+        if not self.loss_chunk_mib > 0:
+            raise ConfigError(
+                f"objective.loss_chunk_mib must be > 0 (MiB of logits per chunk), got "
+                f"{self.loss_chunk_mib}; e.g. 1024"
+            )
+
+
+def resolve_fused_loss(
+    objective: Objective, mode: str, *, compiled: bool, blocked_by: str | None = None
+) -> bool:
+    """Set and return whether `objective` fuses its LM head with its loss for this run:
+    `objective.fused_loss` auto = where it can, unless the run compiles (Inductor's fused loss
+    was measured; this op not yet on a GPU) or `blocked_by` names what the op cannot run
+    under (a head split by tensor parallel, ZeRO-3's partitioned weights); on where it
+    cannot is a one-line error."""
+    if mode == "on" and not objective.fuses_loss:
+        raise ConfigError(
+            f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
+            "(ELECTRA samples its generator's logits; span and classifiers have none); "
+            "set objective.fused_loss=auto"
+        )
+    if mode == "on" and blocked_by:
+        raise ConfigError(
+            f"objective.fused_loss=on does not run under {blocked_by} yet; "
+            "set objective.fused_loss=auto"
+        )
+    on = objective.fuses_loss and (
+        mode == "on" or (mode == "auto" and not compiled and not blocked_by)
+    )
+    objective.fused_loss = on
+    objective.fuse_min_logits = FUSE_MIN_LOGITS if mode == "auto" else 0
+    return on
 
 
 def check_objective(name: str, model: ModelConfig) -> None:

@@ -52,6 +52,7 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 class ReplacedTokenDetection(MLM):
     name = "electra"
     architectures = ("encoder",)
+    fuses_loss = False  # the generator's logits are sampled from: they are needed whole
     needs_generator = True
     headline = ("rtd_auc", "token_acc")
 
@@ -87,7 +88,7 @@ class ReplacedTokenDetection(MLM):
         bce = F.binary_cross_entropy_with_logits(disc, replaced, reduction="sum")
         loss_sum = loss_sum + self.disc_weight * self.prob * bce
         loss_sum = self._with_aux(loss_sum, out, batch, train)
-        metrics = accuracy_counts(out["logits"], self.at_head(batch, targets))
+        metrics = accuracy_counts(out["logits"].argmax(-1), self.at_head(batch, targets))
         metrics["rtd_correct"] = ((disc > 0).float() == replaced).sum().detach()
         metrics["rtd_count"] = torch.tensor(replaced.numel())
         metrics["replaced"] = replaced.sum().detach()

@@ -73,6 +73,7 @@ class MLM(Objective):
     architectures = ("encoder",)
     extra_vocab = 1  # MASK
     sparse_head = True  # the head (and its transform) runs at the masked positions only
+    fuses_loss = True
 
     def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
         super().__init__(vocab_size, options, **kw)
@@ -110,12 +111,13 @@ class MLM(Objective):
         )
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        logits = model(batch.inputs, positions=batch.predict)  # (n, V) at the masked tokens
-        return {"logits": logits, "aux": moe_aux_loss(model)}
+        # (n, V) logits at the masked tokens, or the fused head's loss there
+        out = model(batch.inputs, positions=batch.predict, head=self.lm_head(batch))
+        return {**self.lm_out(out), "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._with_aux(self._ce(out, batch, train), out, batch, train)
-        return loss_sum, accuracy_counts(out["logits"], self.at_head(batch, batch.targets))
+        return loss_sum, accuracy_counts(self.predicted(out), self.at_head(batch, batch.targets))
 
 
 class SentenceOrder(MLM):
@@ -182,10 +184,14 @@ class SentenceOrder(MLM):
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
         # through the module's own forward, so a DDP/FSDP wrapper sees the call
-        logits, sentence = model(
-            batch.inputs, token_type=batch.token_type, sentence=True, positions=batch.predict
+        lm, sentence = model(
+            batch.inputs,
+            token_type=batch.token_type,
+            sentence=True,
+            positions=batch.predict,
+            head=self.lm_head(batch),
         )
-        return {"logits": logits, "sentence": sentence, "aux": moe_aux_loss(model)}
+        return {**self.lm_out(lm), "sentence": sentence, "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum, metrics = super().loss(out, batch, train=train)

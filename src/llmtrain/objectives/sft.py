@@ -23,6 +23,7 @@ class SFT(Objective):
     architectures = ("decoder",)
     next_token = True  # ppl of the assistant tokens (no bits per byte: no byte count)
     sparse_head = True  # the LM head runs on the assistant tokens only (not prompt, padding)
+    fuses_loss = True
 
     def make_batch(
         self, sample: dict[str, torch.Tensor], *, step: int = 0, micro: int = 0
@@ -32,11 +33,12 @@ class SFT(Objective):
         return self.with_head_positions(Batch(x, y, n_targets=n, n_tokens=int(x.numel())))
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        logits = model(batch.inputs, positions=batch.predict)  # (n, V) at assistant tokens
-        return {"logits": logits, "aux": moe_aux_loss(model)}
+        # (n, V) logits at the assistant tokens, or the fused head's loss there
+        out = model(batch.inputs, positions=batch.predict, head=self.lm_head(batch))
+        return {**self.lm_out(out), "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._ce(out, batch, train)
         return self._with_aux(loss_sum, out, batch, train), accuracy_counts(
-            out["logits"], self.at_head(batch, batch.targets)
+            self.predicted(out), self.at_head(batch, batch.targets)
         )

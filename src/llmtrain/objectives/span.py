@@ -96,7 +96,7 @@ class SpanCorruption(Objective):
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._with_aux(self._ce(out, batch, train), out, batch, train)
-        return loss_sum, accuracy_counts(out["logits"], batch.targets)
+        return loss_sum, accuracy_counts(out["logits"].argmax(-1), batch.targets)
 
     def scored_targets(self, batch: Batch) -> torch.Tensor:
         """The corrupted span tokens: sentinels and the final EOS are structure, predictable

@@ -12,7 +12,11 @@
                  objective or precision is counted as it really runs. With activation
                  checkpointing a layer keeps only its input, and one layer is recomputed.
     logits       the loss's transient in backward: gradients of the (B, T, V) log-probs and
-                 logits (fp32), plus the cast to the compute dtype under autocast
+                 logits (fp32), plus the cast to the compute dtype under autocast; with the
+                 fused head + loss (`objective.fused_loss`, on where a run does not compile)
+                 one chunk of at most `loss_chunk_mib` of fp32 logits, their compute-dtype
+                 matmul output and gradient, during the forward (the probe then measures what
+                 the fused op keeps: the gradients of the head's input and weight)
 
 The peak comes at the start of backward: weights + optimizer state + all saved activations +
 the logits' gradient (+ gradients already held by accumulation). `fit_micro_batch` picks the
@@ -49,9 +53,13 @@ class MemoryEstimate:
         return [(k, v / 2**20) for k, v in rows] + [("peak", self.peak / 2**20)]
 
 
-def _saved_bytes(cfg: ModelConfig, n_layer: int, seq: int, autocast_dtype, batch: int = 1) -> int:
-    """Bytes autograd saves in one forward + loss of `cfg` at depth `n_layer`."""
+def _saved_bytes(
+    cfg: ModelConfig, n_layer: int, seq: int, autocast_dtype, batch: int = 1, fused: bool = False
+) -> int:
+    """Bytes autograd saves in one forward + loss of `cfg` at depth `n_layer` (`fused`: the
+    LM head fused with the loss, as `objective.fused_loss` runs it)."""
     from llmtrain.models import build_model
+    from llmtrain.objectives.fused_loss import FusedLinearCE
 
     small = dataclasses.replace(cfg, n_layer=n_layer, block_size=max(seq, 2), dropout=0.0)
     # Built on meta, then given storage that is never written: the pages of the weights stay
@@ -77,11 +85,15 @@ def _saved_bytes(cfg: ModelConfig, n_layer: int, seq: int, autocast_dtype, batch
         torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
     )
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), ctx:
-        logits = model(x[:, :-1])
-        loss = torch.nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1)
-        )
-    del loss, logits, model
+        if fused:
+            loss = model(x[:, :-1], head=FusedLinearCE(x[:, 1:])).loss
+        else:
+            logits = model(x[:, :-1])
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1)
+            )
+            del logits
+    del loss, model
     return total
 
 
@@ -103,13 +115,17 @@ class ActivationModel:
         return inner + self.outer_fixed + batch * self.outer_per_token * seq
 
 
-def activation_model(cfg: ModelConfig, autocast_dtype) -> ActivationModel:
+def activation_model(cfg: ModelConfig, autocast_dtype, fused: bool = False) -> ActivationModel:
     """Measure `ActivationModel` on the real code (module docstring): depths 1 and 2, three
     lengths, solved exactly for the per-layer constant, linear and quadratic terms."""
     import numpy as np
 
     lengths = sorted({max(4, min(t, cfg.block_size)) for t in (16, 32, 64)})
-    m = {(n, t): _saved_bytes(cfg, n, t, autocast_dtype) for n in (1, 2) for t in lengths}
+    m = {
+        (n, t): _saved_bytes(cfg, n, t, autocast_dtype, fused=fused)
+        for n in (1, 2)
+        for t in lengths
+    }
     layer = np.array([m[(2, t)] - m[(1, t)] for t in lengths], dtype=np.float64)
     ts = np.array(lengths, dtype=np.float64)
     powers = 3 if len(lengths) == 3 else len(lengths)
@@ -130,14 +146,18 @@ def estimate_memory(
     activation_checkpointing: bool = False,
     accumulating: bool = False,
     activations: ActivationModel | None = None,
+    fused_loss: bool = False,
+    loss_chunk_mib: float = 1024,
 ) -> MemoryEstimate:
-    """The training memory of `cfg` at `micro_batch` sequences of `cfg.block_size` tokens."""
+    """The training memory of `cfg` at `micro_batch` sequences of `cfg.block_size` tokens
+    (`fused_loss`: the LM head fused with its loss, chunks of `loss_chunk_mib`)."""
     from llmtrain.models import build_model
+    from llmtrain.objectives.fused_loss import chunk_rows
 
     with torch.device("meta"):
         params = sum(p.numel() for p in build_model(cfg, device=torch.device("meta")).parameters())
     T, B = cfg.block_size, micro_batch
-    act = activations or activation_model(cfg, autocast_dtype)
+    act = activations or activation_model(cfg, autocast_dtype, fused_loss)
     if activation_checkpointing:  # inputs kept per layer, one layer's activations recomputed
         elem = 2 if autocast_dtype else 4
         saved = cfg.n_layer * B * T * cfg.n_embd * elem + act.bytes(1, B, T)
@@ -146,6 +166,9 @@ def estimate_memory(
     # backward of the loss holds, beside the saved log-probabilities, the gradient w.r.t.
     # them and w.r.t. the fp32 logits (4 + 4 bytes), and that gradient's compute-dtype cast
     logits_grad = B * T * cfg.vocab_size * (8 + (2 if autocast_dtype else 0))
+    if fused_loss:  # one chunk: fp32 logits (the gradient in place), + matmul out and grad cast
+        rows = min(B * T, chunk_rows(cfg.vocab_size, loss_chunk_mib))
+        logits_grad = rows * cfg.vocab_size * (4 + (4 if autocast_dtype else 0))
     return MemoryEstimate(
         weights=params * 4,
         optimizer=params * 4 * STATE_PER_PARAM.get(optimizer, 2),
@@ -160,7 +183,9 @@ def fit_micro_batch(
 ) -> tuple[int, MemoryEstimate]:
     """The largest divisor of `per_rank_batch` whose estimated peak fits `limit_bytes` (the
     smallest divisor, 1, when none does: the caller reports that it will not fit)."""
-    act = kwargs.pop("activations", None) or activation_model(cfg, kwargs.get("autocast_dtype"))
+    act = kwargs.pop("activations", None) or activation_model(
+        cfg, kwargs.get("autocast_dtype"), kwargs.get("fused_loss", False)
+    )
     best = None
     for m in (d for d in range(1, per_rank_batch + 1) if per_rank_batch % d == 0):
         est = estimate_memory(cfg, m, activations=act, accumulating=m < per_rank_batch, **kwargs)

@@ -189,8 +189,9 @@ def make_plan(
                f"(= {batch} x {seq}), peak LR {lr:.2e} (DeepSeek LLM fits); {steps:,} steps, "
                f"{tokens / max(1, n_params):.1f} tokens/param, {epochs:.2f} epochs")  # fmt: skip
     autocast = torch.bfloat16 if facts.bf16 else None
+    # the run fuses its LM head with the loss where it does not compile (CPU, by default)
     micro, mem = fit_micro_batch(model_config(fields), batch, facts.memory_limit,
-                                 autocast_dtype=autocast)  # fmt: skip
+                                 autocast_dtype=autocast, fused_loss=facts.kind == "cpu")  # fmt: skip
     why.append(f"memory: micro-batch {micro} (accumulation {batch // micro}); estimated peak "
                f"{mem.peak / 2**20:,.0f} MiB of {facts.memory_limit / 2**20:,.0f} MiB allowed")  # fmt: skip
     if mem.peak > facts.memory_limit:

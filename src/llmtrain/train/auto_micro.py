@@ -16,7 +16,8 @@ batch / (micro × world) is exact and the global batch — hence the training dy
   gradients + optimizer state (`state_bytes`), plus per sequence of T tokens the activations
   (Korthikanti et al. 2022, table 2, fp32 = 2× their 16-bit bytes):
   n_layer · T · (34·d + 5·n_head·T) · 2 bytes, and 3 · T · vocab · 4 bytes for logits, their
-  softmax and its gradient.
+  softmax and its gradient — or, with the LM head fused with the loss (`objective.fused_loss`),
+  T · d · 4 bytes for the head input's gradient, and the logits' bytes capped at two chunks.
 
 The chosen size is written into the run's config.json, so `--resume` does not search again.
 """
@@ -105,11 +106,12 @@ def state_bytes(model: torch.nn.Module, optimizer: str) -> int:
 
 
 def activation_bytes_per_sequence(
-    n_layer: int, n_embd: int, n_head: int, seq_len: int, vocab: int
+    n_layer: int, n_embd: int, n_head: int, seq_len: int, vocab: int, fused_loss: bool = False
 ) -> int:
     """Estimated fp32 training activation memory of one sequence (see the module docstring)."""
     per_layer = seq_len * (34 * n_embd + 5 * n_head * seq_len) * 2
-    return n_layer * per_layer + 3 * seq_len * vocab * 4
+    head = seq_len * n_embd * 4 if fused_loss else 3 * seq_len * vocab * 4
+    return n_layer * per_layer + head
 
 
 def available_memory_bytes() -> int:
@@ -200,10 +202,18 @@ def choose_micro_batch(
             return all_sum(0.0 if ok else 1.0, prec.device) == 0
 
     else:
+        fused = bool(getattr(objective, "fused_loss", False))
         per_seq = activation_bytes_per_sequence(
-            m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size
+            m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size, fused
         )
         fixed = state_bytes(model, cfg.optim.name) if model is not None else 0
         budget = budget_frac * available_memory_bytes() / world_size - fixed
         fits = budget_probe(per_seq, budget)
+        if fused:  # + the logits, as unfused, up to the fused op's chunk (and its copies)
+            cap = 2 * objective.loss_chunk_mib * 2**20
+            logits = 3 * m.block_size * m.vocab_size * 4  # per sequence
+
+            def fits(size: int) -> bool:
+                return size * per_seq + min(size * logits, cap) <= budget
+
     return largest_that_fits(sizes, fits)

@@ -36,7 +36,7 @@ from llmtrain.models.hf_interop import init_from_hf
 from llmtrain.monitor.console import TrainConsole
 from llmtrain.monitor.probes import peak_flops
 from llmtrain.monitor.run_monitor import RunMonitor
-from llmtrain.objectives import build_objective, freeze_unused_heads
+from llmtrain.objectives import build_objective, freeze_unused_heads, resolve_fused_loss
 from llmtrain.objectives.base import Batch
 from llmtrain.optim import build_optimizer
 from llmtrain.tokenizer import load_tokenizer
@@ -103,6 +103,12 @@ class Trainer:
         seq = cfg.model.block_size
         fresh = not (resume and latest_checkpoint(self.ckpt_root))
         self._build_model(fresh)
+        resolve_fused_loss(  # the LM head fused with the loss: off when compiled, TP, ZeRO-3
+            self.objective,
+            cfg.objective.fused_loss,
+            compiled=self.prec.compile,
+            blocked_by=cfg.distributed.head_outside_module_calls(),
+        )
         if cfg.train.auto_micro_batch and fresh and task is None:
             tok = self.manifest["tokenizer"]
             args = (self.model, self.step_fn, self.objective, self.prec, self.dist.dp_size)

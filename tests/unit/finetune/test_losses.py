@@ -89,9 +89,15 @@ def test_user_tokens_get_no_gradient():
     obj.sparse_head = True
     sparse = obj.make_batch(data.batch([0]), step=0, micro=0)
     assert torch.equal(sparse.predict, (~masked).nonzero().squeeze(1))
+    obj.fused_loss = False  # the logits path
     with torch.no_grad():
         out = obj.forward(model, sparse)
     assert out["logits"].shape == (batch.n_targets, cfg.vocab_size)
+    assert torch.allclose(obj.loss(out, sparse)[0], l1, rtol=1e-6)
+    obj.fused_loss, obj.fuse_min_logits = True, 0  # fused (`on`; auto: big heads), same sum
+    with torch.no_grad():
+        out = obj.forward(model, sparse)
+    assert "logits" not in out and out["head_loss"].nll.shape == (batch.n_targets,)
     assert torch.allclose(obj.loss(out, sparse)[0], l1, rtol=1e-6)
 
 

@@ -22,7 +22,7 @@ SPARSE = {"mlm": "bert-tiny", "sop": "bert-tiny", "nsp": "bert-tiny", "prefix_lm
 
 
 def setup(name: str):
-    o = build_objective(name, ObjectiveConfig(), V, T, seed=0)
+    o = build_objective(name, ObjectiveConfig(fused_loss="off"), V, T, seed=0)  # logits
     fields = {**get_model_preset(SPARSE[name]), "vocab_size": V + o.extra_vocab, "block_size": T}
     fields["sentence_head"] = name in ("sop", "nsp")
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def test_sparse_head_equals_the_dense_head(name):
 
 
 def test_sft_head_runs_on_the_assistant_tokens_only():
-    o = SFT(V, ObjectiveConfig())
+    o = SFT(V, ObjectiveConfig(fused_loss="off"))  # the logits path
     x = torch.randint(4, V, (3, T), generator=torch.Generator().manual_seed(2))
     y = torch.full((3, T), IGNORE_INDEX)
     y[0, 10:20], y[1, 5:8], y[2, 30:] = x[0, 11:21], x[1, 6:9], 7  # answers; padding elsewhere
@@ -100,7 +100,7 @@ def test_a_slice_of_a_batch_recounts_its_positions():
 
 
 def test_dense_objectives_leave_the_head_everywhere():
-    o = build_objective("clm", ObjectiveConfig(), V, T, seed=0)
+    o = build_objective("clm", ObjectiveConfig(fused_loss="off"), V, T, seed=0)
     x = torch.randint(4, V, (2, T))
     batch = o.make_batch((x, x), step=0, micro=0)
     assert not o.sparse_head and batch.predict is None and batch.n_predicted == x.numel()

@@ -74,6 +74,24 @@ def test_cpu_path_picks_by_memory_budget(monkeypatch):
     assert budget_probe(per_seq, 8 * per_seq)(8) and not budget_probe(per_seq, 8 * per_seq)(9)
 
 
+def test_cpu_path_with_the_fused_loss_counts_one_chunk_of_logits(monkeypatch):
+    # a 128k vocabulary: unfused, the logits (3 fp32 copies) dominate a sequence's memory;
+    # fused, they are capped at the op's chunks, so a larger micro-batch fits the same budget
+    cfg = RunConfig()
+    cfg.train = TrainConfig(batch_size=32)
+    m = cfg.model
+    m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size = 2, 32, 2, 64, 128_000
+    per_seq = activation_bytes_per_sequence(2, 32, 2, 64, 128_000)
+    monkeypatch.setattr(auto_micro, "available_memory_bytes", lambda: 2 * 4 * per_seq)
+    prec = SimpleNamespace(device=torch.device("cpu"))
+    plain = SimpleNamespace(fused_loss=False)
+    fused = SimpleNamespace(fused_loss=True, loss_chunk_mib=16)
+    assert choose_micro_batch(cfg, None, None, plain, prec, world_size=1, vocab=128_000) == 4
+    assert choose_micro_batch(cfg, None, None, fused, prec, world_size=1, vocab=128_000) == 32
+    body = activation_bytes_per_sequence(2, 32, 2, 64, 128_000, fused_loss=True)
+    assert body == per_seq - 3 * 64 * 128_000 * 4 + 64 * 32 * 4  # logits out, head input in
+
+
 class FakeMeter:
     """A memory meter whose peak fraction is a function of the size last tried."""
 

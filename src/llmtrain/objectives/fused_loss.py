@@ -1,0 +1,189 @@
+"""The LM head's matmul and its cross-entropy as one autograd op that never holds the whole
+(rows × vocab) logits: `FusedLinearCE`, the `head=` an objective hands to the model.
+
+Why written here: the libraries that fuse linear + cross-entropy (Liger-Kernel, Apple's
+cut-cross-entropy) are Triton kernels, CUDA only, and take neither our sparse head positions
+nor a z-loss; torch.compile fuses the softmax but still materialises the logits. This is plain
+PyTorch, on any device, for every objective whose loss is a token cross-entropy.
+
+How: the rows (the head's positions) are taken in chunks of at most `chunk_mib` MiB of fp32
+logits. For each chunk: logits = x W^T (+ b) in the compute dtype (autocast's, as `F.linear`
+would), upcast to fp32, log-sum-exp, the target's logit, the argmax; and — when a gradient is
+wanted — the gradient with respect to the logits, written in place over them:
+
+    dL/dz = w · ((1 + 2·z_loss·lse) · softmax(z) − (1 − ε)·onehot(t) − ε/V)
+
+(ε the label smoothing; w = 1 on rows with a target, 0 on the rest), which is then multiplied
+straight into dL/dx (chunk rows) and accumulated into dL/dW, dL/db (fp32). The logits are freed
+chunk by chunk, so the peak is one chunk, not rows × vocab (× the 3-4 fp32/bf16 copies the
+unfused loss keeps: logits, their fp32 cast, log-softmax, its gradient). The backward only
+scales the stored gradients by the incoming one: the head's FLOPs are the unfused path's
+(3 matmuls), done in the forward. The loss is the SUM over rows with a target (the objectives'
+convention), per-row plain NLL and argmax come back for eval and accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MIB = 1 << 20
+# under `objective.fused_loss=auto`, smaller heads (rows × vocab logits) take the plain path
+# (the same `HeadLoss`, from whole logits and autograd):
+# there a few whole-tensor kernels beat the op's per-chunk Python (2-core CPU, bf16: fused /
+# plain 0.54x at 512 × 256, 1.05x at 2048 × 256, 1.25x at 4096 × 256, 1.6x at 2048 × 32,000;
+# /tmp-measured with the head's forward + backward alone), and the logits are 2 MiB at most
+FUSE_MIN_LOGITS = 1 << 19
+
+
+@dataclass
+class HeadLoss:
+    """What the fused head returns in place of logits: `loss` the training loss SUM (with
+    label smoothing and z-loss; differentiable), `nll` (n,) each row's plain cross-entropy (0
+    where no target), `pred` (n,) each row's argmax (None when not asked for: it is a whole
+    pass over the logits, which CLM training does not report)."""
+
+    loss: torch.Tensor
+    nll: torch.Tensor
+    pred: torch.Tensor | None
+
+
+def chunk_rows(vocab: int, chunk_mib: float) -> int:
+    """Rows per chunk: as many as fit `chunk_mib` MiB of fp32 logits (at least one)."""
+    return max(1, int(chunk_mib * MIB) // (4 * vocab))
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+
+
+class _LinearCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, targets, ignore, smoothing, z_loss, rows, want_pred):
+        # x (n, C), weight (V, C), bias (V,) | None, targets (n,): `ignore` where none
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[2]
+        grad = need_x or need_w or need_b
+        cdt = _compute_dtype(x)
+        # fp16's range relies on the loss scale, which is applied after this forward (in
+        # backward): its gradient matmuls run in fp32 instead, so small ones cannot underflow
+        gdt = torch.float32 if cdt == torch.float16 else cdt
+        n, V = x.size(0), weight.size(0)
+        with torch.autocast(x.device.type, enabled=False):
+            xc, wc = x.to(cdt), weight.to(cdt)
+            bc = None if bias is None else bias.to(cdt)
+            xg, wg = x.to(gdt), weight.to(gdt)  # the same tensors unless fp16
+            f32 = dict(dtype=torch.float32, device=x.device)
+            gx = torch.empty_like(xg) if need_x else None
+            gw = torch.zeros(weight.shape, **f32) if need_w else None
+            gb = torch.zeros(V, **f32) if need_b else None
+            nll = torch.zeros(n, **f32)
+            pred = torch.zeros(n if want_pred else 0, dtype=torch.long, device=x.device)
+            loss = torch.zeros((), **f32)
+            for s in range(0, n, rows):
+                e = min(n, s + rows)
+                z = F.linear(xc[s:e], wc, bc).float()  # (c, V) this chunk's logits
+                t = targets[s:e]
+                keep = (t != ignore).float()  # (c,) rows with a target
+                ti = t.clamp_min(0)[:, None]  # (c, 1)
+                tz = z.gather(1, ti).squeeze(1)  # (c,) the target's logit
+                if want_pred:
+                    pred[s:e] = z.argmax(-1)
+                mean = z.mean(-1) if smoothing else None
+                top = z.amax(-1)  # (c,)
+                total = z.sub_(top[:, None]).exp_().sum(-1)  # z is now exp(logits - max)
+                lse = top + total.log()  # (c,) log-sum-exp
+                nll[s:e] = (lse - tz) * keep
+                per = (1 - smoothing) * (lse - tz) + z_loss * lse.square()
+                if smoothing:
+                    per = per + smoothing * (lse - mean)
+                loss += (per * keep).sum()
+                if not grad:
+                    continue
+                # softmax · w · (1 + 2·z_loss·lse): one pass over the chunk, in place
+                p = z.mul_((keep * (1 + 2 * z_loss * lse) / total)[:, None])
+                p.scatter_add_(1, ti, -(1 - smoothing) * keep[:, None])
+                if smoothing:
+                    p.sub_((smoothing / V) * keep[:, None])
+                if need_b:
+                    gb += p.sum(0)
+                d = p.to(gdt)  # (c, V) dL/dz in the compute dtype, as autograd would cast it
+                if need_x:
+                    gx[s:e] = d @ wg
+                if need_w:
+                    gw += (d.t() @ xg[s:e]).float()
+                del z, p, d
+        ctx.save_for_backward(
+            *(g if g is not None else torch.empty(0) for g in (gx, gw, gb)),
+        )
+        ctx.has = (need_x, need_w, need_b)
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.mark_non_differentiable(nll, pred)
+        return loss, nll, pred
+
+    @staticmethod
+    def backward(ctx, g_loss, _g_nll, _g_pred):
+        out = []
+        for g, has, dt in zip(ctx.saved_tensors, ctx.has, ctx.dtypes, strict=True):
+            out.append((g * g_loss).to(dt) if has else None)
+        return (*out, None, None, None, None, None, None)
+
+
+def _plain(x, weight, bias, targets, ignore, smoothing, z_loss, want_pred):
+    """(loss, nll, pred) from the whole logits and autograd (a small head: FUSE_MIN_LOGITS)."""
+    flat = F.linear(x, weight, bias).float()  # (n, V), fp32 for a stable softmax
+    nll = F.cross_entropy(flat, targets, ignore_index=ignore, reduction="none")  # 0: ignored
+    per = nll
+    if smoothing:
+        per = F.cross_entropy(
+            flat, targets, ignore_index=ignore, reduction="none", label_smoothing=smoothing
+        )
+    if z_loss:
+        per = per + z_loss * torch.logsumexp(flat, -1).square() * (targets != ignore)
+    return per.sum(), nll.detach(), flat.argmax(-1) if want_pred else None
+
+
+class FusedLinearCE:
+    """`head=` for `Transformer.forward`: called with the head's input x (n, C), its weight
+    (V, C) and bias, returns a `HeadLoss` against `targets` (n,) (the targets at the head's
+    positions; `ignore_index` where a row has none) — the logits are never held whole.
+    `smoothing` and `z_loss` shape `loss` only; `nll` is always the plain cross-entropy;
+    `predictions`: also each row's argmax; heads of fewer than `min_logits` logits (rows ×
+    vocab) are computed whole instead (the same result, faster for small heads)."""
+
+    def __init__(
+        self,
+        targets: torch.Tensor,
+        *,
+        ignore_index: int = -100,
+        smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        chunk_mib: float = 1024,
+        predictions: bool = True,
+        min_logits: int = 0,
+    ) -> None:
+        self.targets, self.ignore_index = targets, ignore_index
+        self.smoothing, self.z_loss = smoothing, z_loss
+        self.chunk_mib, self.predictions = chunk_mib, predictions
+        self.min_logits = min_logits
+
+    @torch.compiler.disable  # a Python loop over chunks: left out of any compiled graph
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> HeadLoss:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.size(-1))
+        targets = self.targets.reshape(-1).to(x.device)
+        if targets.numel() != x.size(0):
+            raise ValueError(f"{x.size(0)} head rows but {targets.numel()} targets")
+        args = (targets, self.ignore_index, float(self.smoothing), float(self.z_loss))
+        if x.size(0) * weight.size(0) < self.min_logits:
+            loss, nll, pred = _plain(x, weight, bias, *args, self.predictions)
+        else:
+            rows = chunk_rows(weight.size(0), self.chunk_mib)
+            loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, self.predictions)
+            pred = pred if self.predictions else None
+        return HeadLoss(loss, nll.reshape(lead), None if pred is None else pred.reshape(lead))

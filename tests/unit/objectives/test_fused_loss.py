@@ -1,0 +1,210 @@
+"""The fused LM head + cross-entropy (`objectives/fused_loss.py`) against the unfused path:
+the same loss, per-row NLL, predictions and gradients (x, weight, bias), chunked or not, with
+label smoothing, z-loss and ignored rows; and every objective that fuses gives the same loss,
+gradients and metrics as its logits path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llmtrain.config.core import config_from_dict
+from llmtrain.models import ModelConfig, build_model, get_model_preset
+from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, token_loss
+from llmtrain.objectives.base import Tally
+from llmtrain.objectives.config import OBJECTIVES, resolve_fused_loss
+from llmtrain.objectives.fused_loss import FusedLinearCE, chunk_rows
+from llmtrain.objectives.sft import SFT
+
+V, C = 97, 16
+
+
+def _inputs(n=23, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, C, generator=g, dtype=torch.float64)
+    w = torch.randn(V, C, generator=g, dtype=torch.float64) * 0.3
+    b = torch.randn(V, generator=g, dtype=torch.float64) * 0.1 if bias else None
+    t = torch.randint(0, V, (n,), generator=g)
+    t[::4] = IGNORE_INDEX
+    return x, w, b, t
+
+
+def _grads(fn, x, w, b):
+    leaves = [v.clone().requires_grad_() for v in (x, w, b) if v is not None]
+    loss = fn(*leaves, *([None] if b is None else []))
+    loss.backward()
+    return loss.detach(), [v.grad for v in leaves]
+
+
+@pytest.mark.parametrize("rows_mib", [1e-9, 3 * 4 * V / 2**20, 1024, None])  # 1, 3, all, plain
+@pytest.mark.parametrize("smoothing,z_loss", [(0.0, 0.0), (0.1, 0.0), (0.0, 1e-3), (0.2, 1e-2)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_loss_and_gradients_equal_the_unfused_head(rows_mib, smoothing, z_loss, bias):
+    x, w, b, t = _inputs(bias=bias)
+
+    def unfused(x, w, b):
+        z = F.linear(x, w, b)
+        return token_loss(z, t, label_smoothing=smoothing, z_loss=z_loss)
+
+    def fused(x, w, b):
+        plain = {"min_logits": 10**9} if rows_mib is None else {"chunk_mib": rows_mib}
+        head = FusedLinearCE(t, smoothing=smoothing, z_loss=z_loss, **plain)
+        return head(x, w, b).loss
+
+    ref, ref_g = _grads(unfused, x, w, b)
+    got, got_g = _grads(fused, x, w, b)
+    torch.testing.assert_close(got, ref.float(), rtol=1e-6, atol=1e-6)
+    for g, r in zip(got_g, ref_g, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_nll_and_predictions_per_row_and_no_gradient_work_without_grad(plain):
+    x, w, b, t = _inputs()
+    z = F.linear(x, w, b).float()
+    with torch.no_grad():  # 5 rows a chunk, or (a small head) the whole logits
+        out = FusedLinearCE(t, chunk_mib=5 * 4 * V / 2**20, min_logits=10**9 * plain)(x, w, b)
+    keep = t != IGNORE_INDEX
+    nll = F.cross_entropy(z, t, reduction="none")  # 0 at ignored rows
+    torch.testing.assert_close(out.nll, nll.float(), rtol=1e-6, atol=1e-6)
+    assert torch.equal(out.pred, z.argmax(-1))
+    assert out.loss.item() == pytest.approx(float(nll[keep].sum()), rel=1e-6)
+    assert not out.loss.requires_grad
+
+
+def test_a_frozen_head_gets_no_gradient_and_the_input_still_does():
+    x, w, b, t = _inputs()
+    xr = x.clone().requires_grad_()
+    FusedLinearCE(t)(xr, w, b).loss.backward()
+    xd = x.clone().requires_grad_()
+    token_loss(F.linear(xd, w, b), t).backward()
+    torch.testing.assert_close(xr.grad, xd.grad, rtol=1e-5, atol=1e-6)  # fp32 softmax
+    assert w.grad is None
+
+
+def test_bf16_autocast_is_as_close_to_fp64_as_the_autocast_logits_path():
+    x, w, _, t = _inputs(64, bias=False)
+    ref_loss, (ref_gx, ref_gw) = _grads(lambda x, w, b: token_loss(F.linear(x, w), t), x, w, None)
+
+    def run(fused: bool):
+        xs, ws = x.float().requires_grad_(), w.float().requires_grad_()
+        with torch.autocast("cpu", torch.bfloat16):
+            if fused:  # 4 chunks of 16 rows
+                loss = FusedLinearCE(t, chunk_mib=16 * 4 * V / 2**20)(xs, ws, None).loss
+            else:
+                loss = token_loss(F.linear(xs, ws), t)
+        loss.backward()
+        assert xs.grad.dtype == ws.grad.dtype == torch.float32
+        return [
+            float((a.double() - r).norm() / r.norm())
+            for a, r in ((loss.detach(), ref_loss), (xs.grad, ref_gx), (ws.grad, ref_gw))
+        ]
+
+    plain, fused = run(False), run(True)
+    for what, p, f in zip(("loss", "dx", "dW"), plain, fused, strict=True):
+        assert f <= 2 * p + 1e-6, (what, f, p)  # the chunks' bf16 partial sums: as close
+
+
+def test_predictions_only_when_asked_and_small_heads_run_whole():
+    x, w, b, t = _inputs()
+    assert FusedLinearCE(t, predictions=False)(x, w, b).pred is None
+    assert FusedLinearCE(t, predictions=False, min_logits=10**9)(x, w, b).pred is None
+    # the plain path's loss carries autograd from the logits; the op's is its own Function
+    assert FusedLinearCE(t, min_logits=10**9)(x, w.requires_grad_(), b).loss.grad_fn.name() \
+        == "SumBackward0"  # fmt: skip
+
+
+def test_fp16_gradients_do_not_underflow_before_the_loss_scale():
+    # tiny gradients (a loss scaled down by 2^-20, as a step's 1 / n_targets can be): fp16
+    # matmuls of them would flush to zero; the op computes them in fp32 under fp16 autocast
+    x, w, _, t = _inputs(32, bias=False)
+    ref = _grads(lambda x, w, b: token_loss(F.linear(x, w), t) * 2**-20, x, w, None)[1]
+    xs, ws = x.float().requires_grad_(), w.float().requires_grad_()
+    with torch.autocast("cpu", torch.float16):
+        loss = FusedLinearCE(t)(xs, ws, None).loss * 2**-20
+    loss.backward()
+    for got, want in ((xs.grad, ref[0]), (ws.grad, ref[1])):
+        assert float((got.double() - want).norm() / want.norm()) < 5e-3
+
+
+def test_chunk_rows_follow_the_budget():
+    assert chunk_rows(50_304, 1024) == 1024 * 2**20 // (4 * 50_304)
+    assert chunk_rows(10**9, 1) == 1  # always at least one row
+
+
+def _model(preset: str, vocab: int, sentence: bool) -> torch.nn.Module:
+    fields = {**get_model_preset(preset), "vocab_size": vocab, "block_size": 32}
+    fields["sentence_head"] = sentence
+    torch.manual_seed(0)
+    return build_model(config_from_dict(ModelConfig, fields)).double()
+
+
+def _run(objective, model, batch):
+    model.zero_grad()
+    out = objective.forward(model, batch)
+    loss, metrics = objective.loss(out, batch)
+    loss.backward()
+    tally = Tally()
+    with torch.no_grad():
+        ev = objective.forward(model, batch)
+        tally.add("loss", objective.loss(ev, batch, train=False)[0])
+        tally.add("n_targets", batch.n_targets)
+        objective.eval_step(ev, batch, tally)
+    grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    return out, loss.detach(), metrics, objective.report(tally), grads
+
+
+@pytest.mark.parametrize("name", ["clm", "prefix_lm", "mlm", "sop", "nsp", "sft"])
+def test_every_fusing_objective_equals_its_logits_path(name):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(4, 60, (3, 24), generator=g)
+    sample = (x, x.roll(-1, 1))
+    opts = ObjectiveConfig(label_smoothing=0.1, z_loss=1e-3, fused_loss="on")  # tiny: forced
+    if name == "sft":
+        objective = SFT(60, opts)
+        y = sample[1].clone()
+        y[:, :10] = IGNORE_INDEX  # the prompt
+        batch = objective.make_batch({"x": x, "y": y})
+    else:
+        objective = OBJECTIVES[name](60, opts, block_size=32)
+        batch = objective.make_batch(sample, step=3, micro=0)
+    preset = "bert-tiny" if name in ("mlm", "sop", "nsp") else "gpt2-tiny"  # bert: head bias
+    model = _model(preset, 60 + objective.extra_vocab, sentence=name in ("sop", "nsp"))
+    assert objective.fuses_loss and objective.fused_loss  # auto: on where it can
+    fused = _run(objective, model, batch)
+    objective.fused_loss = False
+    plain = _run(objective, model, batch)
+    assert "head_loss" in fused[0] and "logits" in plain[0]
+    torch.testing.assert_close(fused[1], plain[1].float(), rtol=1e-6, atol=1e-6)
+    for k in plain[2]:
+        assert int(fused[2][k]) == int(plain[2][k]), k
+    for k, v in plain[3].items():
+        assert fused[3][k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
+    for a, b in zip(fused[4], plain[4], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # both: fp32 softmax
+
+
+def test_resolve_fused_loss_auto_off_when_compiled_and_errors_where_it_cannot():
+    from llmtrain.distributed.config import DistributedConfig
+    from llmtrain.errors import ConfigError
+
+    opts = ObjectiveConfig()
+    clm = OBJECTIVES["clm"](60, opts)
+    tp = DistributedConfig(tensor_parallel=2).head_outside_module_calls()
+    z3 = DistributedConfig(strategy="deepspeed", zero_stage=3).head_outside_module_calls()
+    assert tp == "distributed.tensor_parallel=2" and z3 == "DeepSpeed ZeRO stage 3"
+    assert DistributedConfig(strategy="deepspeed", zero_stage=2).head_outside_module_calls() is None
+    assert resolve_fused_loss(clm, "auto", compiled=False)
+    assert not resolve_fused_loss(clm, "auto", compiled=True)
+    assert not resolve_fused_loss(clm, "auto", compiled=False, blocked_by=tp)
+    assert resolve_fused_loss(clm, "on", compiled=True)
+    assert not resolve_fused_loss(clm, "off", compiled=False)
+    electra = OBJECTIVES["electra"](60, opts)
+    assert not resolve_fused_loss(electra, "auto", compiled=False)
+    with pytest.raises(ConfigError, match="objective.fused_loss=on: objective 'electra'"):
+        resolve_fused_loss(electra, "on", compiled=False)
+    with pytest.raises(ConfigError, match="under DeepSpeed ZeRO stage 3"):
+        resolve_fused_loss(clm, "on", compiled=False, blocked_by=z3)
+    with pytest.raises(ConfigError, match="loss_chunk_mib"):
+        ObjectiveConfig(loss_chunk_mib=0).validate()
