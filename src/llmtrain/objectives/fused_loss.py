@@ -75,11 +75,10 @@ class _LinearCE(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             xc, wc = x.to(cdt), weight.to(cdt)
             bc = None if bias is None else bias.to(cdt)
-            xg, wg = x.to(gdt), weight.to(gdt)  # the same tensors unless fp16
+            xg, wg = (xc, wc) if gdt == cdt else (x.to(gdt), weight.to(gdt))
             f32 = dict(dtype=torch.float32, device=x.device)
             gx = torch.empty_like(xg) if need_x else None
-            gw = torch.zeros(weight.shape, **f32) if need_w else None
-            gb = torch.zeros(V, **f32) if need_b else None
+            gw = gb = None  # fp32 sums over the chunks (the first chunk's, then added to)
             nll = torch.zeros(n, **f32)
             pred = torch.zeros(n if want_pred else 0, dtype=torch.long, device=x.device)
             loss = torch.zeros((), **f32)
@@ -109,13 +108,17 @@ class _LinearCE(torch.autograd.Function):
                 if smoothing:
                     p.sub_((smoothing / V) * keep[:, None])
                 if need_b:
-                    gb += p.sum(0)
+                    gb = p.sum(0) if gb is None else gb.add_(p.sum(0))
                 d = p.to(gdt)  # (c, V) dL/dz in the compute dtype, as autograd would cast it
                 if need_x:
                     gx[s:e] = d @ wg
                 if need_w:
-                    gw += (d.t() @ xg[s:e]).float()
+                    part = (d.t() @ xg[s:e]).float()  # (V, C)
+                    gw = part if gw is None else gw.add_(part)
                 del z, p, d
+        if n == 0:  # no rows (a batch without targets): zero gradients
+            gw = torch.zeros(weight.shape, **f32) if need_w else None
+            gb = torch.zeros(V, **f32) if need_b else None
         ctx.save_for_backward(
             *(g if g is not None else torch.empty(0) for g in (gx, gw, gb)),
         )
@@ -126,9 +129,11 @@ class _LinearCE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_loss, _g_nll, _g_pred):
+        # scaled in place: no second weight-sized buffer (a second backward through the same
+        # graph, retain_graph=True, is refused by autograd's saved-tensor version check)
         out = []
         for g, has, dt in zip(ctx.saved_tensors, ctx.has, ctx.dtypes, strict=True):
-            out.append((g * g_loss).to(dt) if has else None)
+            out.append(g.mul_(g_loss).to(dt) if has else None)
         return (*out, None, None, None, None, None, None)
 
 

@@ -128,6 +128,16 @@ def test_fp16_gradients_do_not_underflow_before_the_loss_scale():
         assert float((got.double() - want).norm() / want.norm()) < 5e-3
 
 
+def test_no_rows_is_a_zero_loss_with_zero_gradients():
+    _, w, b, _ = _inputs()
+    x = torch.zeros(0, C, dtype=torch.float64, requires_grad=True)
+    ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+    out = FusedLinearCE(torch.zeros(0, dtype=torch.long))(x, ws, bs)
+    out.loss.backward()
+    assert out.loss.item() == 0 and out.nll.shape == (0,) and out.pred.shape == (0,)
+    assert not ws.grad.any() and not bs.grad.any() and x.grad.shape == (0, C)
+
+
 def test_chunk_rows_follow_the_budget():
     assert chunk_rows(50_304, 1024) == 1024 * 2**20 // (4 * 50_304)
     assert chunk_rows(10**9, 1) == 1  # always at least one row
