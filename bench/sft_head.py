@@ -5,7 +5,8 @@ padding included: what the step did before), in interleaved rounds.
 
 The fine-tune is built as `llmtrain finetune --task sft` builds it (`finetune.api.
 resolve_config` + `FinetuneTask` + `Trainer`); both engines share its model, optimizer and
-data order, and differ only in `objective.sparse_head`. Prints the share of positions the head
+data order, and differ only in `objective.sparse_head` (`--unfused-loss`: a third engine, the
+sparse step with `objective.fused_loss` off). Prints the share of positions the head
 runs at, the median tokens/s of each (every position read counts as a token, as in the train
 records), their ratio and the FLOPs per token each step counts; the last line is JSON.
 
@@ -40,6 +41,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--batch", type=int, default=16, help="conversations per step")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--unfused-loss", action="store_true",
+                   help="interleave the sparse step with its loss unfused (whole logits)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for both engines, e.g. objective.fused_loss=off")  # fmt: skip
     return p.parse_args(argv)
@@ -59,29 +62,32 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="llmtrain-bench-") as tmp:
         task = FinetuneTask(cfg, lambda _: None)
         tr = Trainer(cfg, Path(tmp) / "run", show_progress=False, task=task)
-        counts = {True: [0, 0.0], False: [0, 0.0]}  # positions read, FLOPs counted
+        fused = tr.objective.fused_loss  # as the trainer resolved it
+        counts = {k: [0, 0.0] for k in ("sparse", "dense", "sparse_unfused")}  # tokens, FLOPs
 
-        def engine(sparse: bool):
+        def engine(name: str, sparse: bool, fused: bool):
             def step() -> None:
-                tr.objective.sparse_head = sparse
+                tr.objective.sparse_head, tr.objective.fused_loss = sparse, fused
                 out = tr.train_step()
-                counts[sparse][0] += out["tokens"]
-                counts[sparse][1] += out["flops"]
+                counts[name][0] += out["tokens"]
+                counts[name][1] += out["flops"]
 
             return step
 
-        engines = {"sparse": engine(True), "dense": engine(False)}
+        engines = {"sparse": engine("sparse", True, fused), "dense": engine("dense", False, fused)}
+        if args.unfused_loss:  # the sparse step with its loss unfused (whole logits)
+            engines["sparse_unfused"] = engine("sparse_unfused", True, False)
         for fn in engines.values():
             for _ in range(args.warmup_steps):
                 fn()
         rates: dict[str, list[float]] = {k: [] for k in engines}
         for _ in range(args.rounds):  # interleaved: both see the same machine load
             for name, fn in engines.items():
-                before = counts[name == "sparse"][0]
+                before = counts[name][0]
                 t0 = time.perf_counter()
                 for _ in range(args.round_steps):
                     fn()
-                tokens = counts[name == "sparse"][0] - before
+                tokens = counts[name][0] - before
                 rates[name].append(tokens / (time.perf_counter() - t0))
         tr.objective.sparse_head = True
         batches = [tr.objective.make_batch(tr.source.samples(i * args.batch, args.batch))
@@ -98,9 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         "sparse_tokens_per_sec": round(med["sparse"]),
         "dense_tokens_per_sec": round(med["dense"]),
         "ratio": round(med["sparse"] / med["dense"], 3),
-        "sparse_flops_per_token": round(counts[True][1] / max(1, counts[True][0])),
-        "dense_flops_per_token": round(counts[False][1] / max(1, counts[False][0])),
+        "sparse_flops_per_token": round(counts["sparse"][1] / max(1, counts["sparse"][0])),
+        "dense_flops_per_token": round(counts["dense"][1] / max(1, counts["dense"][0])),
+        "fused_loss": fused,
     }
+    if args.unfused_loss:
+        result["sparse_unfused_tokens_per_sec"] = round(med["sparse_unfused"])
+        result["vs_unfused_loss"] = round(med["sparse"] / med["sparse_unfused"], 3)
     print(
         f"SFT on {result['model']}, {args.batch} conversations a step: the head runs at "
         f"{100 * share:.1f} % of the positions (20 batches)\n"
@@ -109,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(FLOPs per token {result['sparse_flops_per_token']:,} vs "
         f"{result['dense_flops_per_token']:,})"
     )
+    if args.unfused_loss:
+        print(f"sparse with the loss unfused (whole logits): "
+              f"{result['sparse_unfused_tokens_per_sec']:,} tokens/s; fused / unfused = "
+              f"{result['vs_unfused_loss']:.3f} (fused_loss resolved: {fused})")  # fmt: skip
     print(json.dumps(result))
     return 0
 
