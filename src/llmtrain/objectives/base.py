@@ -237,8 +237,9 @@ class Objective:
         self.z_loss = float(options.z_loss)
         # off where the run compiles or splits the head (the trainer: `resolve_fused_loss`)
         self.fused_loss = self.fuses_loss and options.fused_loss != "off"
-        # auto: heads under this many logits (rows × vocab) stay unfused (fused_loss.py)
+        # auto: heads under this many logits (rows × vocab) are computed whole (fused_loss.py)
         self.fuse_min_logits = FUSE_MIN_LOGITS if options.fused_loss == "auto" else 0
+        self.head_vocab = vocab_size + self.extra_vocab  # the model's, once the trainer knows it
         self.loss_chunk_mib = float(options.loss_chunk_mib)
 
     @property
@@ -315,8 +316,8 @@ class Objective:
     def lm_head(self, batch: Batch) -> FusedLinearCE | None:
         """The model's `head=` for `batch`: with `fused_loss`, the LM head's matmul fused with
         the token loss against the targets at the head's positions; None (logits) else."""
-        if not self.fused_loss:
-            return None
+        if not self.fused_loss or batch.n_predicted * self.head_vocab < self.fuse_min_logits:
+            return None  # the plain logits (a small head: no wrapper at all)
         return FusedLinearCE(
             self.at_head(batch, batch.targets),
             ignore_index=IGNORE_INDEX,

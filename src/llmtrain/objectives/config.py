@@ -81,13 +81,19 @@ class ObjectiveConfig(ConfigSection):
 
 
 def resolve_fused_loss(
-    objective: Objective, mode: str, *, compiled: bool, blocked_by: str | None = None
+    objective: Objective,
+    mode: str,
+    *,
+    compiled: bool,
+    blocked_by: str | None = None,
+    head_vocab: int = 0,
 ) -> bool:
     """Set and return whether `objective` fuses its LM head with its loss for this run:
     `objective.fused_loss` auto = where it can, unless the run compiles (Inductor's fused loss
     was measured; this op not yet on a GPU) or `blocked_by` names what the op cannot run
     under (a head split by tensor parallel, ZeRO-3's partitioned weights); on where it
-    cannot is a one-line error."""
+    cannot is a one-line error. `head_vocab`: the model's vocabulary (the heads under
+    FUSE_MIN_LOGITS logits then skip the op's wrapper too)."""
     if mode == "on" and not objective.fuses_loss:
         raise ConfigError(
             f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
@@ -104,6 +110,8 @@ def resolve_fused_loss(
     )
     objective.fused_loss = on
     objective.fuse_min_logits = FUSE_MIN_LOGITS if mode == "auto" else 0
+    if head_vocab:
+        objective.head_vocab = head_vocab
     return on
 
 

@@ -19,7 +19,11 @@ chunk by chunk, so the peak is one chunk, not rows × vocab (× the 3-4 fp32/bf1
 unfused loss keeps: logits, their fp32 cast, log-softmax, its gradient). The backward only
 scales the stored gradients by the incoming one: the head's FLOPs are the unfused path's
 (3 matmuls), done in the forward. The loss is the SUM over rows with a target (the objectives'
-convention), per-row plain NLL and argmax come back for eval and accuracy.
+convention), per-row plain NLL and (when asked for) the argmax come back for eval and
+accuracy. Heads of fewer than `min_logits` logits are computed whole with autograd instead
+(the same `HeadLoss`; `objective.fused_loss=auto` sets FUSE_MIN_LOGITS), and under fp16 the
+gradient matmuls run in fp32. Not for compiled graphs (`torch.compiler.disable`), tensor
+parallel heads or ZeRO-3 (see `objectives.config.resolve_fused_loss`).
 """
 
 from __future__ import annotations
@@ -175,7 +179,6 @@ class FusedLinearCE:
         self.chunk_mib, self.predictions = chunk_mib, predictions
         self.min_logits = min_logits
 
-    @torch.compiler.disable  # a Python loop over chunks: left out of any compiled graph
     def __call__(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> HeadLoss:
@@ -188,7 +191,11 @@ class FusedLinearCE:
         if x.size(0) * weight.size(0) < self.min_logits:
             loss, nll, pred = _plain(x, weight, bias, *args, self.predictions)
         else:
-            rows = chunk_rows(weight.size(0), self.chunk_mib)
-            loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, self.predictions)
-            pred = pred if self.predictions else None
+            loss, nll, pred = self._chunked(x, weight, bias, args)
         return HeadLoss(loss, nll.reshape(lead), None if pred is None else pred.reshape(lead))
+
+    @torch.compiler.disable  # a Python loop over chunks: left out of any compiled graph
+    def _chunked(self, x, weight, bias, args):
+        rows = chunk_rows(weight.size(0), self.chunk_mib)
+        loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, self.predictions)
+        return loss, nll, pred if self.predictions else None

@@ -108,6 +108,7 @@ class Trainer:
             cfg.objective.fused_loss,
             compiled=self.prec.compile,
             blocked_by=cfg.distributed.head_outside_module_calls(),
+            head_vocab=self.cfg.model.vocab_size,  # resolved from the data by now
         )
         if cfg.train.auto_micro_batch and fresh and task is None:
             tok = self.manifest["tokenizer"]

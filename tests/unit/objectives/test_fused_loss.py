@@ -218,3 +218,15 @@ def test_resolve_fused_loss_auto_off_when_compiled_and_errors_where_it_cannot():
         resolve_fused_loss(clm, "on", compiled=False, blocked_by=z3)
     with pytest.raises(ConfigError, match="loss_chunk_mib"):
         ObjectiveConfig(loss_chunk_mib=0).validate()
+
+
+def test_auto_gives_small_heads_the_plain_logits_and_big_ones_the_fused_op():
+    clm = OBJECTIVES["clm"](60, ObjectiveConfig())  # a 60-id tokenizer
+    x = torch.randint(0, 60, (4, 64))
+    batch = clm.make_batch((x, x), step=0, micro=0)  # 256 rows
+    assert resolve_fused_loss(clm, "auto", compiled=False)
+    assert clm.head_vocab == 60 and clm.lm_head(batch) is None  # 15,360 logits: plain
+    resolve_fused_loss(clm, "auto", compiled=False, head_vocab=50_304)  # the model's vocab
+    assert isinstance(clm.lm_head(batch), FusedLinearCE)  # 12.9M logits: fused
+    resolve_fused_loss(clm, "on", compiled=False, head_vocab=60)
+    assert isinstance(clm.lm_head(batch), FusedLinearCE)  # on: whatever the size
