@@ -35,10 +35,10 @@ import torch.nn.functional as F
 
 MIB = 1 << 20
 # under `objective.fused_loss=auto`, smaller heads (rows × vocab logits) take the plain path
-# (the same `HeadLoss`, from whole logits and autograd):
-# there a few whole-tensor kernels beat the op's per-chunk Python (2-core CPU, bf16: fused /
-# plain 0.54x at 512 × 256, 1.05x at 2048 × 256, 1.25x at 4096 × 256, 1.6x at 2048 × 32,000;
-# /tmp-measured with the head's forward + backward alone), and the logits are 2 MiB at most
+# (the same `HeadLoss`, from whole logits and autograd): there a few whole-tensor kernels
+# beat the op's per-chunk Python (`bench/fused_loss_op.py`, 2-core CPU, bf16, width 128:
+# plain / fused 0.81x at 512 × 256, 1.05x at 1024 × 256, 1.22x at 2048 × 256, 1.56x at
+# 2048 × 32,000; the threshold sits past the crossover), and the logits are 2 MiB at most
 FUSE_MIN_LOGITS = 1 << 19
 
 

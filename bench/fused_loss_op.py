@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Benchmark: the fused LM head + loss op (`objectives/fused_loss.py`, chunked) against the
+plain head + loss (F.linear, then the cross-entropy over the whole logits), forward +
+backward of the head alone, at several (rows, vocabulary) shapes, in interleaved rounds.
+
+Prints, per shape, the median milliseconds of each and plain / fused (> 1: the op is faster).
+The smallest shapes show where `objective.fused_loss=auto` stops using it
+(FUSE_MIN_LOGITS). Usage: OMP_NUM_THREADS=2 python bench/fused_loss_op.py [--width 128]
+[--rounds 9] [--precision bf16|fp32] [--shapes 512x256 2048x256 ...]. Run it alone
+(flock /tmp/llmtrain-bench.lock); the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from llmtrain.objectives import token_loss  # noqa: E402
+from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS, FusedLinearCE  # noqa: E402
+
+SHAPES = ["512x256", "1024x256", "2048x256", "4096x256", "2048x4096", "2048x32000"]
+
+
+def step(x, w, t, fused: bool, dtype) -> None:
+    xs = x.clone().requires_grad_()
+    w.grad = None
+    with torch.autocast("cpu", dtype, enabled=dtype is not None):
+        if fused:  # the op itself, whatever the size (auto's threshold is what this measures)
+            loss = FusedLinearCE(t, predictions=False)(xs, w, None).loss
+        else:
+            loss = token_loss(F.linear(xs, w), t)
+    loss.backward()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--width", type=int, default=128, help="the head's input width C")
+    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--shapes", nargs="+", default=SHAPES, metavar="ROWSxVOCAB")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    rows = []
+    print(f"{'rows x vocab':>14}{'logits':>12}{'plain ms':>10}{'fused ms':>10}{'plain/fused':>13}")
+    for shape in args.shapes:
+        n, V = (int(v) for v in shape.split("x"))
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(n, args.width, generator=g)
+        w = torch.nn.Parameter(torch.randn(V, args.width, generator=g) * 0.02)
+        t = torch.randint(0, V, (n,), generator=g)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(2):  # warm-up
+            step(x, w, t, False, dtype)
+            step(x, w, t, True, dtype)
+        for _ in range(args.rounds):  # interleaved
+            for fused in (False, True):
+                t0 = time.perf_counter()
+                step(x, w, t, fused, dtype)
+                times[fused].append(time.perf_counter() - t0)
+        plain, fused = (statistics.median(times[k]) * 1e3 for k in (False, True))
+        rows.append({"rows": n, "vocab": V, "plain_ms": round(plain, 3),
+                     "fused_ms": round(fused, 3), "ratio": round(plain / fused, 3)})  # fmt: skip
+        print(f"{shape:>14}{n * V:>12,}{plain:>10.2f}{fused:>10.2f}{plain / fused:>13.3f}")
+    print(f"objective.fused_loss=auto uses the op from {FUSE_MIN_LOGITS:,} logits")
+    print(json.dumps({"width": args.width, "precision": args.precision, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
