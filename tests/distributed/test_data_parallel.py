@@ -1,6 +1,6 @@
 """DDP and FSDP2 on a 2-process gloo group train exactly like one process with the same
-global batch (one micro-batch per rank vs two accumulated micro-batches), so does Muon under
-DDP, and an FSDP sharded checkpoint resumes on another world size (2 → 1 → 2) bitwise."""
+global batch (one micro-batch per rank vs two accumulated micro-batches), so do Muon under
+DDP and the fused LM head + loss under DDP and FSDP, and an FSDP sharded checkpoint resumes on another world size (2 → 1 → 2) bitwise."""
 
 from __future__ import annotations
 
@@ -84,6 +84,33 @@ def test_masked_lm_under_ddp_and_fsdp_equals_single_process(dist_data, tmp_path)
 
 def _train_mlm(data: Path, run: Path, strategy: str) -> None:
     train(data, run, 4, **{"distributed.strategy": f'"{strategy}"', **MLM})
+
+
+# the fused LM head + loss forced on, in chunks of 18 rows (of a 58-id vocabulary's fp32
+# logits): CLM's 128 rows a micro-batch in 8 chunks, MLM's ~20 masked ones in 1-2
+FUSED = {"objective.fused_loss": '"on"', "objective.loss_chunk_mib": 0.004}
+
+
+def test_the_fused_head_loss_under_ddp_and_fsdp_equals_single_process(dist_data, tmp_path):
+    """The fused op's gradients reach DDP's buckets and FSDP2's unsharded weights like the
+    plain head's: CLM under DDP bitwise equal to one process, MLM (sparse positions, BERT's
+    head transform and bias) under FSDP2 within 1e-6, and both equal to the unfused loss."""
+    train(dist_data, tmp_path / "single", 4, **FUSED)
+    train(dist_data, tmp_path / "plain", 4)
+    train(dist_data, tmp_path / "single_mlm", 4, **MLM, **FUSED)
+    train(dist_data, tmp_path / "plain_mlm", 4, **MLM)
+    run_distributed(_train_fused, 2, dist_data, tmp_path / "ddp", "ddp", {})
+    run_distributed(_train_fused, 2, dist_data, tmp_path / "fsdp", "fsdp", MLM)
+    ref, ref_mlm = losses(tmp_path / "single"), losses(tmp_path / "single_mlm")
+    assert len(ref) == 4 and losses(tmp_path / "ddp") == ref
+    assert_same_weights(weights(tmp_path / "ddp", 4), weights(tmp_path / "single", 4))
+    assert losses(tmp_path / "fsdp") == pytest.approx(ref_mlm, rel=1e-6)
+    assert ref == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+    assert ref_mlm == pytest.approx(losses(tmp_path / "plain_mlm"), rel=1e-5)
+
+
+def _train_fused(data: Path, run: Path, strategy: str, extra: dict) -> None:
+    train(data, run, 4, **{"distributed.strategy": f'"{strategy}"', **extra, **FUSED})
 
 
 def test_sharded_checkpoint_resumes_on_another_world_size(dist_data, tmp_path):
