@@ -34,6 +34,7 @@ def measure(data: str, depth: int, seq: int, micro: int, steps: int, threads: in
     import torch
 
     from llmtrain.data.shards import read_manifest
+    from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS
     from llmtrain.plan import estimate_memory
     from llmtrain.plan.shape import model_config, model_fields
     from llmtrain.train.config import load_run_config
@@ -44,7 +45,10 @@ def measure(data: str, depth: int, seq: int, micro: int, steps: int, threads: in
     vocab = int(read_manifest(data)["tokenizer"]["vocab_size"])
     fields = model_fields("gpt2", depth, vocab, seq)
     dtype = torch.bfloat16 if cpu_has_native_bf16() else None
-    est = estimate_memory(model_config(fields), micro, autocast_dtype=dtype)
+    # as the run resolves objective.fused_loss=auto on a CPU: the fused head + loss for a head
+    # of 2^19 logits or more (every size here), which the plan counts as one chunk
+    fused = micro * seq * vocab >= FUSE_MIN_LOGITS
+    est = estimate_memory(model_config(fields), micro, autocast_dtype=dtype, fused_loss=fused)
     sets = [f"model.{k}={json.dumps(v)}" for k, v in fields.items()]
     sets += [f"data.path={json.dumps(data)}", f"train.batch_size={micro}",
              f"train.micro_batch_size={micro}", f"train.max_steps={steps}",
@@ -58,6 +62,7 @@ def measure(data: str, depth: int, seq: int, micro: int, steps: int, threads: in
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"depth": depth, "seq": seq, "micro": micro, "params_m": round(est.weights / 4e6, 2),
             "estimate_mib": round(est.peak / 2**20, 1), "measured_mib": round((peak - before) / 2**20, 1),
+            "fused_loss": fused and tr.objective.fused_loss,
             "parts_mib": {k: round(v, 1) for k, v in est.table()}}  # fmt: skip
 
 
