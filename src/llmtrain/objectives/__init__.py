@@ -10,6 +10,7 @@ from llmtrain.objectives.base import (
     DataSource,
     Objective,
     Tally,
+    resolve_fused_loss,
     token_loss,
 )
 from llmtrain.objectives.config import (
@@ -18,7 +19,6 @@ from llmtrain.objectives.config import (
     build_objective,
     check_objective,
     freeze_unused_heads,
-    resolve_fused_loss,
 )
 
 __all__ = [

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmtrain.errors import ConfigError
 from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS, FusedLinearCE, HeadLoss
 
 if TYPE_CHECKING:
@@ -115,6 +116,41 @@ def head_positions(targets: torch.Tensor) -> torch.Tensor:
     order of `targets[targets != IGNORE_INDEX]`). Computed on the host with the batch, so
     gathering them on the device needs no synchronisation (a boolean mask would: its count)."""
     return (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+
+
+def resolve_fused_loss(
+    objective: Objective,
+    mode: str,
+    *,
+    compiled: bool,
+    blocked_by: str | None = None,
+    head_vocab: int = 0,
+) -> bool:
+    """Set and return whether `objective` fuses its LM head with its loss for this run:
+    `objective.fused_loss` auto = where it can, unless the run compiles (Inductor's fused loss
+    was measured; this op not yet on a GPU) or `blocked_by` names what the op cannot run
+    under (a head split by tensor parallel, ZeRO-3's partitioned weights); on where it
+    cannot is a one-line error. `head_vocab`: the model's vocabulary (the heads under
+    FUSE_MIN_LOGITS logits then skip the op's wrapper too)."""
+    if mode == "on" and not objective.fuses_loss:
+        raise ConfigError(
+            f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
+            "(ELECTRA samples its generator's logits; span and classifiers have none); "
+            "set objective.fused_loss=auto"
+        )
+    if mode == "on" and blocked_by:
+        raise ConfigError(
+            f"objective.fused_loss=on does not run under {blocked_by} yet; "
+            "set objective.fused_loss=auto"
+        )
+    on = objective.fuses_loss and (
+        mode == "on" or (mode == "auto" and not compiled and not blocked_by)
+    )
+    objective.fused_loss = on
+    objective.fuse_min_logits = FUSE_MIN_LOGITS if mode == "auto" else 0
+    if head_vocab:
+        objective.head_vocab = head_vocab
+    return on
 
 
 class Tally:
@@ -235,12 +271,11 @@ class Objective:
         self.options = options
         self.label_smoothing = float(options.label_smoothing)
         self.z_loss = float(options.z_loss)
-        # off where the run compiles or splits the head (the trainer: `resolve_fused_loss`)
-        self.fused_loss = self.fuses_loss and options.fused_loss != "off"
-        # auto: heads under this many logits (rows × vocab) are computed whole (fused_loss.py)
-        self.fuse_min_logits = FUSE_MIN_LOGITS if options.fused_loss == "auto" else 0
-        self.head_vocab = vocab_size + self.extra_vocab  # the model's, once the trainer knows it
         self.loss_chunk_mib = float(options.loss_chunk_mib)
+        self.head_vocab = vocab_size + self.extra_vocab  # the model's, once the trainer knows it
+        # fused_loss, fuse_min_logits: as this config asks, before the trainer knows whether
+        # the run compiles or splits the head (it calls `resolve_fused_loss` again then)
+        resolve_fused_loss(self, options.fused_loss, compiled=False)
 
     @property
     def mask_id(self) -> int:

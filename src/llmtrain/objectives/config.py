@@ -15,7 +15,6 @@ from llmtrain.models.config import ModelConfig
 from llmtrain.objectives.base import Objective
 from llmtrain.objectives.clm import CLM, PrefixLM
 from llmtrain.objectives.electra import DISC_WEIGHT, ReplacedTokenDetection
-from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS
 from llmtrain.objectives.mlm import MLM, NextSentence, SentenceOrder
 from llmtrain.objectives.span import SpanCorruption
 
@@ -78,41 +77,6 @@ class ObjectiveConfig(ConfigSection):
                 f"objective.loss_chunk_mib must be > 0 (MiB of logits per chunk), got "
                 f"{self.loss_chunk_mib}; e.g. 1024"
             )
-
-
-def resolve_fused_loss(
-    objective: Objective,
-    mode: str,
-    *,
-    compiled: bool,
-    blocked_by: str | None = None,
-    head_vocab: int = 0,
-) -> bool:
-    """Set and return whether `objective` fuses its LM head with its loss for this run:
-    `objective.fused_loss` auto = where it can, unless the run compiles (Inductor's fused loss
-    was measured; this op not yet on a GPU) or `blocked_by` names what the op cannot run
-    under (a head split by tensor parallel, ZeRO-3's partitioned weights); on where it
-    cannot is a one-line error. `head_vocab`: the model's vocabulary (the heads under
-    FUSE_MIN_LOGITS logits then skip the op's wrapper too)."""
-    if mode == "on" and not objective.fuses_loss:
-        raise ConfigError(
-            f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
-            "(ELECTRA samples its generator's logits; span and classifiers have none); "
-            "set objective.fused_loss=auto"
-        )
-    if mode == "on" and blocked_by:
-        raise ConfigError(
-            f"objective.fused_loss=on does not run under {blocked_by} yet; "
-            "set objective.fused_loss=auto"
-        )
-    on = objective.fuses_loss and (
-        mode == "on" or (mode == "auto" and not compiled and not blocked_by)
-    )
-    objective.fused_loss = on
-    objective.fuse_min_logits = FUSE_MIN_LOGITS if mode == "auto" else 0
-    if head_vocab:
-        objective.head_vocab = head_vocab
-    return on
 
 
 def check_objective(name: str, model: ModelConfig) -> None:

@@ -23,7 +23,7 @@ convention), per-row plain NLL and (when asked for) the argmax come back for eva
 accuracy. Heads of fewer than `min_logits` logits are computed whole with autograd instead
 (the same `HeadLoss`; `objective.fused_loss=auto` sets FUSE_MIN_LOGITS), and under fp16 the
 gradient matmuls run in fp32. Not for compiled graphs (`torch.compiler.disable`), tensor
-parallel heads or ZeRO-3 (see `objectives.config.resolve_fused_loss`).
+parallel heads or ZeRO-3 (see `objectives.base.resolve_fused_loss`).
 """
 
 from __future__ import annotations

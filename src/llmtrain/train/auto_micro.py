@@ -208,8 +208,9 @@ def choose_micro_batch(
         )
         fixed = state_bytes(model, cfg.optim.name) if model is not None else 0
         budget = budget_frac * available_memory_bytes() / world_size - fixed
-        fits = budget_probe(per_seq, budget)
-        if fused:  # + the logits, as unfused, up to the fused op's chunk (and its copies)
+        if not fused:
+            fits = budget_probe(per_seq, budget)
+        else:  # + the logits, as unfused, up to the fused op's chunk (and its copies)
             cap = 2 * objective.loss_chunk_mib * 2**20
             logits = 3 * m.block_size * m.vocab_size * 4  # per sequence
 

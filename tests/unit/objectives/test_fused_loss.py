@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from llmtrain.config.core import config_from_dict
 from llmtrain.models import ModelConfig, build_model, get_model_preset
-from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, token_loss
+from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, resolve_fused_loss, token_loss
 from llmtrain.objectives.base import Tally
-from llmtrain.objectives.config import OBJECTIVES, resolve_fused_loss
+from llmtrain.objectives.config import OBJECTIVES
 from llmtrain.objectives.fused_loss import FusedLinearCE, chunk_rows
 from llmtrain.objectives.sft import SFT
 

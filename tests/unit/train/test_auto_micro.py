@@ -62,14 +62,20 @@ def test_cuda_path_with_simulated_oom_keeps_the_global_batch(monkeypatch):
     assert cfg.train.grad_accum(world_size=2) == 6  # 4 x 6 x 2 = 48
 
 
-def test_cpu_path_picks_by_memory_budget(monkeypatch):
+def cpu_case(monkeypatch, vocab: int, budget_seqs: int):
+    """A batch-32 config of a 2 × 32 model at seq 64 on a CPU whose memory budget (half the
+    available) holds `budget_seqs` sequences' activations: (cfg, per_seq, prec)."""
     cfg = RunConfig()
     cfg.train = TrainConfig(batch_size=32)
     m = cfg.model
-    m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size = 2, 32, 2, 64, 100
-    per_seq = activation_bytes_per_sequence(2, 32, 2, 64, 100)
-    monkeypatch.setattr(auto_micro, "available_memory_bytes", lambda: 2 * 5 * per_seq)
-    prec = SimpleNamespace(device=torch.device("cpu"))
+    m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size = 2, 32, 2, 64, vocab
+    per_seq = activation_bytes_per_sequence(2, 32, 2, 64, vocab)
+    monkeypatch.setattr(auto_micro, "available_memory_bytes", lambda: 2 * budget_seqs * per_seq)
+    return cfg, per_seq, SimpleNamespace(device=torch.device("cpu"))
+
+
+def test_cpu_path_picks_by_memory_budget(monkeypatch):
+    cfg, per_seq, prec = cpu_case(monkeypatch, 100, 5)
     assert choose_micro_batch(cfg, None, None, None, prec, world_size=1, vocab=100) == 4
     assert budget_probe(per_seq, 8 * per_seq)(8) and not budget_probe(per_seq, 8 * per_seq)(9)
 
@@ -77,13 +83,7 @@ def test_cpu_path_picks_by_memory_budget(monkeypatch):
 def test_cpu_path_with_the_fused_loss_counts_one_chunk_of_logits(monkeypatch):
     # a 128k vocabulary: unfused, the logits (3 fp32 copies) dominate a sequence's memory;
     # fused, they are capped at the op's chunks, so a larger micro-batch fits the same budget
-    cfg = RunConfig()
-    cfg.train = TrainConfig(batch_size=32)
-    m = cfg.model
-    m.n_layer, m.n_embd, m.n_head, m.block_size, m.vocab_size = 2, 32, 2, 64, 128_000
-    per_seq = activation_bytes_per_sequence(2, 32, 2, 64, 128_000)
-    monkeypatch.setattr(auto_micro, "available_memory_bytes", lambda: 2 * 4 * per_seq)
-    prec = SimpleNamespace(device=torch.device("cpu"))
+    cfg, per_seq, prec = cpu_case(monkeypatch, 128_000, 4)
     plain = SimpleNamespace(fused_loss=False)
     fused = SimpleNamespace(fused_loss=True, loss_chunk_mib=16)
     assert choose_micro_batch(cfg, None, None, plain, prec, world_size=1, vocab=128_000) == 4
