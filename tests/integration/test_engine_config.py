@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from llmtrain.config import config_to_dict
 from llmtrain.monitor.metrics import read_metrics
 from llmtrain.train.config import load_run_config
@@ -50,3 +52,28 @@ def test_sample_every_is_skipped_with_a_reason_for_an_encoder(char_data, tmp_pat
     assert not [r for r in recs if r.get("event") == "sample"]
     (skip,) = [r for r in recs if r.get("event") == "sample_skipped"]
     assert "needs a decoder model" in skip["reason"]
+
+
+def _subnormal_survives() -> bool:
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below fp32's smallest normal, 1.2e-38
+    return bool((tiny * 2.0).item() != 0.0)
+
+
+def test_a_cpu_run_computes_subnormals_as_zero(char_data, tmp_path):
+    """A confident softmax gives exp(z - max) ~1e-40 for unlikely tokens; x86 cores compute on
+    such subnormal floats far slower (a 3-layer run's step went from 1.00 s to 1.27 s by step
+    453), so CPU training and inference flush them to zero (FTZ/DAZ)."""
+    from llmtrain.checkpoint.inference import load_trained
+
+    before = _subnormal_survives()
+    torch.set_flush_denormal(False)
+    try:
+        assert _subnormal_survives() and torch.softmax(torch.tensor([0.0, -95.0]), 0)[1] > 0
+        Trainer(config(char_data), tmp_path / "run", show_progress=False).fit()
+        assert not _subnormal_survives()
+        assert torch.softmax(torch.tensor([0.0, -95.0]), 0)[1] == 0
+        torch.set_flush_denormal(False)
+        load_trained(tmp_path / "run")  # `llmtrain eval / generate / predict` load this way
+        assert not _subnormal_survives()
+    finally:
+        torch.set_flush_denormal(not before)

@@ -23,6 +23,7 @@ from llmtrain.errors import CheckpointError, LLMTrainError
 from llmtrain.models import build_model
 from llmtrain.tokenizer import Tokenizer, load_tokenizer
 from llmtrain.train.config import RunConfig
+from llmtrain.train.precision import flush_cpu_subnormals
 
 
 @dataclass
@@ -56,6 +57,7 @@ def load_trained(
         cfg = config_from_dict(RunConfig, raw)
     except LLMTrainError as e:
         raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json: {e}") from None
+    flush_cpu_subnormals(torch.device(device))  # as in training: a confident softmax makes them
     model = build_model(cfg.model, device=torch.device(device))
     ft = cfg.finetune
     if ft.task:  # a fine-tuned run: its head and LoRA adapters around the base
