@@ -2,7 +2,7 @@
 step (forward + backward) of a 64k-vocabulary model on 1,024 positions, each mode in its own
 process, peak resident memory above the process's memory before the step (`VmHWM` − `VmRSS`).
 The unfused step holds the fp32 logits, their log-softmax and its gradient (~256 MiB each
-here); the fused one a 32 MiB chunk. The plan's estimate of both is checked beside it."""
+here); the fused one a 32 MiB chunk (at most: in bf16 half of it). The plan's estimate of both is checked beside it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from llmtrain.models import ModelConfig
-from llmtrain.objectives.fused_loss import chunk_rows
+from llmtrain.objectives.fused_loss import block_rows, chunk_rows
 from llmtrain.plan import estimate_memory
 
 V, T, B = 65_536, 256, 4
@@ -67,7 +68,11 @@ def test_the_plan_estimates_one_chunk_of_logits_when_the_loss_is_fused():
     plain = estimate_memory(cfg, B)
     fused = estimate_memory(cfg, B, fused_loss=True, loss_chunk_mib=32)
     assert plain.logits == B * T * V * 8
-    assert fused.logits == chunk_rows(V, 32) * V * 4
+    assert fused.logits == chunk_rows(V, 32) * V * 4 + block_rows(V) * V * 4  # fp32 run
+    bf16 = estimate_memory(
+        cfg, B, fused_loss=True, loss_chunk_mib=32, autocast_dtype=torch.bfloat16
+    )
+    assert bf16.logits == chunk_rows(V, 32) * V * 2 + block_rows(V) * V * 4  # bf16 logits
     # the probe measured no saved log-probabilities (B·T·V fp32) under the fused loss
     assert fused.activations < plain.activations - 0.9 * B * T * V * 4
     assert fused.peak < plain.peak / 2

@@ -8,8 +8,9 @@ PyTorch, on any device, for every objective whose loss is a token cross-entropy.
 
 How: the rows (the head's positions) are taken in chunks of at most `chunk_mib` MiB of fp32
 logits. For each chunk: logits = x W^T (+ b) in the compute dtype (autocast's, as `F.linear`
-would), upcast to fp32, log-sum-exp, the target's logit, the argmax; and — when a gradient is
-wanted — the gradient with respect to the logits, written in place over them:
+would); then, a block of rows at a time (on a CPU ~1 MiB, so the passes stay in its cache; on
+a GPU the whole chunk), upcast to fp32, log-sum-exp, the target's logit, the argmax; and —
+when a gradient is wanted — the gradient with respect to the logits, written back over them:
 
     dL/dz = w · ((1 + 2·z_loss·lse) · softmax(z) − (1 − ε)·onehot(t) − ε/V)
 
@@ -42,6 +43,9 @@ MIB = 1 << 20
 FUSE_MIN_LOGITS = 1 << 19
 
 
+CACHE_BLOCK_BYTES = 1 << 20  # of fp32 logits: a CPU computes a chunk's softmax in such blocks
+
+
 @dataclass
 class HeadLoss:
     """What the fused head returns in place of logits: `loss` the training loss SUM (with
@@ -59,6 +63,15 @@ def chunk_rows(vocab: int, chunk_mib: float) -> int:
     return max(1, int(chunk_mib * MIB) // (4 * vocab))
 
 
+def block_rows(vocab: int) -> int:
+    """Rows of a chunk whose softmax a CPU computes at a time: ~1 MiB of fp32 logits (at least
+    8 rows), so its six passes (cast, max, exp, sum, scale, cast back) run in the core's
+    cache instead of streaming the chunk through memory each time; the matmuls still take the
+    whole chunk. Measured (`bench/fused_loss_op.py --shapes 8192x8192 2048x32000 2048x128256`,
+    1 thread, bf16): 1.7-2.0x the op's speed with whole-chunk passes."""
+    return max(8, CACHE_BLOCK_BYTES // (4 * vocab))
+
+
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     dev = x.device.type
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
@@ -66,7 +79,7 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 class _LinearCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, targets, ignore, smoothing, z_loss, rows, want_pred):
+    def forward(ctx, x, weight, bias, targets, ignore, smoothing, z_loss, rows, block, want_pred):
         # x (n, C), weight (V, C), bias (V,) | None, targets (n,): `ignore` where none
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
@@ -85,41 +98,50 @@ class _LinearCE(torch.autograd.Function):
             gw = gb = None  # fp32 sums over the chunks (the first chunk's, then added to)
             nll = torch.zeros(n, **f32)
             pred = torch.zeros(n if want_pred else 0, dtype=torch.long, device=x.device)
-            loss = torch.zeros((), **f32)
+            per_row = torch.zeros(n, **f32)  # each row's loss, summed once at the end
             for s in range(0, n, rows):
                 e = min(n, s + rows)
-                z = F.linear(xc[s:e], wc, bc).float()  # (c, V) this chunk's logits
-                t = targets[s:e]
-                keep = (t != ignore).float()  # (c,) rows with a target
-                ti = t.clamp_min(0)[:, None]  # (c, 1)
-                tz = z.gather(1, ti).squeeze(1)  # (c,) the target's logit
-                if want_pred:
-                    pred[s:e] = z.argmax(-1)
-                mean = z.mean(-1) if smoothing else None
-                top = z.amax(-1)  # (c,)
-                total = z.sub_(top[:, None]).exp_().sum(-1)  # z is now exp(logits - max)
-                lse = top + total.log()  # (c,) log-sum-exp
-                nll[s:e] = (lse - tz) * keep
-                per = (1 - smoothing) * (lse - tz) + z_loss * lse.square()
-                if smoothing:
-                    per = per + smoothing * (lse - mean)
-                loss += (per * keep).sum()
-                if not grad:
-                    continue
-                # softmax · w · (1 + 2·z_loss·lse): one pass over the chunk, in place
-                p = z.mul_((keep * (1 + 2 * z_loss * lse) / total)[:, None])
-                p.scatter_add_(1, ti, -(1 - smoothing) * keep[:, None])
-                if smoothing:
-                    p.sub_((smoothing / V) * keep[:, None])
-                if need_b:
-                    gb = p.sum(0) if gb is None else gb.add_(p.sum(0))
-                d = p.to(gdt)  # (c, V) dL/dz in the compute dtype, as autograd would cast it
-                if need_x:
-                    gx[s:e] = d @ wg
-                if need_w:
-                    part = (d.t() @ xg[s:e]).float()  # (V, C)
-                    gw = part if gw is None else gw.add_(part)
-                del z, p, d
+                zc = F.linear(xc[s:e], wc, bc)  # (c, V) this chunk's logits, compute dtype
+                d = zc  # dL/dz, written over the logits; under fp16 beside them, in fp32
+                if grad and gdt != zc.dtype:
+                    d = torch.empty(zc.shape, dtype=gdt, device=x.device)
+                for a in range(0, e - s, block):  # rows of the chunk, in the CPU's cache
+                    b = min(e - s, a + block)
+                    z = zc[a:b].float()  # (r, V) fp32 (a view when the logits are fp32)
+                    t = targets[s + a : s + b]
+                    keep = (t != ignore).float()  # (r,) rows with a target
+                    ti = t.clamp_min(0)[:, None]  # (r, 1)
+                    tz = z.gather(1, ti).squeeze(1)  # (r,) the target's logit
+                    if want_pred:
+                        pred[s + a : s + b] = z.argmax(-1)
+                    mean = z.mean(-1) if smoothing else None
+                    top = z.amax(-1)  # (r,)
+                    total = z.sub_(top[:, None]).exp_().sum(-1)  # z is now exp(logits - max)
+                    lse = top + total.log()  # (r,) log-sum-exp
+                    nll[s + a : s + b] = (lse - tz) * keep
+                    per = (1 - smoothing) * (lse - tz) + z_loss * lse.square()
+                    if smoothing:
+                        per = per + smoothing * (lse - mean)
+                    per_row[s + a : s + b] = per * keep
+                    if not grad:
+                        continue
+                    # softmax · w · (1 + 2·z_loss·lse): one pass over the block, in place
+                    p = z.mul_((keep * (1 + 2 * z_loss * lse) / total)[:, None])
+                    p.scatter_add_(1, ti, -(1 - smoothing) * keep[:, None])
+                    if smoothing:
+                        p.sub_((smoothing / V) * keep[:, None])
+                    if need_b:
+                        gb = p.sum(0) if gb is None else gb.add_(p.sum(0))
+                    if d[a:b].data_ptr() != p.data_ptr():  # cast as autograd would cast it
+                        d[a:b] = p
+                if grad:  # d (c, V) = dL/dz of the chunk
+                    if need_x:
+                        gx[s:e] = d @ wg
+                    if need_w:
+                        part = (d.t() @ xg[s:e]).float()  # (V, C)
+                        gw = part if gw is None else gw.add_(part)
+                zc = d = z = p = None  # this chunk freed (its blocks' views too) before the next
+            loss = per_row.sum()
         if n == 0:  # no rows (a batch without targets): zero gradients
             gw = torch.zeros(weight.shape, **f32) if need_w else None
             gb = torch.zeros(V, **f32) if need_b else None
@@ -138,7 +160,7 @@ class _LinearCE(torch.autograd.Function):
         out = []
         for g, has, dt in zip(ctx.saved_tensors, ctx.has, ctx.dtypes, strict=True):
             out.append(g.mul_(g_loss).to(dt) if has else None)
-        return (*out, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None)
 
 
 def _plain(x, weight, bias, targets, ignore, smoothing, z_loss, want_pred):
@@ -197,5 +219,6 @@ class FusedLinearCE:
     @torch.compiler.disable  # a Python loop over chunks: left out of any compiled graph
     def _chunked(self, x, weight, bias, args):
         rows = chunk_rows(weight.size(0), self.chunk_mib)
-        loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, self.predictions)
+        block = block_rows(weight.size(0)) if x.device.type == "cpu" else rows
+        loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, block, self.predictions)
         return loss, nll, pred if self.predictions else None

@@ -14,8 +14,9 @@
     logits       the loss's transient in backward: gradients of the (B, T, V) log-probs and
                  logits (fp32), plus the cast to the compute dtype under autocast; with the
                  fused head + loss (`objective.fused_loss`, on where a run does not compile)
-                 one chunk of at most `loss_chunk_mib` of fp32 logits, their compute-dtype
-                 matmul output and gradient, during the forward (the probe then measures what
+                 one chunk (rows: `loss_chunk_mib` of fp32 logits) of compute-dtype logits
+                 with their gradient written over them (fp16: beside them, in fp32) and one
+                 fp32 block of its rows, during the forward (the probe then measures what
                  the fused op keeps: the gradients of the head's input and weight)
 
 The peak comes at the start of backward: weights + optimizer state + all saved activations +
@@ -152,7 +153,7 @@ def estimate_memory(
     """The training memory of `cfg` at `micro_batch` sequences of `cfg.block_size` tokens
     (`fused_loss`: the LM head fused with its loss, chunks of `loss_chunk_mib`)."""
     from llmtrain.models import build_model
-    from llmtrain.objectives.fused_loss import chunk_rows
+    from llmtrain.objectives.fused_loss import block_rows, chunk_rows
 
     with torch.device("meta"):
         params = sum(p.numel() for p in build_model(cfg, device=torch.device("meta")).parameters())
@@ -166,9 +167,12 @@ def estimate_memory(
     # backward of the loss holds, beside the saved log-probabilities, the gradient w.r.t.
     # them and w.r.t. the fp32 logits (4 + 4 bytes), and that gradient's compute-dtype cast
     logits_grad = B * T * cfg.vocab_size * (8 + (2 if autocast_dtype else 0))
-    if fused_loss:  # one chunk: fp32 logits (the gradient in place), + matmul out and grad cast
-        rows = min(B * T, chunk_rows(cfg.vocab_size, loss_chunk_mib))
-        logits_grad = rows * cfg.vocab_size * (4 + (4 if autocast_dtype else 0))
+    if fused_loss:  # one chunk of logits in the compute dtype, the gradient written over
+        # them (fp16: beside them, in fp32), + one fp32 block of rows (a CPU's cache block)
+        V = cfg.vocab_size
+        rows = min(B * T, chunk_rows(V, loss_chunk_mib))
+        elem = {None: 4, torch.float16: 2 + 4}.get(autocast_dtype, 2)
+        logits_grad = rows * V * elem + min(rows, block_rows(V)) * V * 4
     return MemoryEstimate(
         weights=params * 4,
         optimizer=params * 4 * STATE_PER_PARAM.get(optimizer, 2),

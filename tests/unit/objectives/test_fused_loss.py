@@ -11,10 +11,16 @@ import torch.nn.functional as F
 
 from llmtrain.config.core import config_from_dict
 from llmtrain.models import ModelConfig, build_model, get_model_preset
-from llmtrain.objectives import IGNORE_INDEX, ObjectiveConfig, resolve_fused_loss, token_loss
+from llmtrain.objectives import (
+    IGNORE_INDEX,
+    ObjectiveConfig,
+    fused_loss,
+    resolve_fused_loss,
+    token_loss,
+)
 from llmtrain.objectives.base import Tally
 from llmtrain.objectives.config import OBJECTIVES
-from llmtrain.objectives.fused_loss import FusedLinearCE, chunk_rows
+from llmtrain.objectives.fused_loss import FusedLinearCE, block_rows, chunk_rows
 from llmtrain.objectives.sft import SFT
 
 V, C = 97, 16
@@ -30,6 +36,16 @@ def _inputs(n=23, bias=True, seed=0):
     return x, w, b, t
 
 
+@pytest.fixture(params=["cache", "8-row"])
+def blocks(request, monkeypatch):
+    """A chunk's softmax in the CPU's default cache blocks (here: the whole chunk), or in
+    blocks of 8 rows (23 rows: 8 + 8 + 7), the case of a large vocabulary."""
+    if request.param == "8-row":
+        monkeypatch.setattr(fused_loss, "CACHE_BLOCK_BYTES", 1)
+        assert block_rows(V) == 8
+    return request.param
+
+
 def _grads(fn, x, w, b):
     leaves = [v.clone().requires_grad_() for v in (x, w, b) if v is not None]
     loss = fn(*leaves, *([None] if b is None else []))
@@ -40,7 +56,7 @@ def _grads(fn, x, w, b):
 @pytest.mark.parametrize("rows_mib", [1e-9, 3 * 4 * V / 2**20, 1024, None])  # 1, 3, all, plain
 @pytest.mark.parametrize("smoothing,z_loss", [(0.0, 0.0), (0.1, 0.0), (0.0, 1e-3), (0.2, 1e-2)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_loss_and_gradients_equal_the_unfused_head(rows_mib, smoothing, z_loss, bias):
+def test_loss_and_gradients_equal_the_unfused_head(rows_mib, smoothing, z_loss, bias, blocks):
     x, w, b, t = _inputs(bias=bias)
 
     def unfused(x, w, b):
@@ -60,7 +76,7 @@ def test_loss_and_gradients_equal_the_unfused_head(rows_mib, smoothing, z_loss, 
 
 
 @pytest.mark.parametrize("plain", [False, True])
-def test_nll_and_predictions_per_row_and_no_gradient_work_without_grad(plain):
+def test_nll_and_predictions_per_row_and_no_gradient_work_without_grad(plain, blocks):
     x, w, b, t = _inputs()
     z = F.linear(x, w, b).float()
     with torch.no_grad():  # 5 rows a chunk, or (a small head) the whole logits
@@ -83,7 +99,7 @@ def test_a_frozen_head_gets_no_gradient_and_the_input_still_does():
     assert w.grad is None
 
 
-def test_bf16_autocast_is_as_close_to_fp64_as_the_autocast_logits_path():
+def test_bf16_autocast_is_as_close_to_fp64_as_the_autocast_logits_path(blocks):
     x, w, _, t = _inputs(64, bias=False)
     ref_loss, (ref_gx, ref_gw) = _grads(lambda x, w, b: token_loss(F.linear(x, w), t), x, w, None)
 
@@ -115,7 +131,7 @@ def test_predictions_only_when_asked_and_small_heads_run_whole():
         == "SumBackward0"  # fmt: skip
 
 
-def test_fp16_gradients_do_not_underflow_before_the_loss_scale():
+def test_fp16_gradients_do_not_underflow_before_the_loss_scale(blocks):
     # tiny gradients (a loss scaled down by 2^-20, as a step's 1 / n_targets can be): fp16
     # matmuls of them would flush to zero; the op computes them in fp32 under fp16 autocast
     x, w, _, t = _inputs(32, bias=False)
@@ -126,6 +142,29 @@ def test_fp16_gradients_do_not_underflow_before_the_loss_scale():
     loss.backward()
     for got, want in ((xs.grad, ref[0]), (ws.grad, ref[1])):
         assert float((got.double() - want).norm() / want.norm()) < 5e-3
+
+
+def test_cache_blocks_change_no_bit_of_the_result(monkeypatch):
+    """The block size only schedules the softmax's passes: loss, NLL, argmax and the input's
+    and weight's gradients are bitwise those of whole-chunk passes, in fp32 and under bf16
+    and fp16 autocast (the bias's gradient sums its blocks' sums: to rounding)."""
+    x, w, b, t = _inputs(61)
+
+    def run(dtype):
+        leaves = [v.float().requires_grad_() for v in (x, w, b)]
+        with torch.autocast("cpu", dtype, enabled=dtype is not None):
+            out = FusedLinearCE(t, smoothing=0.1, z_loss=1e-3)(*leaves)
+        out.loss.backward()
+        return [out.loss, out.nll, out.pred, *(v.grad for v in leaves)]
+
+    for dtype in (None, torch.bfloat16, torch.float16):
+        whole = run(dtype)
+        monkeypatch.setattr(fused_loss, "CACHE_BLOCK_BYTES", 1)  # 8 rows: 8 blocks
+        blocked = run(dtype)
+        monkeypatch.undo()
+        for a, b_ in zip(whole[:-1], blocked[:-1], strict=True):
+            assert torch.equal(a, b_), dtype
+        torch.testing.assert_close(whole[-1], blocked[-1], rtol=1e-6, atol=1e-6)
 
 
 def test_no_rows_is_a_zero_loss_with_zero_gradients():
