@@ -57,7 +57,7 @@ def load_trained(
         cfg = config_from_dict(RunConfig, raw)
     except LLMTrainError as e:
         raise CheckpointError(f"checkpoint {ckpt} has an unreadable config.json: {e}") from None
-    flush_cpu_subnormals(torch.device(device))  # as in training: a confident softmax makes them
+    flush_cpu_subnormals(torch.device(device))  # as in training (a trained attention makes them)
     model = build_model(cfg.model, device=torch.device(device))
     ft = cfg.finetune
     if ft.task:  # a fine-tuned run: its head and LoRA adapters around the base

@@ -55,11 +55,12 @@ def resolve_device(name: str) -> torch.device:
 
 def flush_cpu_subnormals(device: torch.device) -> None:
     """On CPU, compute with subnormal floats (|x| < 1.2e-38, fp32 and bf16) as zero (x86
-    FTZ/DAZ). As a model grows confident its softmax puts exp(z - max) of unlikely tokens in
-    that range, x86 cores take each such operand through a slow microcode path, and the LM
-    head's gradient matmuls read them all: a 3-layer run's step at step 453 took 1.27 s instead
-    of 1.00 s (README, "Does it pay?"). A zero for 1e-39 moves no reported digit. Process-wide,
-    like `torch.set_num_threads`; GPUs are not affected."""
+    FTZ/DAZ). As a model trains its attention sharpens, the softmax that the attention's
+    backward recomputes puts exp(s - max) of ignored keys in that range, and x86 cores take
+    each such operand through a slow microcode path: a 3-layer run's step at step 536 took
+    1.30 s instead of 0.99 s, 416 ms of it in that backward instead of 107 (`bench/
+    subnormals.py --profile`). A zero for 1e-39 moves no reported digit. Process-wide, like
+    `torch.set_num_threads`; GPUs are not affected."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)
 

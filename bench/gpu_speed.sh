@@ -1,0 +1,71 @@
+#!/bin/bash
+# The GPU-speed figures of the README (issue #15) in one device call, under a time budget:
+#
+#   1. gpt2-124m, 16 x 1024, bf16, compiled: our step against the in-process nanoGPT-style
+#      reference (bench/reference_gpt.py), interleaved -> vs_reference and MFU;
+#   2. the same step with the fused LM head + loss forced on (objectives/fused_loss.py) against
+#      Inductor's compiled loss (`objective.fused_loss` auto leaves it off when compiled; this
+#      measures whether auto should turn it on);
+#   3. llama-1b, 8 x 2048: fused head + loss on against off -> tokens/s, MFU and peak memory
+#      (the 128k-vocabulary logits are what the fused op never holds);
+#   4. the sync-free / rollback tests on CUDA (the guard's decisions on the device).
+#
+# Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
+#   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] bash bench/gpu_speed.sh
+# Packages missing from the machine's Python can be given as wheels in .whl/ (installed with
+# --no-index into /tmp/site). Each stage is skipped, and says so, when the budget cannot fit it.
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH=src:/tmp/site
+OUT=${OUT:-/tmp/gpu_speed}; mkdir -p "$OUT"
+START=$(date +%s); DEADLINE=$((START + ${BUDGET:-540}))
+el() { echo $(( $(date +%s) - START )); }
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || echo "wheels from .whl/ not installed"
+fi
+TEXT=/tmp/gpu_speed_text.txt  # TEXT_FILE's text (a GPU machine may lack ../shared), else ~4 MB of the
+# built-in corpus (the Python stdlib's sources, what `make demo` trains on), byte-tokenized
+if [ -f "${TEXT_FILE:-}" ]; then cp "$TEXT_FILE" "$TEXT"; else python3 - "$TEXT" <<'EOF'
+import sys
+
+from llmtrain.data.builtin import builtin_corpus_documents
+
+parts, size = [], 0
+for doc in builtin_corpus_documents():
+    parts.append(doc.text)
+    size += len(doc.text)
+    if size > 4_000_000:
+        break
+open(sys.argv[1], "w").write("\n".join(parts))
+EOF
+fi
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$OUT/env.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/env.txt"
+
+stage() { # name need_secs max_secs bench-args...
+  local name=$1 need=$2 max=$3; shift 3
+  local left=$((DEADLINE - $(date +%s)))
+  if [ $left -lt $need ]; then echo "=== $name SKIPPED ($left s left)"; return 9; fi
+  [ $max -gt $left ] && max=$left
+  echo "=== $name (t=$(el)s, limit ${max}s)"
+  timeout $max python3 bench/engine_throughput.py --text "$TEXT" --device cuda "$@" \
+    > "$OUT/$name.txt" 2>&1
+  local rc=$?; echo "rc=$rc ($(el)s)"; grep -v '^{' "$OUT/$name.txt" | tail -5
+  grep '^{' "$OUT/$name.txt" >> "$OUT/results.jsonl"; return $rc
+}
+stage gpt2_reference 90 130 --preset gpt2-124m --micro-batch 16 --reference --rounds 5 --round-steps 20
+stage gpt2_fused_vs_inductor 90 130 --preset gpt2-124m --micro-batch 16 --unfused-loss \
+  --set objective.fused_loss=on --rounds 5 --round-steps 20
+stage llama_fused_vs_unfused 120 170 --preset llama-1b --micro-batch 8 --unfused-loss \
+  --set objective.fused_loss=on --rounds 3 --round-steps 10
+left=$((DEADLINE - $(date +%s)))
+if [ $left -gt 60 ]; then
+  echo "=== cuda logic tests (t=$(el)s)"
+  LLMTRAIN_TEST_DEVICE=cuda timeout $((left - 5)) python3 -m pytest -q -p no:cacheprovider -rf \
+    tests/integration/test_sync_free.py tests/integration/test_engine_rollback.py \
+    > "$OUT/cuda_tests.txt" 2>&1
+  echo "rc=$?"; tail -3 "$OUT/cuda_tests.txt"
+else
+  echo "=== cuda logic tests SKIPPED ($left s left)"
+fi
+echo "=== done t=$(el)s; logs in $OUT"
