@@ -6,7 +6,8 @@ backward of the head alone, at several (rows, vocabulary) shapes, in interleaved
 Prints, per shape, the median milliseconds of each and plain / fused (> 1: the op is faster).
 The smallest shapes show where `objective.fused_loss=auto` stops using it
 (FUSE_MIN_LOGITS). Usage: OMP_NUM_THREADS=2 python bench/fused_loss_op.py [--width 128]
-[--rounds 9] [--precision bf16|fp32] [--shapes 512x256 2048x256 ...]. Run it alone
+[--rounds 9] [--precision bf16|fp32] [--shapes 512x256 2048x256 ...] [--whole-chunk: also
+the op with its softmax passes over whole chunks, as before CPU cache blocks]. Run it alone
 (flock /tmp/llmtrain-bench.lock); the last line is JSON.
 """
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from llmtrain.objectives import token_loss  # noqa: E402
+from llmtrain.objectives import fused_loss, token_loss  # noqa: E402
 from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS, FusedLinearCE  # noqa: E402
 
 SHAPES = ["512x256", "1024x256", "2048x256", "4096x256", "2048x4096", "2048x32000"]
@@ -48,30 +49,48 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--shapes", nargs="+", default=SHAPES, metavar="ROWSxVOCAB")
+    p.add_argument("--whole-chunk", action="store_true",
+                   help="also the op with its softmax passes over the whole chunk, not in "
+                        "cache blocks (what it did before block_rows); prints whole / fused")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dtype = torch.bfloat16 if args.precision == "bf16" else None
     rows = []
-    print(f"{'rows x vocab':>14}{'logits':>12}{'plain ms':>10}{'fused ms':>10}{'plain/fused':>13}")
+    blocked = fused_loss.CACHE_BLOCK_BYTES
+
+    def run(engine: str, x, w, t) -> None:  # plain | fused | whole (one block per chunk)
+        fused_loss.CACHE_BLOCK_BYTES = 1 << 50 if engine == "whole" else blocked
+        step(x, w, t, engine != "plain", dtype)
+        fused_loss.CACHE_BLOCK_BYTES = blocked
+
+    engines = ["plain", "fused"] + (["whole"] if args.whole_chunk else [])
+    extra = f"{'whole ms':>10}{'whole/fused':>13}" if args.whole_chunk else ""
+    print(f"{'rows x vocab':>14}{'logits':>12}{'plain ms':>10}{'fused ms':>10}{'plain/fused':>13}{extra}")  # fmt: skip
     for shape in args.shapes:
         n, V = (int(v) for v in shape.split("x"))
         g = torch.Generator().manual_seed(0)
         x = torch.randn(n, args.width, generator=g)
         w = torch.nn.Parameter(torch.randn(V, args.width, generator=g) * 0.02)
         t = torch.randint(0, V, (n,), generator=g)
-        times: dict[bool, list[float]] = {False: [], True: []}
+        times: dict[str, list[float]] = {e: [] for e in engines}
         for _ in range(2):  # warm-up
-            step(x, w, t, False, dtype)
-            step(x, w, t, True, dtype)
+            for e in engines:
+                run(e, x, w, t)
         for _ in range(args.rounds):  # interleaved
-            for fused in (False, True):
+            for e in engines:
                 t0 = time.perf_counter()
-                step(x, w, t, fused, dtype)
-                times[fused].append(time.perf_counter() - t0)
-        plain, fused = (statistics.median(times[k]) * 1e3 for k in (False, True))
-        rows.append({"rows": n, "vocab": V, "plain_ms": round(plain, 3),
-                     "fused_ms": round(fused, 3), "ratio": round(plain / fused, 3)})  # fmt: skip
-        print(f"{shape:>14}{n * V:>12,}{plain:>10.2f}{fused:>10.2f}{plain / fused:>13.3f}")
+                run(e, x, w, t)
+                times[e].append(time.perf_counter() - t0)
+        ms = {e: statistics.median(v) * 1e3 for e, v in times.items()}
+        plain, fused = ms["plain"], ms["fused"]
+        row = {"rows": n, "vocab": V, "plain_ms": round(plain, 3),
+               "fused_ms": round(fused, 3), "ratio": round(plain / fused, 3)}  # fmt: skip
+        line = f"{shape:>14}{n * V:>12,}{plain:>10.2f}{fused:>10.2f}{plain / fused:>13.3f}"
+        if args.whole_chunk:
+            row.update(whole_ms=round(ms["whole"], 3), whole_ratio=round(ms["whole"] / fused, 3))
+            line += f"{ms['whole']:>10.2f}{ms['whole'] / fused:>13.3f}"
+        rows.append(row)
+        print(line)
     print(f"objective.fused_loss=auto uses the op from {FUSE_MIN_LOGITS:,} logits")
     print(json.dumps({"width": args.width, "precision": args.precision, "rows": rows}))
     return 0

@@ -62,7 +62,7 @@ def _subnormal_survives() -> bool:
 def test_a_cpu_run_computes_subnormals_as_zero(char_data, tmp_path):
     """A trained model's sharp attention gives softmax values ~1e-40 (exp(s - max) of the keys
     a query ignores); x86 cores compute on such subnormal floats far slower (a 3-layer run's
-    step: 1.30 s instead of 0.99 s at step 536, `bench/subnormals.py`), so CPU training and
+    step: 1.05 s instead of 0.75 s at step 536, `bench/subnormals.py`), so CPU training and
     inference flush them to zero (FTZ/DAZ)."""
 
     from llmtrain.checkpoint.inference import load_trained

@@ -58,7 +58,7 @@ def flush_cpu_subnormals(device: torch.device) -> None:
     FTZ/DAZ). As a model trains its attention sharpens, the softmax that the attention's
     backward recomputes puts exp(s - max) of ignored keys in that range, and x86 cores take
     each such operand through a slow microcode path: a 3-layer run's step at step 536 took
-    1.30 s instead of 0.99 s, 416 ms of it in that backward instead of 107 (`bench/
+    1.05 s instead of 0.75 s, 387 ms of it in that backward instead of 106 (`bench/
     subnormals.py --profile`). A zero for 1e-39 moves no reported digit. Process-wide, like
     `torch.set_num_threads`; GPUs are not affected."""
     if device.type == "cpu":
