@@ -38,7 +38,7 @@ MIB = 1 << 20
 # under `objective.fused_loss=auto`, smaller heads (rows × vocab logits) take the plain path
 # (the same `HeadLoss`, from whole logits and autograd): there a few whole-tensor kernels
 # beat the op's per-chunk Python (`bench/fused_loss_op.py`, 2-core CPU, bf16, width 128:
-# plain / fused 0.81x at 512 × 256, 1.05x at 1024 × 256, 1.22x at 2048 × 256, 1.56x at
+# plain / fused 0.70x at 512 × 256, 1.14x at 1024 × 256, 1.53x at 2048 × 256, 3.04x at
 # 2048 × 32,000; the threshold sits past the crossover), and the logits are 2 MiB at most
 FUSE_MIN_LOGITS = 1 << 19
 
@@ -67,10 +67,10 @@ def block_rows(vocab: int) -> int:
     """Rows of a chunk whose softmax a CPU computes at a time: ~1 MiB of fp32 logits (at least
     8 rows), so its six passes (cast, max, exp, sum, scale, cast back) run in the core's
     cache instead of streaming the chunk through memory each time; the matmuls still take the
-    whole chunk. Measured with `bench/fused_loss_op.py` (2 threads, bf16, width 128): plain /
-    fused 3.56x at 2,048 x 4,096 logits and 2.94x at 2,048 x 32,000, where the whole-chunk
-    passes gave 1.53x and 1.56x; 1.7-2.0x the whole-chunk op's speed at 8,192 x 8,192 (width
-    192), 2,048 x 32,000 and 2,048 x 128,256, 1 thread, the two interleaved."""
+    whole chunk. Measured (`bench/fused_loss_op.py --whole-chunk`, bf16, blocks against whole-
+    chunk passes, interleaved): 1.91x at 2,048 x 4,096 logits and 1.67x at 2,048 x 32,000 (2
+    threads, width 128); 1.70x, 1.67x, 1.60x at 8,192 x 8,192, 2,048 x 32,000 and 2,048 x
+    128,256 (1 thread, width 192); 0.90-1.04x at vocabulary 256, below `auto`'s threshold."""
     return max(8, CACHE_BLOCK_BYTES // (4 * vocab))
 
 
