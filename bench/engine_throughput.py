@@ -36,6 +36,13 @@ Shakespeare engine (eager, unfused) beside the eager one:
     python bench/engine_throughput.py --preset gpt2-mini --device cpu --compile off \
         --micro-batch 8 --seq 256 --set model.vocab_size=32000 --unfused-loss
 
+`--against KEY=VALUE` (repeatable, with `--preset`) interleaves a second trainer built from the
+same config plus those overrides, on the same data, and prints ours / against, e.g. the
+optimizer's implementation:
+
+    python bench/engine_throughput.py --preset gpt2-mini --device cpu --compile off \
+        --micro-batch 16 --seq 128 --set model.vocab_size=4096 --against optim.implementation=foreach
+
 `--reference` (GPT-2 presets) also builds, in the same process, the nanoGPT-style step of
 `bench/reference_gpt.py` (whole model + loss compiled together, fused AdamW) at the same shapes,
 and measures both in interleaved rounds: `vs_reference` is ours / reference tokens/s. On a CPU
@@ -102,11 +109,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="interleave a nanoGPT-style reference step (bench/reference_gpt.py)")  # fmt: skip
     g.add_argument("--dense-head", action="store_true",
                    help="interleave the same step with the LM head at every position")  # fmt: skip
+    p.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
+                   help="interleave a second trainer: the same config with these overrides "
+                        "(e.g. optim.implementation=foreach); prints ours / against")  # fmt: skip
     p.add_argument("--unfused-loss", action="store_true",
                    help="interleave the same step with the LM head's loss unfused (logits)")  # fmt: skip
     g.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="after timing, profile STEPS steps of each engine: top kernels")  # fmt: skip
     args = p.parse_args(argv)
+    if args.against and not args.preset:
+        p.error("--against needs --preset (the Shakespeare comparison has its own engines)")
     args.precision = args.precision or ("bf16" if args.preset else "fp32")
     return args
 
@@ -154,6 +166,13 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
             raise SystemExit(f"error: --dense-head: objective {tr.objective.name!r} already "
                              "runs its head at every position (try mlm, sop, prefix_lm)")  # fmt: skip
         engines["dense_head"] = head_engine(tr, False, fused)
+    if args.against:  # the same config and data with these overrides: its own trainer
+        other = Trainer(load_run_config([], args.preset, sets + args.against), tmp / "against",
+                        show_progress=False)  # fmt: skip
+        for _ in range(args.warmup_steps):
+            other.train_step()
+        engines["against"] = head_engine(other, other.objective.sparse_head,
+                                         other.objective.fused_loss)  # fmt: skip
     if args.unfused_loss:
         if not fused:
             raise SystemExit(f"error: --unfused-loss: this run's loss is not fused (objective "
@@ -185,6 +204,11 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
         ref |= {"dense_head_tokens_per_sec": round(dense_tok_s),
                 "vs_dense_head": round(tok_s / dense_tok_s, 3),
                 "dense_head_spread": round(spread(rates["dense_head"]), 3)}  # fmt: skip
+    if args.against:
+        other_tok_s = statistics.median(rates["against"])
+        ref |= {"against": args.against, "against_tokens_per_sec": round(other_tok_s),
+                "vs_against": round(tok_s / other_tok_s, 3),
+                "against_spread": round(spread(rates["against"]), 3)}  # fmt: skip
     if args.unfused_loss:
         unfused_tok_s = statistics.median(rates["unfused_loss"])
         ref |= {"unfused_loss_tokens_per_sec": round(unfused_tok_s),
@@ -284,6 +308,9 @@ def print_preset(r: dict) -> None:
               f"{r['dense_head_tokens_per_sec']:,} tokens/s; sparse / dense = "
               f"{r['vs_dense_head']:.3f} (FLOPs per token {r['flops_per_token']:,} vs "
               f"{r['dense_flops_per_token']:,.0f})")  # fmt: skip
+    if "vs_against" in r:
+        print(f"against {' '.join(r['against'])}: {r['against_tokens_per_sec']:,} tokens/s; "
+              f"ours / against = {r['vs_against']:.3f}")  # fmt: skip
     if "vs_unfused_loss" in r:
         print(f"{r['objective']} with the head's loss unfused (whole logits): "
               f"{r['unfused_loss_tokens_per_sec']:,} tokens/s; fused / unfused = "

@@ -23,7 +23,7 @@ class OptimConfig(ConfigSection):
     beta1: float = 0.9  # Adam first-moment decay
     beta2: float = 0.95  # Adam second-moment decay (0.95 for LLM stability; 0.999 classic)
     eps: float = 1e-8  # Adam denominator epsilon
-    # "auto": fused kernel on CUDA, foreach elsewhere; both give the same update as the loop.
+    # "auto": fused kernel on CUDA and CPU, foreach elsewhere; all give the loop's update.
     implementation: Literal["auto", "fused", "foreach", "loop"] = "auto"
 
     def validate(self) -> None:
