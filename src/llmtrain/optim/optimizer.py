@@ -32,8 +32,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
     """`cfg.name` over `param_groups` (decay on Linear weights only). Adam-family updates
     pick PyTorch's fused kernel on CUDA and CPU (one pass over each parameter's state; on
-    this 2-core CPU 2.5-4.3x the foreach step, `bench/engine_throughput.py --against
-    optim.implementation=foreach`), foreach on other devices."""
+    a 2-core CPU the whole train step 1.06x the foreach one, `bench/engine_throughput.py
+    --against optim.implementation=foreach`), foreach on other devices."""
     groups = param_groups(model, cfg.weight_decay)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
