@@ -222,6 +222,7 @@ def run_preset(args: argparse.Namespace, tmp: Path) -> dict:
     n_params = sum(p.numel() for p in tr.model.parameters())
     return {"preset": args.preset, "device": torch.cuda.get_device_name(dev) if dev.type ==
             "cuda" else "cpu", "precision": args.precision, "compile": tr.prec.compile,
+            "compile_mode": cfg.train.compile_mode,
             "params_m": round(n_params / 1e6, 1), "micro_batch": m, "seq": seq,
             "tokens_per_sec": round(tok_s), "spread": round((max(rates) - min(rates)) / tok_s, 3),
             "objective": tr.objective.name, "fused_loss": fused, "flops_per_token": round(fpt),

@@ -8,10 +8,16 @@
 #      measures whether auto should turn it on);
 #   3. llama-1b, 8 x 2048: fused head + loss on against off -> tokens/s, MFU and peak memory
 #      (the 128k-vocabulary logits are what the fused op never holds);
-#   4. the sync-free / rollback tests on CUDA (the guard's decisions on the device).
+#   4. the sync-free / rollback / CUDA-graph tests on CUDA (the guard's decisions on the
+#      device; reduce-overhead training bitwise like the default compile mode);
+#   5. cudagraphs: gpt2-124m with train.compile_mode=reduce-overhead (CUDA graphs) against
+#      the default mode, interleaved (whether the launch gaps of the profile are worth it);
+#   6. autotune: the same with max-autotune-no-cudagraphs (Inductor's matmul search).
 #
 # Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
-#   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] bash bench/gpu_speed.sh
+#   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] [STAGES="..."] bash bench/gpu_speed.sh
+# STAGES picks and orders them (default "reference fused llama tests"; a second call:
+# STAGES="cudagraphs autotune").
 # Packages missing from the machine's Python can be given as wheels in .whl/ (installed with
 # --no-index into /tmp/site). Each stage is skipped, and says so, when the budget cannot fit it.
 set -u
@@ -53,19 +59,28 @@ stage() { # name need_secs max_secs bench-args...
   local rc=$?; echo "rc=$rc ($(el)s)"; grep -v '^{' "$OUT/$name.txt" | tail -5
   grep '^{' "$OUT/$name.txt" >> "$OUT/results.jsonl"; return $rc
 }
-stage gpt2_reference 90 130 --preset gpt2-124m --micro-batch 16 --reference --rounds 5 --round-steps 20
-stage gpt2_fused_vs_inductor 90 130 --preset gpt2-124m --micro-batch 16 --unfused-loss \
-  --set objective.fused_loss=on --rounds 5 --round-steps 20
-stage llama_fused_vs_unfused 120 170 --preset llama-1b --micro-batch 8 --unfused-loss \
-  --set objective.fused_loss=on --rounds 3 --round-steps 10
-left=$((DEADLINE - $(date +%s)))
-if [ $left -gt 60 ]; then
+cuda_tests() {
+  local left=$((DEADLINE - $(date +%s)))
+  if [ $left -le 60 ]; then echo "=== cuda logic tests SKIPPED ($left s left)"; return 9; fi
   echo "=== cuda logic tests (t=$(el)s)"
   LLMTRAIN_TEST_DEVICE=cuda timeout $((left - 5)) python3 -m pytest -q -p no:cacheprovider -rf \
     tests/integration/test_sync_free.py tests/integration/test_engine_rollback.py \
-    > "$OUT/cuda_tests.txt" 2>&1
+    tests/integration/test_cuda_graph_mode.py > "$OUT/cuda_tests.txt" 2>&1
   echo "rc=$?"; tail -3 "$OUT/cuda_tests.txt"
-else
-  echo "=== cuda logic tests SKIPPED ($left s left)"
-fi
+}
+GPT2="--preset gpt2-124m --micro-batch 16 --rounds 5 --round-steps 20"
+for s in ${STAGES:-reference fused llama tests}; do
+  case $s in
+    reference) stage gpt2_reference 90 130 $GPT2 --reference ;;
+    fused) stage gpt2_fused_vs_inductor 90 130 $GPT2 --unfused-loss --set objective.fused_loss=on ;;
+    llama) stage llama_fused_vs_unfused 120 170 --preset llama-1b --micro-batch 8 --unfused-loss \
+      --set objective.fused_loss=on --rounds 3 --round-steps 10 ;;
+    tests) cuda_tests ;;
+    cudagraphs) stage gpt2_cudagraphs 120 200 $GPT2 --set train.compile_mode=reduce-overhead \
+      --against train.compile_mode=default ;;
+    autotune) stage gpt2_autotune 150 300 $GPT2 --set train.compile_mode=max-autotune-no-cudagraphs \
+      --against train.compile_mode=default ;;
+    *) echo "=== unknown stage $s (reference fused llama tests cudagraphs autotune)" ;;
+  esac
+done
 echo "=== done t=$(el)s; logs in $OUT"

@@ -101,9 +101,21 @@ class TorchEngine(Engine):
     steps_torch_optimizer = True
 
     def __init__(
-        self, model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, sharded: bool
+        self,
+        model: nn.Module,
+        forward: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        sharded: bool,
+        keep_grads: bool = False,
     ) -> None:
         self.model, self.forward, self.optimizer, self.sharded = model, forward, optimizer, sharded
+        # CUDA graphs: a gradient the captured backward wrote would be overwritten by its next
+        # replay, so gradients accumulate into buffers allocated here, once, and zeroed in place
+        self.keep_grads = keep_grads
+        if keep_grads:
+            for p in model.parameters():
+                if p.requires_grad and p.grad is None:
+                    p.grad = torch.zeros_like(p)
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
@@ -116,7 +128,7 @@ class TorchEngine(Engine):
         self.optimizer.step()
 
     def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=not self.keep_grads)
 
     def reported_grad_norm(self, before_step: float) -> float:
         return before_step
@@ -126,14 +138,20 @@ class TorchEngine(Engine):
 
 
 def build_engine(
-    run: Any, info: DistInfo, model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer
+    run: Any,
+    info: DistInfo,
+    model: nn.Module,
+    forward: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    keep_grads: bool = False,
 ) -> Engine:
     """The engine of `run.distributed.strategy` around a parallelized model and its optimizer
-    (`run` is the RunConfig: DeepSpeed checks its options against train.* and optim.*)."""
+    (`run` is the RunConfig: DeepSpeed checks its options against train.* and optim.*);
+    `keep_grads`: fixed gradient buffers, zeroed in place (what CUDA graphs need)."""
     cfg: DistributedConfig = run.distributed
     if cfg.strategy == "deepspeed":
         from llmtrain.distributed.deepspeed_engine import DeepSpeedEngine
 
         return DeepSpeedEngine(run, info, model, optimizer)
     sharded = cfg.strategy == "fsdp" or info.tp > 1  # DCP: any world size, any TP degree
-    return TorchEngine(model, forward, optimizer, sharded)
+    return TorchEngine(model, forward, optimizer, sharded, keep_grads)

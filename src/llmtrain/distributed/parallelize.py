@@ -6,7 +6,8 @@ calls, applied in ONE order (torchtitan's):
     1. activation checkpointing   each block recomputes its activations in backward
     2. torch.compile              in place (`Module.compile()`, so the state dict keeps its
                                   names: no `_orig_mod.` prefix): the whole forward as one
-                                  graph, or each block alone (`train.compile_scope`)
+                                  graph, or each block alone (`train.compile_scope`),
+                                  in Inductor's `train.compile_mode`
     3. data parallel              `ddp`: DistributedDataParallel around the model (returned
                                   as the forward callable; the model itself stays unwrapped)
                                   `fsdp`: FSDP2 `fully_shard` on each block, then the root
@@ -52,11 +53,46 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
     _apply(model, check_fn=lambda m: id(m) in ids)
 
 
-def apply_compile(model: nn.Module, scope: str) -> None:
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # Inductor modes that capture graphs
+
+
+def apply_compile(model: nn.Module, scope: str, mode: str = "default") -> None:
     """Compile in place (`Module.compile()`, the module keeps its class and state dict):
-    the whole forward as one graph (`scope="model"`) or each block alone (`"blocks"`)."""
+    the whole forward as one graph (`scope="model"`) or each block alone (`"blocks"`), in
+    Inductor's `mode` (`train.compile_mode`)."""
     for module in [model] if scope == "model" else _blocks(model):
-        module.compile()
+        module.compile(mode=inductor_mode(mode))
+
+
+def inductor_mode(mode: str, cuda_graphs: bool = True) -> str | None:
+    """`torch.compile`'s mode for `train.compile_mode` (None: Inductor's default); with
+    `cuda_graphs=False`, the same mode without CUDA graphs."""
+    if not cuda_graphs:
+        mode = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}.get(
+            mode, mode
+        )
+    return None if mode == "default" else mode
+
+
+def captures_cuda_graphs(mode: str, device: torch.device, compiled: bool) -> bool:
+    """Whether the compiled graphs will be replayed as CUDA graphs (Inductor skips them on
+    other devices, whatever the mode)."""
+    return compiled and device.type == "cuda" and mode in CUDA_GRAPH_MODES
+
+
+def check_compile_mode(mode: str, cfg: DistributedConfig, info: DistInfo) -> str:
+    """CUDA-graph modes replay one process's captured kernels, with the gradients in fixed
+    buffers the loop zeroes in place (`Engine.keep_grads`); collectives between or inside
+    them (DDP's all-reduce hooks, FSDP's gathers, TP) and DeepSpeed's own gradient buffers
+    are not what this project has measured or tested on a GPU: one process, no DeepSpeed."""
+    if mode in CUDA_GRAPH_MODES and (info.is_distributed or cfg.strategy == "deepspeed"):
+        where = "DeepSpeed" if cfg.strategy == "deepspeed" else f"{info.world_size} processes"
+        raise ConfigError(
+            f"train.compile_mode={mode} captures CUDA graphs, which run in one process without "
+            f"DeepSpeed (this run: {where}); set train.compile_mode=default or "
+            "max-autotune-no-cudagraphs"
+        )
+    return mode
 
 
 def check_compile_scope(scope: str, cfg: DistributedConfig, info: DistInfo) -> str:
@@ -94,6 +130,7 @@ def parallelize(
     device: torch.device,
     compile: bool = False,
     compile_scope: str = "blocks",
+    compile_mode: str = "default",
     activation_checkpointing: bool = False,
 ) -> nn.Module:
     """Apply TP → checkpointing → compile → DDP/FSDP2; return the module to call in the loop."""
@@ -114,7 +151,8 @@ def parallelize(
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     if compile:
-        apply_compile(model, check_compile_scope(compile_scope, cfg, info))
+        scope = check_compile_scope(compile_scope, cfg, info)
+        apply_compile(model, scope, check_compile_mode(compile_mode, cfg, info))
     if not info.is_distributed or cfg.strategy == "deepspeed":
         return model
     if cfg.strategy == "fsdp":

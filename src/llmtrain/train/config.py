@@ -70,6 +70,13 @@ class TrainConfig(ConfigSection):
     # does (one process or DDP only). Same speed on an H200 (gpt2-124m 478k vs 475k tokens/s,
     # llama-1b 66.9k vs 67.4k), but 3x the compile time: blocks by default
     compile_scope: Literal["blocks", "model"] = "blocks"
+    # Inductor's mode for those graphs: default | max-autotune-no-cudagraphs (searches matmul
+    # kernels: minutes more compile) | reduce-overhead / max-autotune (+ CUDA graphs: the
+    # step replays captured kernels, no launch cost; CUDA, one process; gradients then stay
+    # in fixed buffers, zeroed in place). Ignored when nothing is compiled (CPU by default)
+    compile_mode: Literal[
+        "default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"
+    ] = "default"
     # keep loss / grad norm on the device and read them a step late, the NaN/spike guard's
     # decisions taken on the device (train/step_stats.py); auto = on CUDA with fused AdamW
     sync_free: Literal["auto", "on", "off"] = "auto"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from llmtrain.data.loader import TokenWindows, TrainBatches
 from llmtrain.data.shards import open_split, read_manifest
 from llmtrain.distributed import all_sum, barrier, grad_sync, init_distributed, parallelize
 from llmtrain.distributed.engine import build_engine
+from llmtrain.distributed.parallelize import captures_cuda_graphs, inductor_mode
 from llmtrain.errors import ConfigError
 from llmtrain.eval import evaluate
 from llmtrain.eval.in_loop import TaskEvaluator
@@ -122,15 +124,22 @@ class Trainer:
         self.sampler = Sampler(BatchRamp.from_config(t, self.dist.dp_size, seq))
         self.accum = self.sampler.ramp.full_accum
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
-        # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine
-        self.engine = build_engine(cfg, self.dist, self.model, self.step_fn, self.optimizer)
+        self.cuda_graphs = captures_cuda_graphs(t.compile_mode, self.prec.device, self.prec.compile)
+        # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine (CUDA
+        # graphs: gradients in fixed buffers, as a replay overwrites what its capture wrote)
+        self.engine = build_engine(
+            cfg, self.dist, self.model, self.step_fn, self.optimizer, keep_grads=self.cuda_graphs
+        )
         self.step_fn = self.engine.forward
         self.scaler = torch.amp.GradScaler("cuda") if self.prec.use_grad_scaler else None
         self.guard = StepGuard(cfg.stability, f" (now {t.lr})")  # NaN/Inf, loss/grad spikes
         self.deferred = self._deferred_stats()  # sync-free steps (CUDA + fused AdamW)
         # the loss compiled beside the compiled blocks: fused log-softmax kernels read the
-        # bf16 logits directly instead of an fp32 copy (any objective's loss, not CLM only)
-        self.loss_fn = torch.compile(self.objective.loss) if self.prec.compile else None
+        # bf16 logits directly instead of an fp32 copy (any objective's loss, not CLM only);
+        # never as a CUDA graph: that would copy the eager head's logits into its static
+        # input at every replay, to save one or two kernel launches
+        mode = inductor_mode(t.compile_mode, cuda_graphs=False)
+        self.loss_fn = torch.compile(self.objective.loss, mode=mode) if self.prec.compile else None
         self.stop = StopRequest(t.max_time_sec, self.prec.device)  # SIGTERM/SIGINT/deadline
         self.lr_ctl = LRController(t, self.prec.device)  # + deadline WSD plan, plateau
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
@@ -186,6 +195,7 @@ class Trainer:
             device=self.prec.device,
             compile=self.prec.compile,
             compile_scope=cfg.train.compile_scope,
+            compile_mode=cfg.train.compile_mode,
             activation_checkpointing=cfg.distributed.activation_checkpointing,
         )
 
@@ -368,12 +378,12 @@ class Trainer:
         grad_norm = grad_norm.double()
         self._settle()
         if self.guard.rollback_due:
-            self.optimizer.zero_grad(set_to_none=True)
+            self.engine.zero_grad()
             self.logger.clock.abandon()  # this step runs again after the rollback
             return None
         self.optimizer.found_inf = self.deferred.decide(loss, grad_norm)
         self.optimizer.step()  # fused AdamW: a flagged step changes nothing, its count included
-        self.optimizer.zero_grad(set_to_none=True)
+        self.engine.zero_grad()
         self.deferred.push(self.step, loss, grad_norm)
         return {"loss": loss, "grad_norm": grad_norm, "tokens": n_tokens, "flops": flops,
                 "totals": totals}  # fmt: skip
@@ -464,7 +474,8 @@ class Trainer:
                     if self.task is not None:  # fine-tuning: patience spent -> stop here
                         stop = self.task.on_eval(self.step, last_eval) or stop
                 if self.samples.due(self.step) and self.dist.is_rank0:
-                    text = self.samples.sample(self.model, t.seed + self.step)
+                    with self._eager_if_graphed():
+                        text = self.samples.sample(self.model, t.seed + self.step)
                     self.logger.event("sample", self.step, text=text)
                     console.print(f"step {self.step}: sample: {text!r}")
                 if self.step % t.checkpoint_every == 0 or done or stop:
@@ -565,8 +576,18 @@ class Trainer:
         rec.update(self.logger.measurements(rec))  # step-time split, memory, GPU, norms
         return rec
 
+    def _eager_if_graphed(self) -> AbstractContextManager:
+        """Eval and samples of a CUDA-graph run go eager: chained graphs called without a
+        backward (each block, the loss) would each start a new graph generation that frees
+        the previous one's outputs, and every new eval or sample shape would be captured."""
+        return torch.compiler.set_stance("force_eager") if self.cuda_graphs else nullcontext()
+
     def evaluate(self) -> dict[str, float]:
         """The objective's val metrics (`llmtrain.eval.evaluate`) as `val_*` keys, logged."""
+        with self._eager_if_graphed():
+            return self._evaluate()
+
+    def _evaluate(self) -> dict[str, float]:
         res = evaluate(
             self.model,
             self.objective,

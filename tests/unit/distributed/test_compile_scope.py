@@ -1,5 +1,6 @@
 """`train.compile_scope`: what `parallelize` compiles in place — each block (the default, which
-FSDP / tensor parallel / checkpoint wrappers need) or the whole forward as one graph."""
+FSDP / tensor parallel / checkpoint wrappers need) or the whole forward as one graph; and
+`train.compile_mode`, Inductor's mode for those graphs (CUDA-graph modes: one process)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import pytest
 import torch
 
 from llmtrain.distributed.config import DistributedConfig
-from llmtrain.distributed.parallelize import parallelize
+from llmtrain.distributed.parallelize import (
+    captures_cuda_graphs,
+    check_compile_mode,
+    inductor_mode,
+    parallelize,
+)
 from llmtrain.distributed.process_group import DistInfo
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model
@@ -46,3 +52,44 @@ def test_whole_model_graph_refuses_per_block_wrappers():
     with pytest.raises(ConfigError, match="compile_scope=blocks"):
         parallelize(tiny(), cfg, DistInfo(0, 1, 0), device=CPU, compile=True,
                     compile_scope="model", activation_checkpointing=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["default", "max-autotune-no-cudagraphs", "reduce-overhead"])
+def test_compile_mode_reaches_every_compiled_graph(monkeypatch, mode):
+    modes = []
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: modes.append(kw.get("mode")) or real(fn))
+    model = tiny()
+    parallelize(model, DistributedConfig(), DistInfo(0, 1, 0), device=CPU, compile=True,
+                compile_mode=mode)  # fmt: skip
+    assert modes == [None if mode == "default" else mode] * len(model.blocks)
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_cuda_graph_modes_refuse_more_processes_and_deepspeed(mode):
+    with pytest.raises(ConfigError, match="one process without DeepSpeed .this run: 2 processes"):
+        check_compile_mode(mode, DistributedConfig(), DistInfo(0, 2, 0))
+    with pytest.raises(ConfigError, match="this run: DeepSpeed"):
+        check_compile_mode(mode, DistributedConfig(strategy="deepspeed"), DistInfo(0, 1, 0))
+    assert check_compile_mode("max-autotune-no-cudagraphs", DistributedConfig(),
+                              DistInfo(0, 2, 0)) == "max-autotune-no-cudagraphs"  # fmt: skip
+
+
+def test_cuda_graphs_only_where_inductor_captures_them():
+    cuda = torch.device("cuda", 0)
+    assert captures_cuda_graphs("reduce-overhead", cuda, compiled=True)
+    assert captures_cuda_graphs("max-autotune", cuda, compiled=True)
+    assert not captures_cuda_graphs("reduce-overhead", cuda, compiled=False)
+    assert not captures_cuda_graphs("reduce-overhead", CPU, compiled=True)  # Inductor skips them
+    assert not captures_cuda_graphs("max-autotune-no-cudagraphs", cuda, compiled=True)
+
+
+def test_the_loss_compiles_in_the_same_mode_without_cuda_graphs():
+    assert (
+        inductor_mode("default") is None and inductor_mode("reduce-overhead") == "reduce-overhead"
+    )
+    assert inductor_mode("reduce-overhead", cuda_graphs=False) is None
+    assert inductor_mode("max-autotune", cuda_graphs=False) == "max-autotune-no-cudagraphs"
+    assert inductor_mode("max-autotune-no-cudagraphs", cuda_graphs=False) == (
+        "max-autotune-no-cudagraphs"
+    )
