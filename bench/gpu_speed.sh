@@ -12,7 +12,8 @@
 #      device; reduce-overhead training bitwise like the default compile mode);
 #   5. cudagraphs: gpt2-124m with train.compile_mode=reduce-overhead (CUDA graphs) against
 #      the default mode, interleaved (whether the launch gaps of the profile are worth it);
-#   6. autotune: the same with max-autotune-no-cudagraphs (Inductor's matmul search).
+#   6. autotune: the same with max-autotune-no-cudagraphs (Inductor's matmul search, whose
+#      Triton templates can fuse bias/GELU into the matmul), then the top kernels of each.
 #
 # Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
 #   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] [STAGES="..."] bash bench/gpu_speed.sh
@@ -78,7 +79,7 @@ for s in ${STAGES:-reference fused llama tests}; do
     tests) cuda_tests ;;
     cudagraphs) stage gpt2_cudagraphs 120 200 $GPT2 --set train.compile_mode=reduce-overhead \
       --against train.compile_mode=default ;;
-    autotune) stage gpt2_autotune 150 300 $GPT2 --set train.compile_mode=max-autotune-no-cudagraphs \
+    autotune) stage gpt2_autotune 150 300 $GPT2 --profile 3 --set train.compile_mode=max-autotune-no-cudagraphs \
       --against train.compile_mode=default ;;
     *) echo "=== unknown stage $s (reference fused llama tests cudagraphs autotune)" ;;
   esac

@@ -93,6 +93,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         self.prec = resolve_precision(cfg.train.precision, cfg.train.device, cfg.train.compile)
+        self.cuda_graphs = captures_cuda_graphs(  # compile_mode=reduce-overhead on CUDA
+            cfg.train.compile_mode, self.prec.device, self.prec.compile
+        )
         flush_cpu_subnormals(self.prec.device)  # sharp attention makes them: 40 % slower
         self.dist = init_distributed(cfg.distributed, self.prec.device.type)  # torchrun env
         if task is None:
@@ -116,7 +119,8 @@ class Trainer:
         if cfg.train.auto_micro_batch and fresh and task is None:
             tok = self.manifest["tokenizer"]
             args = (self.model, self.step_fn, self.objective, self.prec, self.dist.dp_size)
-            micro = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
+            with self._eager_if_graphed():  # trials capture no graph at each size they try
+                micro = choose_micro_batch(cfg, *args, int(tok["vocab_size"]))
             self.cfg = cfg = replace(cfg, train=replace(cfg.train, micro_batch_size=micro))
         t = cfg.train
         # the sample range of each micro-batch: batch-size / seq-len warm-up, rollback skips;
@@ -124,7 +128,6 @@ class Trainer:
         self.sampler = Sampler(BatchRamp.from_config(t, self.dist.dp_size, seq))
         self.accum = self.sampler.ramp.full_accum
         self.optimizer = build_optimizer(self.model, cfg.optim, t.lr)  # after FSDP sharding
-        self.cuda_graphs = captures_cuda_graphs(t.compile_mode, self.prec.device, self.prec.compile)
         # backward/step/checkpoints: autograd + this optimizer, or DeepSpeed's engine (CUDA
         # graphs: gradients in fixed buffers, as a replay overwrites what its capture wrote)
         self.engine = build_engine(
@@ -577,9 +580,10 @@ class Trainer:
         return rec
 
     def _eager_if_graphed(self) -> AbstractContextManager:
-        """Eval and samples of a CUDA-graph run go eager: chained graphs called without a
-        backward (each block, the loss) would each start a new graph generation that frees
-        the previous one's outputs, and every new eval or sample shape would be captured."""
+        """Eval, samples and --auto-micro-batch trials of a CUDA-graph run go eager: compiled
+        calls outside a backward (each block, the loss) would each start a new graph
+        generation that frees the previous call's outputs, and every new shape they run
+        would be captured, its memory pool kept."""
         return torch.compiler.set_stance("force_eager") if self.cuda_graphs else nullcontext()
 
     def evaluate(self) -> dict[str, float]:
