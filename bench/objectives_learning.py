@@ -22,7 +22,7 @@ T5 span corruption also reports `swapped_enc_acc`: the span-token accuracy when 
 decoder reads another window's encoder output. A decoder that uses its encoder loses most of
 its accuracy there; one that only learned a language model of span tokens does not.
 
-Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2] [--only span,sop]
+Usage: python bench/objectives_learning.py [--scale 1.0] [--threads 2] [--only span,sop] [--seed N]
 Needs ../shared/data/wikitext2/wiki.test.raw. Run alone (flock): the machine is shared.
 The last line is one JSON object with all figures.
 """
@@ -113,7 +113,6 @@ TRAIN = {
     "train.eval_tokens": 4096,
     "train.log_every": 50,
     "train.precision": '"fp32"',
-    "train.seed": 1337,
     # the grad-norm spike guard skips steps whose grad norm jumps; a tiny model's grad norm
     # jumps legitimately when it picks up a new task (SOP did at step ~80), so it is off
     "stability.grad_zscore": 0,
@@ -125,6 +124,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--text", type=Path, default=DEFAULT_TEXT)
     p.add_argument("--scale", type=float, default=1.0, help="multiply every run's steps")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1337, help="train.seed of every run (init, data)")
     p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary")
     p.add_argument("--eval-tokens", type=int, default=1 << 16, help="val tokens per measure")
     p.add_argument(
@@ -153,15 +153,16 @@ def prepare(text: Path, tmp: Path, vocab: int, threads: int) -> Path:
     return tmp / "data"
 
 
-def trainer_for(data: Path, out: Path, preset: str, objective: str, steps: int, extra, threads):
+def trainer_for(data: Path, out: Path, preset: str, objective: str, steps: int, extra, args):
     sets = {
         **TRAIN,
+        "train.seed": args.seed,
         "data.path": json.dumps(str(data)),
         "train.objective": f'"{objective}"',
         "train.max_steps": steps,
         "train.eval_every": steps,
         "train.checkpoint_every": steps,
-        "train.threads": threads,
+        "train.threads": args.threads,
         **extra,
     }
     cfg = load_run_config(preset=preset, overrides=[f"{k}={v}" for k, v in sets.items()])
@@ -204,7 +205,7 @@ def verdict(headline: tuple[str, ...], m: dict[str, float]) -> tuple[str, float,
 def run_objective(name: str, data: Path, tmp: Path, args) -> dict:
     preset, objective, steps, extra = RUNS[name]
     steps = max(1, round(steps * args.scale))
-    trainer = trainer_for(data, tmp / name, preset, objective, steps, extra, args.threads)
+    trainer = trainer_for(data, tmp / name, preset, objective, steps, extra, args)
     val_idx = eval_windows(trainer.val_windows, args.eval_tokens)
     train_idx = eval_windows(trainer.train_windows, 4 * args.eval_tokens)
     unigram = target_unigram(trainer.objective, trainer.train_windows, train_idx)
@@ -295,7 +296,7 @@ def run_moe(data: Path, tmp: Path, args) -> dict:
     res: dict = {"steps": steps}
     per_window = {}
     for name, (preset, extra) in MOE_RUNS.items():
-        trainer = trainer_for(data, tmp / name, preset, "clm", steps, extra, args.threads)
+        trainer = trainer_for(data, tmp / name, preset, "clm", steps, extra, args)
         idx = eval_windows(trainer.val_windows, args.eval_tokens)
         start_cv = expert_cv(trainer, idx) if trainer.cfg.model.n_experts else None
         t0 = time.perf_counter()
@@ -377,6 +378,7 @@ def main() -> int:
         "all_beat_baseline": all(r["beats_baseline"] for r in results.values()),
         "wall_sec": round(time.perf_counter() - t0, 1),
         "threads": args.threads,
+        "seed": args.seed,
     }
     print(f"\ntotal wall time {out['wall_sec']} s")
     print(json.dumps(out))
