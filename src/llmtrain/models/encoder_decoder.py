@@ -8,6 +8,9 @@ Built from the same `Block` as the decoder-only model (`cross=True` in the decod
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,11 +91,25 @@ class EncoderDecoder(nn.Module):
             x = block(x, bias=bias, memory=memory)
         return self.dec_norm(x)
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self.lm_head is None:  # T5 rescales before a tied head (Mesh TF convention)
-            hidden = hidden * self.cfg.n_embd**-0.5
-        return F.linear(hidden, self.head_weight)  # (..., vocab)
+    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the output projection multiplies: T5 rescales before a tied head (Mesh TF)."""
+        return hidden * self.cfg.n_embd**-0.5 if self.lm_head is None else hidden
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, vocab) of the decoder given source (B, S) and decoder input (B, T)."""
-        return self.logits(self.decode_hidden(tgt, self.encode(src)))
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.head_input(hidden), self.head_weight)  # (..., vocab)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        *,
+        head: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], Any] | None = None,
+    ) -> Any:
+        """Logits (B, T, vocab) of the decoder given source (B, S) and decoder input (B, T);
+        `head(x, weight, bias)`, when given, runs in place of the output projection and its
+        result is returned instead (as in `Decoder.forward`: e.g. the fused linear +
+        cross-entropy of `objectives.fused_loss`, which never holds the logits whole)."""
+        hidden = self.decode_hidden(tgt, self.encode(src))
+        if head is None:
+            return self.logits(hidden)
+        return head(self.head_input(hidden), self.head_weight, None)

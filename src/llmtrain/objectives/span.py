@@ -56,6 +56,7 @@ def noise_mask(length: int, density: float, mean_span: float, g: torch.Generator
 class SpanCorruption(Objective):
     name = "span"
     architectures = ("encoder_decoder",)
+    fuses_loss = True  # the decoder's head, fused with the loss (objectives/fused_loss.py)
 
     def __init__(self, vocab_size: int, options: ObjectiveConfig, **kw: Any) -> None:
         super().__init__(vocab_size, options, **kw)
@@ -91,12 +92,13 @@ class SpanCorruption(Objective):
         return Batch(src, tgt, n_targets=n, n_tokens=int(x.numel()), decoder_inputs=dec_in)
 
     def forward(self, model: Any, batch: Batch) -> dict[str, Any]:
-        logits = model(batch.inputs, batch.decoder_inputs)  # (B, U, V)
-        return {"logits": logits, "aux": moe_aux_loss(model)}
+        # (B, U, V) logits, or the head fused with the loss (every target position has one)
+        out = model(batch.inputs, batch.decoder_inputs, head=self.lm_head(batch))
+        return {**self.lm_out(out), "aux": moe_aux_loss(model)}
 
     def loss(self, out: dict[str, Any], batch: Batch, *, train: bool = True):
         loss_sum = self._with_aux(self._ce(out, batch, train), out, batch, train)
-        return loss_sum, accuracy_counts(out["logits"].argmax(-1), batch.targets)
+        return loss_sum, accuracy_counts(self.predicted(out), batch.targets)
 
     def scored_targets(self, batch: Batch) -> torch.Tensor:
         """The corrupted span tokens: sentinels and the final EOS are structure, predictable

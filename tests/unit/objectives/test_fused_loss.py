@@ -182,8 +182,8 @@ def test_chunk_rows_follow_the_budget():
     assert chunk_rows(10**9, 1) == 1  # always at least one row
 
 
-def _model(preset: str, vocab: int, sentence: bool) -> torch.nn.Module:
-    fields = {**get_model_preset(preset), "vocab_size": vocab, "block_size": 32}
+def _model(preset: str, vocab: int, sentence: bool, **extra) -> torch.nn.Module:
+    fields = {**get_model_preset(preset), "vocab_size": vocab, "block_size": 32, **extra}
     fields["sentence_head"] = sentence
     torch.manual_seed(0)
     return build_model(config_from_dict(ModelConfig, fields)).double()
@@ -204,7 +204,9 @@ def _run(objective, model, batch):
     return out, loss.detach(), metrics, objective.report(tally), grads
 
 
-@pytest.mark.parametrize("name", ["clm", "prefix_lm", "mlm", "sop", "nsp", "sft"])
+@pytest.mark.parametrize(
+    "name", ["clm", "prefix_lm", "mlm", "sop", "nsp", "span", "span_tied", "sft"]
+)
 def test_every_fusing_objective_equals_its_logits_path(name):
     g = torch.Generator().manual_seed(1)
     x = torch.randint(4, 60, (3, 24), generator=g)
@@ -216,10 +218,14 @@ def test_every_fusing_objective_equals_its_logits_path(name):
         y[:, :10] = IGNORE_INDEX  # the prompt
         batch = objective.make_batch({"x": x, "y": y})
     else:
-        objective = OBJECTIVES[name](60, opts, block_size=32)
+        objective = OBJECTIVES[name.removesuffix("_tied")](60, opts, block_size=32)
         batch = objective.make_batch(sample, step=3, micro=0)
     preset = "bert-tiny" if name in ("mlm", "sop", "nsp") else "gpt2-tiny"  # bert: head bias
-    model = _model(preset, 60 + objective.extra_vocab, sentence=name in ("sop", "nsp"))
+    extra = {}
+    if name.startswith("span"):  # T5's tied head multiplies a rescaled input
+        preset, extra = "t5-tiny", {"tie_embeddings": name == "span_tied"}
+    model = _model(preset, 60 + objective.extra_vocab, name in ("sop", "nsp"), **extra)
+    assert name != "span_tied" or model.lm_head is None
     assert objective.fuses_loss and objective.fused_loss  # auto: on where it can
     fused = _run(objective, model, batch)
     objective.fused_loss = False
