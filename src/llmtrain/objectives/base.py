@@ -135,7 +135,7 @@ def resolve_fused_loss(
     if mode == "on" and not objective.fuses_loss:
         raise ConfigError(
             f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
-            "(ELECTRA samples its generator's logits; span and classifiers have none); "
+            "(ELECTRA samples its generator's logits; classifiers have no LM head); "
             "set objective.fused_loss=auto"
         )
     if mode == "on" and blocked_by:

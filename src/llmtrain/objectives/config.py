@@ -47,7 +47,7 @@ class ObjectiveConfig(ConfigSection):
     label_smoothing: float = 0.0  # share of target mass spread uniformly, in [0, 1)
     z_loss: float = 0.0  # coefficient of (log Z)² per target token
     # the LM head's matmul and its cross-entropy as one op, chunk by chunk, never holding the
-    # (tokens × vocab) logits (clm, prefix_lm, sft, mlm, sop, nsp; objectives/fused_loss.py).
+    # (tokens × vocab) logits (clm, prefix_lm, sft, mlm, sop, nsp, span; objectives/fused_loss.py).
     # auto: on for heads of >= 2^19 logits (rows × vocab; smaller ones are faster plain)
     # unless the run compiles (Inductor fuses the loss itself), is tensor parallel or
     # DeepSpeed ZeRO-3 (the head weight is not a plain tensor there)
