@@ -3,9 +3,10 @@
 #
 #   1. gpt2-124m, 16 x 1024, bf16, compiled: our step against the in-process nanoGPT-style
 #      reference (bench/reference_gpt.py), interleaved -> vs_reference and MFU;
-#   2. the same step with the fused LM head + loss forced on (objectives/fused_loss.py) against
-#      Inductor's compiled loss (`objective.fused_loss` auto leaves it off when compiled; this
-#      measures whether auto should turn it on);
+#   2. the same step with the fused LM head + loss forced on (objectives/fused_loss.py; in a
+#      compiled run its per-chunk softmax pass is compiled too) against Inductor's compiled
+#      loss (`objective.fused_loss` auto leaves it off when compiled; this measures whether
+#      auto should turn it on);
 #   3. llama-1b, 8 x 2048: fused head + loss on against off -> tokens/s, MFU and peak memory
 #      (the 128k-vocabulary logits are what the fused op never holds);
 #   4. the sync-free / rollback / CUDA-graph tests on CUDA (the guard's decisions on the
@@ -13,12 +14,14 @@
 #   5. cudagraphs: gpt2-124m with train.compile_mode=reduce-overhead (CUDA graphs) against
 #      the default mode, interleaved (whether the launch gaps of the profile are worth it);
 #   6. autotune: the same with max-autotune-no-cudagraphs (Inductor's matmul search, whose
-#      Triton templates can fuse bias/GELU into the matmul), then the top kernels of each.
+#      Triton templates can fuse bias/GELU into the matmul), then the top kernels of each;
+#   7. op: the LM head + loss alone (bench/fused_loss_op.py --compiled) at gpt2-124m's and
+#      llama-1b's head shapes: plain / fused op, eager and as a compiling run has them.
 #
 # Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
 #   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] [STAGES="..."] bash bench/gpu_speed.sh
 # STAGES picks and orders them (default "reference fused llama tests"; a second call:
-# STAGES="cudagraphs autotune").
+# STAGES="op cudagraphs autotune").
 # Packages missing from the machine's Python can be given as wheels in .whl/ (installed with
 # --no-index into /tmp/site). Each stage is skipped, and says so, when the budget cannot fit it.
 set -u
@@ -81,7 +84,16 @@ for s in ${STAGES:-reference fused llama tests}; do
       --against train.compile_mode=default ;;
     autotune) stage gpt2_autotune 150 300 $GPT2 --profile 3 --set train.compile_mode=max-autotune-no-cudagraphs \
       --against train.compile_mode=default ;;
-    *) echo "=== unknown stage $s (reference fused llama tests cudagraphs autotune)" ;;
+    op) left=$((DEADLINE - $(date +%s)))
+      if [ $left -lt 90 ]; then echo "=== op SKIPPED ($left s left)"; continue; fi
+      echo "=== op (t=$(el)s)"
+      timeout $(( left < 150 ? left : 150 )) python3 bench/fused_loss_op.py --device cuda \
+        --compiled --rounds 9 --width 768 --shapes 16384x50304 > "$OUT/op.txt" 2>&1
+      timeout 120 python3 bench/fused_loss_op.py --device cuda --compiled --rounds 5 \
+        --width 2048 --shapes 16384x128256 >> "$OUT/op.txt" 2>&1
+      echo "rc=$? ($(el)s)"; grep -v '^{' "$OUT/op.txt" | tail -6
+      grep '^{' "$OUT/op.txt" >> "$OUT/results.jsonl" ;;
+    *) echo "=== unknown stage $s (reference fused llama tests op cudagraphs autotune)" ;;
   esac
 done
 echo "=== done t=$(el)s; logs in $OUT"

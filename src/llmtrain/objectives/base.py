@@ -29,6 +29,13 @@ from torch import nn
 from llmtrain.errors import ConfigError
 from llmtrain.objectives.fused_loss import FUSE_MIN_LOGITS, FusedLinearCE, HeadLoss
 
+# device types where `objective.fused_loss=auto` keeps the fused head in a run that compiles:
+# a compiled CPU step with it beat the step with Inductor's compiled loss over whole logits
+# (`bench/engine_throughput.py --preset gpt2-mini --device cpu --compile on --micro-batch 8
+# --seq 256 --set objective.fused_loss=on --unfused-loss`, 2 threads, 7 interleaved rounds:
+# 1.27x at vocabulary 32,000, 1.09x at 4,096); on a GPU Inductor's loss was measured, the op not
+AUTO_FUSED_WHEN_COMPILED = {"cpu"}
+
 if TYPE_CHECKING:
     from llmtrain.objectives.config import ObjectiveConfig
     from llmtrain.tokenizer.words import WordBoundaries
@@ -123,15 +130,18 @@ def resolve_fused_loss(
     mode: str,
     *,
     compiled: bool,
+    device: str = "cpu",
     blocked_by: str | None = None,
     head_vocab: int = 0,
 ) -> bool:
     """Set and return whether `objective` fuses its LM head with its loss for this run:
-    `objective.fused_loss` auto = where it can, unless the run compiles (Inductor's fused loss
-    was measured; this op not yet on a GPU) or `blocked_by` names what the op cannot run
+    `objective.fused_loss` auto = where it can, unless the run compiles on a `device` type
+    outside AUTO_FUSED_WHEN_COMPILED (there Inductor's fused loss was measured and this op
+    not yet) or `blocked_by` names what the op cannot run
     under (a head split by tensor parallel, ZeRO-3's partitioned weights); on where it
     cannot is a one-line error. `head_vocab`: the model's vocabulary (the heads under
-    FUSE_MIN_LOGITS logits then skip the op's wrapper too)."""
+    FUSE_MIN_LOGITS logits then skip the op's wrapper too). In a run that compiles, the op's
+    per-chunk softmax pass is compiled too (`fused_loss.compiled_rows_pass`)."""
     if mode == "on" and not objective.fuses_loss:
         raise ConfigError(
             f"objective.fused_loss=on: objective {objective.name!r} has no fused LM-head loss "
@@ -143,10 +153,12 @@ def resolve_fused_loss(
             f"objective.fused_loss=on does not run under {blocked_by} yet; "
             "set objective.fused_loss=auto"
         )
+    unmeasured = compiled and device not in AUTO_FUSED_WHEN_COMPILED
     on = objective.fuses_loss and (
-        mode == "on" or (mode == "auto" and not compiled and not blocked_by)
+        mode == "on" or (mode == "auto" and not unmeasured and not blocked_by)
     )
     objective.fused_loss = on
+    objective.fused_compiled = on and compiled
     objective.fuse_min_logits = FUSE_MIN_LOGITS if mode == "auto" else 0
     if head_vocab:
         objective.head_vocab = head_vocab
@@ -244,6 +256,7 @@ class Objective:
     # the token loss can run fused with the LM head (`fused_loss.FusedLinearCE`: no whole
     # logits held); the instance's `fused_loss` says whether it does (objective.fused_loss)
     fuses_loss = False
+    fused_compiled = False  # ... with its per-chunk pass compiled (a run that compiles)
     train_predictions = True  # its train metrics read the head's argmax (token accuracy)
     needs_sentence_head = False
     extra_vocab = 0  # ids appended after the tokenizer vocabulary
@@ -362,6 +375,7 @@ class Objective:
             # the argmax is a pass over the logits: only for train metrics that read it, eval
             predictions=self.train_predictions or not torch.is_grad_enabled(),
             min_logits=self.fuse_min_logits,
+            compiled=self.fused_compiled,
         )
 
     @staticmethod

@@ -49,8 +49,9 @@ class ObjectiveConfig(ConfigSection):
     # the LM head's matmul and its cross-entropy as one op, chunk by chunk, never holding the
     # (tokens × vocab) logits (clm, prefix_lm, sft, mlm, sop, nsp, span; objectives/fused_loss.py).
     # auto: on for heads of >= 2^19 logits (rows × vocab; smaller ones are faster plain)
-    # unless the run compiles (Inductor fuses the loss itself), is tensor parallel or
-    # DeepSpeed ZeRO-3 (the head weight is not a plain tensor there)
+    # unless the run compiles on a GPU (Inductor fuses the loss itself; a compiled CPU run
+    # keeps the op: measured faster), is tensor parallel or DeepSpeed ZeRO-3 (the head
+    # weight is not a plain tensor there)
     fused_loss: Literal["auto", "on", "off"] = "auto"
     loss_chunk_mib: float = 1024  # fused_loss: most fp32 logits held at once (MiB)
 

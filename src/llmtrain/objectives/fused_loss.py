@@ -23,8 +23,13 @@ scales the stored gradients by the incoming one: the head's FLOPs are the unfuse
 convention), per-row plain NLL and (when asked for) the argmax come back for eval and
 accuracy. Heads of fewer than `min_logits` logits are computed whole with autograd instead
 (the same `HeadLoss`; `objective.fused_loss=auto` sets FUSE_MIN_LOGITS), and under fp16 the
-gradient matmuls run in fp32. Not for compiled graphs (`torch.compiler.disable`), tensor
-parallel heads or ZeRO-3 (see `objectives.base.resolve_fused_loss`).
+gradient matmuls run in fp32. The op itself stays out of compiled graphs (a Python loop over
+chunks: `torch.compiler.disable`); in a run that compiles (`compiled=True`), each chunk's
+softmax pass is one compiled function instead (`_rows_pass`: on a GPU, Inductor's fused
+reductions read the compute-dtype logits and one pointwise kernel writes their gradient — no
+fp32 copy of the chunk, ~3 passes over it instead of the eager path's ~10 kernels; on a CPU
+the eager cache-blocked passes stay: they were faster there, EAGER_PASS_DEVICES). Not for
+tensor parallel heads or ZeRO-3 (see `objectives.base.resolve_fused_loss`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ FUSE_MIN_LOGITS = 1 << 19
 
 
 CACHE_BLOCK_BYTES = 1 << 20  # of fp32 logits: a CPU computes a chunk's softmax in such blocks
+# devices whose eager cache-blocked passes beat the compiled chunk pass, which a run that
+# compiles otherwise uses (`bench/fused_loss_op.py --compiled`, 2-core CPU, bf16, width 128,
+# 2,048 x 4,096 logits: 16.5 ms eager blocks vs 23.5 ms compiled, head forward + backward)
+EAGER_PASS_DEVICES = {"cpu"}
 
 
 @dataclass
@@ -81,8 +90,11 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 class _LinearCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, targets, ignore, smoothing, z_loss, rows, block, want_pred):
-        # x (n, C), weight (V, C), bias (V,) | None, targets (n,): `ignore` where none
+    def forward(
+        ctx, x, weight, bias, targets, ignore, smoothing, z_loss, rows, block, want_pred, rows_fn
+    ):
+        # x (n, C), weight (V, C), bias (V,) | None, targets (n,): `ignore` where none;
+        # rows_fn: None (the in-place block passes below) or a compiled `_rows_pass`
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
         grad = need_x or need_w or need_b
@@ -105,9 +117,23 @@ class _LinearCE(torch.autograd.Function):
                 e = min(n, s + rows)
                 zc = F.linear(xc[s:e], wc, bc)  # (c, V) this chunk's logits, compute dtype
                 d = zc  # dL/dz, written over the logits; under fp16 beside them, in fp32
-                if grad and gdt != zc.dtype:
+                if rows_fn is not None:  # the chunk's passes as one compiled function
+                    t = targets[s:e]
+                    torch._dynamo.maybe_mark_dynamic(zc, 0)  # one graph for any row count
+                    torch._dynamo.maybe_mark_dynamic(t, 0)
+                    flags = (grad, gdt, want_pred, need_b)
+                    c_nll, c_per, c_pred, d, c_gb = rows_fn(
+                        zc, t, ignore, smoothing, z_loss, *flags
+                    )
+                    nll[s:e], per_row[s:e] = c_nll, c_per
+                    if want_pred:
+                        pred[s:e] = c_pred
+                    if need_b:
+                        gb = c_gb if gb is None else gb.add_(c_gb)
+                    zc = None  # the logits, now that their gradient is beside them
+                elif grad and gdt != zc.dtype:
                     d = torch.empty(zc.shape, dtype=gdt, device=x.device)
-                for a in range(0, e - s, block):  # rows of the chunk, in the CPU's cache
+                for a in range(0, e - s if rows_fn is None else 0, block):  # in the CPU's cache
                     b = min(e - s, a + block)
                     z = zc[a:b].float()  # (r, V) fp32 (a view when the logits are fp32)
                     t = targets[s + a : s + b]
@@ -162,7 +188,52 @@ class _LinearCE(torch.autograd.Function):
         out = []
         for g, has, dt in zip(ctx.saved_tensors, ctx.has, ctx.dtypes, strict=True):
             out.append(g.mul_(g_loss).to(dt) if has else None)
-        return (*out, None, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None, None)
+
+
+def _rows_pass(z, t, ignore, smoothing, z_loss, grad, gdt, want_pred, need_b):
+    """One chunk's softmax pass, functional (the in-place block loop of `_LinearCE.forward`,
+    for a compiler): z (r, V) logits in the compute dtype, t (r,) targets → (nll (r,),
+    per-row training loss (r,), argmax (r,) or None, dL/dz (r, V) in dtype `gdt` (over z when
+    that is z's) or None, its column sums (the bias gradient, fp32) or None). The one-hot is a
+    comparison with a column index, so the gradient is one pointwise expression."""
+    V = z.size(1)
+    zf = z.float()
+    keep = (t != ignore).float()
+    ti = t.clamp_min(0)[:, None]
+    tz = zf.gather(1, ti).squeeze(1)
+    top = zf.amax(-1)
+    lse = top + (zf - top[:, None]).exp().sum(-1).log()
+    nll = (lse - tz) * keep
+    per = (1 - smoothing) * (lse - tz) + z_loss * lse.square()
+    if smoothing:
+        per = per + smoothing * (lse - zf.mean(-1))
+    per = per * keep
+    top_id = zf.argmax(-1) if want_pred else None
+    if not grad:
+        return nll, per, top_id, None, None
+    hot = torch.arange(V, device=z.device)[None, :] == ti
+    # softmax as exp(z - lse): recomputed from z, so no (r, V) buffer of exponentials is kept
+    p = (zf - lse[:, None]).exp() * (keep * (1 + 2 * z_loss * lse))[:, None]
+    p = p - hot * ((1 - smoothing) * keep)[:, None]
+    if smoothing:
+        p = p - (smoothing / V) * keep[:, None]
+    gb = p.sum(0) if need_b else None
+    if gdt == z.dtype:  # written over the logits, as the eager passes do: no second chunk
+        return nll, per, top_id, z.copy_(p), gb
+    return nll, per, top_id, p.to(gdt), gb
+
+
+_COMPILED_ROWS = None
+
+
+def compiled_rows_pass():
+    """`_rows_pass` compiled (once per process; its row count is a dynamic dimension, so a
+    last, shorter chunk or a sparse head's varying rows do not recompile it)."""
+    global _COMPILED_ROWS
+    if _COMPILED_ROWS is None:
+        _COMPILED_ROWS = torch.compile(_rows_pass, fullgraph=True)
+    return _COMPILED_ROWS
 
 
 def _plain(x, weight, bias, targets, ignore, smoothing, z_loss, want_pred):
@@ -185,7 +256,9 @@ class FusedLinearCE:
     positions; `ignore_index` where a row has none) — the logits are never held whole.
     `smoothing` and `z_loss` shape `loss` only; `nll` is always the plain cross-entropy;
     `predictions`: also each row's argmax; heads of fewer than `min_logits` logits (rows ×
-    vocab) are computed whole instead (the same result, faster for small heads)."""
+    vocab) are computed whole instead (the same result, faster for small heads); `compiled`
+    (a run that compiles): each chunk's softmax pass runs as the compiled `_rows_pass`, except
+    on EAGER_PASS_DEVICES (the CPU, where the eager cache blocks are faster)."""
 
     def __init__(
         self,
@@ -197,11 +270,12 @@ class FusedLinearCE:
         chunk_mib: float = 1024,
         predictions: bool = True,
         min_logits: int = 0,
+        compiled: bool = False,
     ) -> None:
         self.targets, self.ignore_index = targets, ignore_index
         self.smoothing, self.z_loss = smoothing, z_loss
         self.chunk_mib, self.predictions = chunk_mib, predictions
-        self.min_logits = min_logits
+        self.min_logits, self.compiled = min_logits, compiled
 
     def __call__(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
@@ -222,5 +296,9 @@ class FusedLinearCE:
     def _chunked(self, x, weight, bias, args):
         rows = chunk_rows(weight.size(0), self.chunk_mib)
         block = block_rows(weight.size(0)) if x.device.type == "cpu" else rows
-        loss, nll, pred = _LinearCE.apply(x, weight, bias, *args, rows, block, self.predictions)
+        eager = not self.compiled or x.device.type in EAGER_PASS_DEVICES
+        rows_fn = None if eager else compiled_rows_pass()
+        loss, nll, pred = _LinearCE.apply(
+            x, weight, bias, *args, rows, block, self.predictions, rows_fn
+        )
         return loss, nll, pred if self.predictions else None

@@ -109,10 +109,11 @@ class Trainer:
         seq = cfg.model.block_size
         fresh = not (resume and latest_checkpoint(self.ckpt_root))
         self._build_model(fresh)
-        resolve_fused_loss(  # the LM head fused with the loss: off when compiled, TP, ZeRO-3
+        resolve_fused_loss(  # the LM head fused with the loss: off compiled on GPUs, TP, ZeRO-3
             self.objective,
             cfg.objective.fused_loss,
             compiled=self.prec.compile,
+            device=self.prec.device.type,
             blocked_by=cfg.distributed.head_outside_module_calls(),
             head_vocab=self.cfg.model.vocab_size,  # resolved from the data by now
         )

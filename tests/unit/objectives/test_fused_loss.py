@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch._dynamo.testing
 import torch.nn.functional as F
 
 from llmtrain.config.core import config_from_dict
@@ -240,7 +241,7 @@ def test_every_fusing_objective_equals_its_logits_path(name):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # both: fp32 softmax
 
 
-def test_resolve_fused_loss_auto_off_when_compiled_and_errors_where_it_cannot():
+def test_resolve_fused_loss_auto_off_when_compiled_on_a_gpu_and_errors_where_it_cannot():
     from llmtrain.distributed.config import DistributedConfig
     from llmtrain.errors import ConfigError
 
@@ -251,9 +252,13 @@ def test_resolve_fused_loss_auto_off_when_compiled_and_errors_where_it_cannot():
     assert tp == "distributed.tensor_parallel=2" and z3 == "DeepSpeed ZeRO stage 3"
     assert DistributedConfig(strategy="deepspeed", zero_stage=2).head_outside_module_calls() is None
     assert resolve_fused_loss(clm, "auto", compiled=False)
-    assert not resolve_fused_loss(clm, "auto", compiled=True)
+    assert resolve_fused_loss(clm, "auto", compiled=False, device="cuda")
+    assert not resolve_fused_loss(clm, "auto", compiled=True, device="cuda")  # Inductor's loss
+    assert resolve_fused_loss(clm, "auto", compiled=True, device="cpu")  # measured faster
+    assert clm.fused_compiled  # its chunk pass compiled (on a CPU the op keeps eager passes)
     assert not resolve_fused_loss(clm, "auto", compiled=False, blocked_by=tp)
-    assert resolve_fused_loss(clm, "on", compiled=True)
+    assert resolve_fused_loss(clm, "on", compiled=True, device="cuda") and clm.fused_compiled
+    assert resolve_fused_loss(clm, "on", compiled=False) and not clm.fused_compiled
     assert not resolve_fused_loss(clm, "off", compiled=False)
     electra = OBJECTIVES["electra"](60, opts)
     assert not resolve_fused_loss(electra, "auto", compiled=False)
@@ -275,3 +280,48 @@ def test_auto_gives_small_heads_the_plain_logits_and_big_ones_the_fused_op():
     assert isinstance(clm.lm_head(batch), FusedLinearCE)  # 12.9M logits: fused
     resolve_fused_loss(clm, "on", compiled=False, head_vocab=60)
     assert isinstance(clm.lm_head(batch), FusedLinearCE)  # on: whatever the size
+
+
+def test_the_compiled_chunk_pass_equals_the_eager_op(monkeypatch):
+    """A run that compiles runs each chunk's softmax pass as the compiled `_rows_pass`: the
+    same loss, NLL, argmax and gradients as the eager in-place passes, in fp64 with smoothing,
+    z-loss, a bias and ignored rows (chunks of 5, 5, 5, 5, 3 rows: one graph, its row count
+    dynamic), without a gradient (eval), and under bf16 autocast (the same bf16 gradient)."""
+    x, w, b, t = _inputs()
+    monkeypatch.setattr(fused_loss, "EAGER_PASS_DEVICES", set())  # the GPU's path, on the CPU
+    torch._dynamo.reset()
+    frames = torch._dynamo.testing.CompileCounter()  # graphs Dynamo hands over, counted
+    counted = torch.compile(fused_loss._rows_pass, backend=frames, fullgraph=True)
+
+    def run(compiled, dtype=None, grad=True, **kw):
+        leaves = [v.float() if dtype else v for v in (x, w, b)]
+        leaves = [v.clone().requires_grad_(grad) for v in leaves]
+        head = FusedLinearCE(t, chunk_mib=5 * 4 * V / 2**20, compiled=compiled, **kw)
+        with torch.autocast("cpu", dtype or torch.bfloat16, enabled=dtype is not None):
+            out = head(*leaves)
+        if grad:
+            out.loss.backward()
+        return [out.loss, out.nll, out.pred, *(v.grad for v in leaves if grad)]
+
+    kw = dict(smoothing=0.1, z_loss=1e-3)
+    for dtype, grad in ((None, True), (None, False), (torch.bfloat16, True)):
+        want = run(False, dtype, grad, **kw)
+        got = run(True, dtype, grad, **kw)
+        assert torch.equal(got[2], want[2])  # the argmax
+        for g, r in zip(got, want, strict=True):
+            # the softmax is fp32 either way (its sums in another order); under bf16 the
+            # gradients are matmuls of bf16 logits' gradients
+            tol = 2e-2 if dtype and g.dim() == 2 else 1e-5
+            torch.testing.assert_close(g, r, rtol=tol, atol=tol)
+    # Dynamo's graphs for 5-row and 3-row chunks: one per set of flags, not per row count
+    orig = fused_loss._COMPILED_ROWS
+    try:
+        fused_loss._COMPILED_ROWS = counted
+        run(True, None, True, **kw)
+        run(True, None, True, **kw)
+        assert frames.frame_count == 1
+        monkeypatch.undo()  # the CPU keeps its eager cache-blocked passes
+        run(True, None, True, **kw)
+        assert frames.frame_count == 1
+    finally:
+        fused_loss._COMPILED_ROWS = orig
