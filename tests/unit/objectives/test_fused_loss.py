@@ -181,6 +181,14 @@ def test_no_rows_is_a_zero_loss_with_zero_gradients():
 def test_chunk_rows_follow_the_budget():
     assert chunk_rows(50_304, 1024) == 1024 * 2**20 // (4 * 50_304)
     assert chunk_rows(10**9, 1) == 1  # always at least one row
+    # the rows of a head split evenly over as many chunks as the budget needs
+    assert chunk_rows(50_304, 1024, 16_384) == 4_096  # not 5,336 x 3 + 376
+    assert chunk_rows(50_304, 1024, 5_000) == 5_336  # one chunk: the budget's rows
+    for n in (1, 7, 5_336, 5_337, 10_673, 16_383, 100_001):
+        rows, cap = chunk_rows(50_304, 1024, n), chunk_rows(50_304, 1024)
+        chunks = -(-n // rows)
+        assert rows <= cap and chunks == -(-n // cap)  # no more chunks than the budget's
+        assert chunks == 1 or n - (chunks - 1) * rows >= rows - chunks  # the last: as long
 
 
 def _model(preset: str, vocab: int, sentence: bool, **extra) -> torch.nn.Module:
