@@ -1,7 +1,9 @@
 """A run that compiles keeps the fused LM head + loss (`objective.fused_loss`): on a CPU
 `auto` leaves it on (measured faster there than Inductor's compiled loss), and forced on it
 trains — each block compiled, or the whole forward as one graph around the op (which stays
-out of graphs) — like the eager run, to the compiled kernels' rounding."""
+out of graphs) — like the eager run, to the compiled kernels' rounding. With
+LLMTRAIN_TEST_DEVICE=cuda (bench/gpu_speed.sh) the same runs take the op's compiled chunk
+pass on the GPU."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ def losses(tr, run) -> tuple[list[float], list[float]]:
 
 def test_auto_keeps_the_fused_head_in_a_compiled_cpu_run(kept_data, tmp_path):
     tr = trainer(kept_data, tmp_path / "auto", **{"train.compile": "on", "train.max_steps": 1})
-    assert tr.prec.compile and tr.objective.fused_loss and tr.objective.fused_compiled
+    cpu = tr.prec.device.type == "cpu"  # on a GPU (LLMTRAIN_TEST_DEVICE=cuda): Inductor's loss
+    assert tr.prec.compile and tr.objective.fused_loss == tr.objective.fused_compiled == cpu
 
 
 @pytest.mark.parametrize("scope", ["blocks", "model"])
@@ -36,5 +39,8 @@ def test_the_fused_head_trains_in_a_compiled_run_like_in_an_eager_one(kept_data,
     assert tr.prec.compile and tr.objective.fused_loss
     got = losses(tr, tmp_path / scope)
     assert len(got[0]) == len(eager[0]) == 6 and len(got[1]) == len(eager[1]) == 2
+    # on a GPU (LLMTRAIN_TEST_DEVICE=cuda) the op's chunk pass is compiled too, and the
+    # compiled bf16 kernels round differently from the eager ones
+    rel = 2e-3 if tr.prec.device.type == "cpu" else 1e-2
     for a, b in zip(got[0] + got[1], eager[0] + eager[1], strict=True):
-        assert a == pytest.approx(b, rel=2e-3)
+        assert a == pytest.approx(b, rel=rel)
