@@ -2,7 +2,9 @@
 
 Top-k softmax routing (Shazeer et al. 2017; Mixtral renormalises the k gates), dropless or
 with a capacity of ceil(capacity_factor · N · k / E) tokens per expert (first choices first,
-GShard/Switch priority). After each forward the layer holds `aux_loss` (the weighted sum of
+GShard/Switch priority). The N·k assignments are sorted by expert once; dropless runs a
+matmul per expert on its contiguous rows (one host read of the row counts per layer), with a
+capacity the experts' padded rows run as batched matmuls with no host synchronisation. After each forward the layer holds `aux_loss` (the weighted sum of
 the Switch load-balancing loss, the router z-loss and the importance/load CV² losses) and
 `tokens_per_expert` (for metrics); `moe_aux_loss(model)` sums the former over layers.
 Expert weights are stacked 3-D tensors, the layout of HF Mixtral (`gate_up_proj`, `down_proj`).
@@ -40,14 +42,16 @@ class MoE(nn.Module):
         self.tokens_per_expert: torch.Tensor | None = None  # (E,) assignments in the last call
         self.router_entropy: torch.Tensor | None = None  # mean routing entropy, last call
 
-    def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
-        h = F.linear(x, self.w_in[e])  # (n, F) or (n, 2F)
+    def _ffn(self, x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
+        """The expert MLP: x (n, C) with one expert's weights, or (E, cap, C) with all of them
+        stacked (a batched matmul per projection)."""
+        h = torch.matmul(x, w_in.mT)  # (.., F) or (.., 2F)
         if self.gate_act is not None:
             gate, up = h.chunk(2, dim=-1)
             h = (F.silu(gate) if self.gate_act == "silu" else activation(self.gate_act, gate)) * up
         else:
             h = activation(self.cfg.mlp, h)
-        return F.linear(h, self.w_out[e])  # (n, C)
+        return torch.matmul(h, w_out.mT)  # (.., C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -58,23 +62,22 @@ class MoE(nn.Module):
         gates, chosen = probs.topk(k, dim=-1)  # (N, k) each
         if self.cfg.moe_renormalize:
             gates = gates / gates.sum(dim=-1, keepdim=True)
-        cap = (
-            math.ceil(self.cfg.moe_capacity_factor * n * k / E)
-            if self.cfg.moe_capacity_factor
-            else 0
+        # the N·k assignments sorted by expert, then rank (first choices first), then token:
+        # each expert's rows contiguous, in the capacity's priority order
+        a = torch.arange(n * k, device=x.device)
+        e_a = chosen.reshape(-1)
+        order = (e_a * (k * n) + (a % k) * n + a // k).argsort()
+        tok, g = (a // k)[order], gates.reshape(-1)[order]  # (N·k,) token, gate of each row
+        # (E,) assignments, before any capacity (not bincount: on CUDA it reads the max on
+        # the host to size its output)
+        counts = torch.zeros(E, dtype=torch.long, device=x.device).index_add_(
+            0, e_a, torch.ones_like(e_a)
         )
-        out = torch.zeros_like(xf)
-        counts = torch.zeros(E, dtype=torch.long, device=x.device)
-        for e in range(E):
-            tok, slot = torch.where(chosen == e)  # tokens routed to e, and at which rank
-            counts[e] = tok.numel()
-            if cap and tok.numel() > cap:  # over capacity: keep first choices, then order
-                keep = (slot * n + tok).argsort()[:cap]
-                tok, slot = tok[keep], slot[keep]
-            if tok.numel() == 0:
-                continue
-            y = self._expert(e, xf[tok]) * gates[tok, slot, None].to(xf.dtype)  # (n_e, C)
-            out.index_add_(0, tok, y.to(out.dtype))
+        if self.cfg.moe_capacity_factor:
+            cap = math.ceil(self.cfg.moe_capacity_factor * n * k / E)
+            out = self._capacity(xf, tok, g, counts, cap)
+        else:
+            out = self._dropless(xf, tok, g, counts)
         self.tokens_per_expert = counts.detach()
         with torch.no_grad():  # for monitoring: low entropy = a router that stopped exploring
             self.router_entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
@@ -83,6 +86,38 @@ class MoE(nn.Module):
         if self.training and self.dropout > 0:
             y = F.dropout(y, self.dropout, training=True)
         return y
+
+    def _dropless(self, xf, tok, g, counts) -> torch.Tensor:
+        """Every assignment computed: one gather of the tokens grouped by expert, a matmul per
+        expert on its contiguous rows, one weighted scatter-add back. The experts' row counts
+        are read on the host once per layer (the matmuls' shapes depend on them)."""
+        sizes = counts.tolist()
+        xs = xf[tok]  # (N·k, C)
+        parts = xs.split(sizes)
+        y = torch.cat(
+            [self._ffn(p, self.w_in[e], self.w_out[e]) for e, p in enumerate(parts) if sizes[e]]
+        )
+        y = y * g[:, None].to(y.dtype)
+        return torch.zeros_like(xf).index_add_(0, tok, y.to(xf.dtype))
+
+    def _capacity(self, xf, tok, g, counts, cap: int) -> torch.Tensor:
+        """At most `cap` assignments per expert, the first in priority order (first choices,
+        then token order; the rest dropped): every expert's rows padded to `cap` in one
+        (E, cap, C) buffer and computed by batched matmuls. Static shapes, no host
+        synchronisation (the counts stay on the device)."""
+        n, C = xf.shape
+        E = self.n_experts
+        start = counts.cumsum(0) - counts  # (E,) each expert's first sorted row
+        p = torch.arange(cap, device=xf.device)
+        valid = p[None, :] < counts[:, None]  # (E, cap) slots holding an assignment
+        src = (start[:, None] + p[None, :]).clamp(max=tok.numel() - 1)  # (E, cap) sorted row
+        rows = torch.where(valid, tok[src], n).reshape(-1)  # (E·cap,) its token; n: empty
+        gate = torch.where(valid, g[src], 0.0).reshape(-1, 1)
+        xp = torch.cat([xf, xf.new_zeros(1, C)])  # row n: zeros for the empty slots
+        y = self._ffn(xp[rows].view(E, cap, C), self.w_in, self.w_out).reshape(-1, C)
+        y = y * gate.to(y.dtype)
+        out = xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))
+        return out[:n]
 
     def router_stats(self) -> dict[str, list[float] | float]:
         """Share of token assignments per expert and mean router entropy of the last forward

@@ -3,8 +3,11 @@ reach every parameter) and honours its attention pattern; bad combinations are c
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from llmtrain.config.core import config_from_dict
 from llmtrain.errors import ConfigError
@@ -162,6 +165,67 @@ def test_moe_capacity_drops_overflow_tokens():
     cap = 2  # ceil(0.5 * 16 * 1 / 4)
     assert (y.abs().sum(-1) > 0).sum() == cap  # the rest pass through the residual only
     assert int(moe.tokens_per_expert[0]) == 16
+
+
+def _moe_reference(moe, x, cap: int) -> torch.Tensor:
+    """Each expert in turn: the tokens routed to it, the first `cap` of them by (rank, token)
+    when over capacity (0: all), their MLP output weighted by the gate, summed per token."""
+    C = x.size(-1)
+    xf = x.reshape(-1, C)
+    probs = moe.router(xf).float().softmax(-1)
+    gates, chosen = probs.topk(moe.top_k, dim=-1)
+    gates = gates / gates.sum(-1, keepdim=True)
+    out = torch.zeros_like(xf)
+    for e in range(moe.n_experts):
+        tok, rank = torch.where(chosen == e)
+        if cap and tok.numel() > cap:
+            keep = (rank * xf.size(0) + tok).argsort()[:cap]
+            tok, rank = tok[keep], rank[keep]
+        h = torch.nn.functional.silu(xf[tok] @ moe.w_in[e][: moe.cfg.ffn_dim].T)
+        h = h * (xf[tok] @ moe.w_in[e][moe.cfg.ffn_dim :].T)
+        out.index_add_(0, tok, gates[tok, rank, None] * (h @ moe.w_out[e].T))
+    return out.view_as(x)
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.5, 1.0, 4.0])  # dropless; overflow; a little; none
+def test_moe_routes_like_a_per_expert_loop_with_or_without_capacity(factor):
+    torch.manual_seed(0)
+    cfg = tiny(n_experts=4, moe_top_k=2, mlp="swiglu", moe_capacity_factor=factor)
+    moe = build_model(cfg).blocks[0].mlp
+    with torch.no_grad():
+        moe.router.weight[0] += 0.5  # an unbalanced router: expert 0 over its capacity
+    x = torch.randn(2, 24, cfg.n_embd)
+    cap = math.ceil(factor * 48 * 2 / 4) if factor else 0
+    ref_x, got_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = _moe_reference(moe, ref_x, cap)
+    (ref * torch.linspace(-1, 1, cfg.n_embd)).sum().backward()
+    ref_grads = [ref_x.grad] + [p.grad.clone() for p in (moe.w_in, moe.w_out, moe.router.weight)]
+    moe.zero_grad()
+    got = moe(got_x)
+    (got * torch.linspace(-1, 1, cfg.n_embd)).sum().backward()
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    got_grads = [got_x.grad] + [p.grad for p in (moe.w_in, moe.w_out, moe.router.weight)]
+    for g, r in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+    if factor == 0.5:
+        assert int(moe.tokens_per_expert[0]) > cap  # the case it tests: some were dropped
+    assert int(moe.tokens_per_expert.sum()) == 48 * 2
+
+
+def test_moe_with_a_capacity_reads_nothing_on_the_host():
+    """Static shapes, counts kept on the device: Dynamo traces the whole forward as one graph
+    (a host read — .tolist(), .item(), a data-dependent shape — would break it); dropless
+    reads the experts' row counts once per layer."""
+    cfg = tiny(n_experts=4, moe_top_k=2, moe_capacity_factor=1.25)
+    moe = build_model(cfg).blocks[0].mlp
+    x = torch.randn(2, 16, cfg.n_embd)
+    torch._dynamo.reset()
+    y = torch.compile(moe, backend="eager", fullgraph=True)(x)
+    torch.testing.assert_close(y, moe(x))
+    dropless = build_model(tiny(n_experts=4, moe_top_k=2)).blocks[0].mlp
+    host_read = (torch._dynamo.exc.Unsupported, GuardOnDataDependentSymNode)
+    with pytest.raises(host_read):  # the row counts size its matmuls
+        torch.compile(dropless, backend="eager", fullgraph=True)(x)
 
 
 def test_moe_aux_loss_is_lowest_when_balanced():
