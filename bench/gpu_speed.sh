@@ -17,12 +17,13 @@
 #   6. autotune: the same with max-autotune-no-cudagraphs (Inductor's matmul search, whose
 #      Triton templates can fuse bias/GELU into the matmul), then the top kernels of each;
 #   7. op: the LM head + loss alone (bench/fused_loss_op.py --compiled) at gpt2-124m's and
-#      llama-1b's head shapes: plain / fused op, eager and as a compiling run has them.
+#      llama-1b's head shapes: plain / fused op, eager and as a compiling run has them;
+#   8. moe: the MoE layer's sorted dispatch against a per-expert loop (bench/moe_dispatch.py).
 #
 # Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
 #   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] [STAGES="..."] bash bench/gpu_speed.sh
 # STAGES picks and orders them (default "reference fused llama tests"; a second call:
-# STAGES="op cudagraphs autotune").
+# STAGES="op moe cudagraphs autotune").
 # Packages missing from the machine's Python can be given as wheels in .whl/ (installed with
 # --no-index into /tmp/site). Each stage is skipped, and says so, when the budget cannot fit it.
 # SMOKE=1 runs every stage on the CPU at tiny shapes (one round each: no figure means anything)
@@ -105,7 +106,14 @@ for s in ${STAGES:-reference fused llama tests}; do
         --device $DEV --compiled --rounds 5 $OP2 >> "$OUT/op.txt" 2>&1
       echo "rc=$? ($(el)s)"; grep -v '^{' "$OUT/op.txt" | tail -6
       grep '^{' "$OUT/op.txt" >> "$OUT/results.jsonl" ;;
-    *) echo "=== unknown stage $s (reference fused llama tests op cudagraphs autotune)" ;;
+    moe) left=$((DEADLINE - $(date +%s)))
+      if [ $left -lt 45 ]; then echo "=== moe SKIPPED ($left s left)"; continue; fi
+      echo "=== moe (t=$(el)s)"
+      timeout $(( left < 90 ? left : 90 )) python3 bench/moe_dispatch.py --device $DEV \
+        --rounds 15 > "$OUT/moe.txt" 2>&1
+      echo "rc=$? ($(el)s)"; grep -v '^{' "$OUT/moe.txt" | tail -5
+      grep '^{' "$OUT/moe.txt" >> "$OUT/results.jsonl" ;;
+    *) echo "=== unknown stage $s (reference fused llama tests op moe cudagraphs autotune)" ;;
   esac
 done
 echo "=== done t=$(el)s; logs in $OUT"
