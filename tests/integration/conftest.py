@@ -3,9 +3,11 @@ once per session with the char tokenizer (fast, and exercises non-ASCII text).""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -36,6 +38,18 @@ WORDS = [
     "down",
 ]
 ZH = "语言模型从大量文本中学习预测下一个字符训练需要数据和耐心"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_file(relative: str) -> ModuleType:
+    """A script of the repository (`bench/...py`, `scripts/...py`) imported as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synthetic_corpus(folder: Path, n_docs: int = 40, seed: int = 0) -> Path:

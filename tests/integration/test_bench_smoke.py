@@ -5,9 +5,7 @@ bench/moe_dispatch.py, whose per-expert loop must compute what the layer compute
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
@@ -16,14 +14,11 @@ from llmtrain.models import ModelConfig
 from llmtrain.models.moe import MoE
 from llmtrain.objectives import fused_loss
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_file
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_file(f"bench/{name}.py")
 
 
 def test_op_bench_with_its_compiled_engines(capsys, monkeypatch):

@@ -4,21 +4,15 @@ is kept even though the text is byte-tokenized; `--profile` prints the top ops."
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_file
 
 
 def load_bench():
-    path = ROOT / "bench" / "engine_throughput.py"
-    spec = importlib.util.spec_from_file_location("engine_throughput", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_file("bench/engine_throughput.py")
 
 
 def test_preset_mfu_path_on_cpu(tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,16 +10,13 @@ from pathlib import Path
 
 from llmtrain.monitor.metrics import read_metrics
 
-from .conftest import tiny_overrides
+from .conftest import load_file, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(f"scripts/{name}.py")
 
 
 def test_train_model_script_maps_seed_flags_and_warns_about_gpus(char_data, tmp_path, capsys):
