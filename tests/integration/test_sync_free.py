@@ -6,6 +6,7 @@ late read — a step's values settled inside the next step — is what runs."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,40 @@ def test_sync_free_on_needs_a_fused_adam(kept_data, tmp_path):
             tmp_path / "r",
             **{"train.sync_free": "on", "optim.implementation": "foreach"},
         )
+
+
+@pytest.mark.skipif(
+    os.environ.get("LLMTRAIN_TEST_DEVICE") != "cuda", reason="CUDA's sync debug mode needs a GPU"
+)
+def test_steady_state_steps_make_no_host_synchronisation_on_cuda(kept_data, tmp_path):
+    """With LLMTRAIN_TEST_DEVICE=cuda (bench/gpu_speed.sh): every step that is not a log,
+    eval or checkpoint step runs under `torch.cuda.set_sync_debug_mode("error")`, which
+    raises at any synchronising CUDA call (.item(), a pageable device-to-host copy, a data-
+    dependent shape, a stream or device synchronize) — except the designed one: the wait on
+    the previous step's event before its values are read."""
+    sets = {**SPARSE, "train.sync_free": "on", "train.checkpoint_every": 100}
+    tr = trainer(kept_data, tmp_path / "run", **{**sets, "train.eval_every": 100})
+    step_fn, settle = tr.train_step, tr.deferred.settle
+    watched: list[int] = []
+
+    def settle_late():  # the one-step-late read: it waits on that step's event, by design
+        torch.cuda.set_sync_debug_mode("default")
+        try:
+            return settle()
+        finally:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def train_step():
+        if tr.step < 2 or tr._boundary(tr.step + 1):  # warm-up; steps that read on purpose
+            return step_fn()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = step_fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        watched.append(tr.step)
+        return out
+
+    tr.train_step, tr.deferred.settle = train_step, settle_late
+    assert tr.fit()["step"] == 24
+    assert len(watched) >= 20
