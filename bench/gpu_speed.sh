@@ -18,7 +18,8 @@
 #      Triton templates can fuse bias/GELU into the matmul), then the top kernels of each;
 #   7. op: the LM head + loss alone (bench/fused_loss_op.py --compiled) at gpt2-124m's and
 #      llama-1b's head shapes: plain / fused op, eager and as a compiling run has them;
-#   8. moe: the MoE layer's sorted dispatch against a per-expert loop (bench/moe_dispatch.py).
+#   8. moe: the MoE layer's sorted dispatch, dropless as CUDA's grouped GEMM, against a
+#      per-expert loop (bench/moe_dispatch.py --grouped on).
 #
 # Usage (on a machine with one CUDA GPU, from the repository root; $OUT receives the logs):
 #   BUDGET=540 OUT=/tmp/out [TEXT_FILE=tinyshakespeare.txt] [STAGES="..."] bash bench/gpu_speed.sh
@@ -110,7 +111,7 @@ for s in ${STAGES:-reference fused llama tests}; do
       if [ $left -lt 45 ]; then echo "=== moe SKIPPED ($left s left)"; continue; fi
       echo "=== moe (t=$(el)s)"
       timeout $(( left < 90 ? left : 90 )) python3 bench/moe_dispatch.py --device $DEV \
-        --rounds 15 > "$OUT/moe.txt" 2>&1
+        --rounds 15 --grouped on > "$OUT/moe.txt" 2>&1
       echo "rc=$? ($(el)s)"; grep -v '^{' "$OUT/moe.txt" | tail -5
       grep '^{' "$OUT/moe.txt" >> "$OUT/results.jsonl" ;;
     *) echo "=== unknown stage $s (reference fused llama tests op moe cudagraphs autotune)" ;;

@@ -7,7 +7,9 @@ forward + backward of one layer under bf16 autocast, the same weights, interleav
 
 Prints per shape and capacity factor the median ms of each and loop / ours (> 1: ours is
 faster). Usage: OMP_NUM_THREADS=2 python bench/moe_dispatch.py [--rounds 15] [--threads 2]
-[--device cpu|cuda]. Run it alone (flock /tmp/llmtrain-bench.lock); the last line is JSON.
+[--device cpu|cuda] [--grouped auto|on|off: dropless as one grouped GEMM (`torch._grouped_mm`)
+where the layer picks it (auto: GROUPED_MM_DEVICES), on this device too, or never]. Run it
+alone (flock /tmp/llmtrain-bench.lock); the last line is JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from llmtrain.config.core import config_from_dict  # noqa: E402
 from llmtrain.models import ModelConfig  # noqa: E402
+from llmtrain.models import moe as moe_module  # noqa: E402
 from llmtrain.models.moe import MoE  # noqa: E402
 
 SHAPES = [(4, 64, 128, 512), (8, 256, 512, 2048)]  # experts, width, expert FFN, tokens
@@ -68,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--factors", type=float, nargs="+", default=[0.0, 1.25],
                    help="capacity factors (0 = dropless)")  # fmt: skip
+    p.add_argument("--grouped", default="auto", choices=["auto", "on", "off"])
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
+    if args.grouped != "auto":
+        moe_module.GROUPED_MM_DEVICES = {dev.type} if args.grouped == "on" else set()
     rows = []
     print(f"{'experts x width x ffn, tokens':>30}{'capacity':>10}{'loop ms':>10}{'ours ms':>10}"
           f"{'loop/ours':>11}")  # fmt: skip
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{f'{E} x {C} x {F}, {N}':>30}{factor:>10}{lm:>10.2f}{om:>10.2f}{lm / om:>11.3f}"
             )
-    print(json.dumps({"device": args.device, "threads": args.threads, "rows": rows}))
+    print(json.dumps({"device": args.device, "threads": args.threads,
+                      "grouped": sorted(moe_module.GROUPED_MM_DEVICES), "rows": rows}))  # fmt: skip
     return 0
 
 

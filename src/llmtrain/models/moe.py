@@ -21,6 +21,16 @@ from torch import nn
 from llmtrain.models.config import ModelConfig
 from llmtrain.models.layers import GATE_ACT, activation
 
+# devices where dropless MoE runs its experts as one grouped GEMM (`torch._grouped_mm`, group
+# offsets on the device: no host read) instead of a matmul per expert after reading the row
+# counts: measured faster on a CPU (`bench/moe_dispatch.py --grouped`); CUDA's grouped GEMM
+# (sm90, bf16) is to be measured there first
+GROUPED_MM_DEVICES = {"cpu"}
+GROUPED_MM_DTYPES = (torch.bfloat16,)  # what its compiled form (and CUDA's kernel) take
+# each expert's rows start at a multiple of this in the grouped GEMM's input (16-byte aligned
+# groups for CUDA's kernels; the padding rows are zeros and cost ~E·16 rows)
+GROUP_ALIGN = 16
+
 
 def _cv2(x: torch.Tensor) -> torch.Tensor:
     """Squared coefficient of variation, var / mean² (Shazeer et al. 2017, eq. 6)."""
@@ -68,6 +78,7 @@ class MoE(nn.Module):
         e_a = chosen.reshape(-1)
         order = (e_a * (k * n) + (a % k) * n + a // k).argsort()
         tok, g = (a // k)[order], gates.reshape(-1)[order]  # (N·k,) token, gate of each row
+        e_s = e_a[order]  # (N·k,) expert of each sorted row
         # (E,) assignments, before any capacity (not bincount: on CUDA it reads the max on
         # the host to size its output)
         counts = torch.zeros(E, dtype=torch.long, device=x.device).index_add_(
@@ -76,6 +87,8 @@ class MoE(nn.Module):
         if self.cfg.moe_capacity_factor:
             cap = math.ceil(self.cfg.moe_capacity_factor * n * k / E)
             out = self._capacity(xf, tok, g, counts, cap)
+        elif self._grouped_mm(xf):
+            out = self._grouped(xf, tok, g, counts, e_s)
         else:
             out = self._dropless(xf, tok, g, counts)
         self.tokens_per_expert = counts.detach()
@@ -87,10 +100,49 @@ class MoE(nn.Module):
             y = F.dropout(y, self.dropout, training=True)
         return y
 
+    def _grouped_mm(self, xf: torch.Tensor) -> bool:
+        """Dropless runs as one grouped GEMM here (GROUPED_MM_DEVICES, a dtype it takes)."""
+        dev = xf.device.type
+        dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else xf.dtype
+        return (
+            dev in GROUPED_MM_DEVICES and dt in GROUPED_MM_DTYPES and hasattr(torch, "_grouped_mm")
+        )
+
+    def _grouped(self, xf, tok, g, counts, e_s) -> torch.Tensor:
+        """Every assignment computed, as two grouped GEMMs over the experts' contiguous rows:
+        each expert's group starts at a multiple of GROUP_ALIGN rows (zero rows between), the
+        last group runs to the buffer's static end (N·k + E·(GROUP_ALIGN − 1) rows). Offsets
+        stay on the device: no host read."""
+        n, C = xf.shape
+        E, A, nk = self.n_experts, GROUP_ALIGN, tok.numel()
+        m = nk + E * (A - 1)  # rows of the buffer: every group padded, a static bound
+        padded = (counts + A - 1) // A * A  # (E,) each group's rows, aligned
+        pstart = padded.cumsum(0) - padded  # (E,) where each group starts in the buffer
+        start = counts.cumsum(0) - counts  # (E,) where its rows start among the sorted ones
+        dest = pstart[e_s] + torch.arange(nk, device=xf.device) - start[e_s]  # (N·k,)
+        rows = torch.full((m,), n, dtype=torch.long, device=xf.device).index_copy(0, dest, tok)
+        gate = g.new_zeros(m).index_copy(0, dest, g)  # 0 on the padding rows
+        ends = (pstart + padded).to(torch.int32)
+        offs = torch.cat([ends[:-1], ends.new_full((1,), m)])  # the last group takes the rest
+        dev = xf.device.type
+        dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else xf.dtype
+        xs = torch.cat([xf, xf.new_zeros(1, C)])[rows].to(dt)  # row n: zeros (padding)
+        h = torch._grouped_mm(xs, self.w_in.to(dt).mT, offs=offs)  # (m, F) or (m, 2F)
+        if self.gate_act is not None:
+            gate_h, up = h.chunk(2, dim=-1)
+            act = F.silu(gate_h) if self.gate_act == "silu" else activation(self.gate_act, gate_h)
+            h = act * up
+        else:
+            h = activation(self.cfg.mlp, h)
+        y = torch._grouped_mm(h, self.w_out.to(dt).mT, offs=offs)  # (m, C)
+        y = y * gate[:, None].to(y.dtype)
+        return xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))[:n]
+
     def _dropless(self, xf, tok, g, counts) -> torch.Tensor:
         """Every assignment computed: one gather of the tokens grouped by expert, a matmul per
         expert on its contiguous rows, one weighted scatter-add back. The experts' row counts
-        are read on the host once per layer (the matmuls' shapes depend on them)."""
+        are read on the host once per layer (the matmuls' shapes depend on them); where
+        `_grouped_mm` runs (GROUPED_MM_DEVICES) `_grouped` replaces it."""
         sizes = counts.tolist()
         xs = xf[tok]  # (N·k, C)
         parts = xs.split(sizes)

@@ -12,6 +12,7 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 from llmtrain.config.core import config_from_dict
 from llmtrain.errors import ConfigError
 from llmtrain.models import ModelConfig, build_model
+from llmtrain.models import moe as moe_module
 from llmtrain.models.build import build_model as build
 from llmtrain.models.decoder import Transformer
 from llmtrain.models.encoder_decoder import EncoderDecoder
@@ -212,10 +213,43 @@ def test_moe_routes_like_a_per_expert_loop_with_or_without_capacity(factor):
     assert int(moe.tokens_per_expert.sum()) == 48 * 2
 
 
+@pytest.mark.parametrize("mlp", ["swiglu", "gelu"])
+def test_dropless_moe_as_one_grouped_gemm_equals_a_matmul_per_expert(mlp, monkeypatch):
+    """Under bf16 autocast on a CPU, dropless MoE runs `torch._grouped_mm` over groups
+    aligned to 16 rows (zero rows between, the last group to the buffer's end); the same
+    output and gradients as the per-expert matmuls (GROUPED_MM_DEVICES emptied), with an
+    expert that gets no token at all."""
+    torch.manual_seed(0)
+    cfg = tiny(n_experts=4, moe_top_k=2, mlp=mlp)
+    moe = build_model(cfg).blocks[0].mlp
+    with torch.no_grad():
+        moe.router.weight[3] = -10 * moe.router.weight[3].abs().sum()  # expert 3: unused
+    x = torch.rand(2, 20, cfg.n_embd)
+
+    def run():
+        xs = x.clone().requires_grad_()
+        moe.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16):
+            y = moe(xs)
+        (y.float() * torch.linspace(-1, 1, cfg.n_embd)).sum().backward()
+        return [y, xs.grad, *(p.grad.clone() for p in moe.parameters())]
+
+    called = []
+    real = torch._grouped_mm
+    monkeypatch.setattr(torch, "_grouped_mm", lambda *a, **kw: called.append(1) or real(*a, **kw))
+    grouped = run()
+    assert len(called) == 2 and int(moe.tokens_per_expert[3]) == 0  # the case it tests
+    monkeypatch.setattr(moe_module, "GROUPED_MM_DEVICES", set())
+    loop = run()
+    assert len(called) == 2
+    for g, r in zip(grouped, loop, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-3)
+
+
 def test_moe_with_a_capacity_reads_nothing_on_the_host():
     """Static shapes, counts kept on the device: Dynamo traces the whole forward as one graph
     (a host read — .tolist(), .item(), a data-dependent shape — would break it); dropless
-    reads the experts' row counts once per layer."""
+    as a grouped GEMM too, and as a matmul per expert reads the row counts once per layer."""
     cfg = tiny(n_experts=4, moe_top_k=2, moe_capacity_factor=1.25)
     moe = build_model(cfg).blocks[0].mlp
     x = torch.randn(2, 16, cfg.n_embd)
@@ -224,8 +258,11 @@ def test_moe_with_a_capacity_reads_nothing_on_the_host():
     torch.testing.assert_close(y, moe(x))
     dropless = build_model(tiny(n_experts=4, moe_top_k=2)).blocks[0].mlp
     host_read = (torch._dynamo.exc.Unsupported, GuardOnDataDependentSymNode)
-    with pytest.raises(host_read):  # the row counts size its matmuls
+    with pytest.raises(host_read):  # fp32: the row counts size its matmuls
         torch.compile(dropless, backend="eager", fullgraph=True)(x)
+    with torch.autocast("cpu", torch.bfloat16):  # bf16 on a CPU: one grouped GEMM, no read
+        y = torch.compile(dropless, backend="eager", fullgraph=True)(x)
+        torch.testing.assert_close(y, dropless(x))
 
 
 def test_moe_aux_loss_is_lowest_when_balanced():
