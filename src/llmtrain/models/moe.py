@@ -144,6 +144,8 @@ class MoE(nn.Module):
         are read on the host once per layer (the matmuls' shapes depend on them); where
         `_grouped_mm` runs (GROUPED_MM_DEVICES) `_grouped` replaces it."""
         sizes = counts.tolist()
+        if not tok.numel():  # no tokens (an empty batch): nothing routed
+            return torch.zeros_like(xf)
         xs = xf[tok]  # (N·k, C)
         parts = xs.split(sizes)
         y = torch.cat(

@@ -211,6 +211,9 @@ def test_moe_routes_like_a_per_expert_loop_with_or_without_capacity(factor):
     if factor == 0.5:
         assert int(moe.tokens_per_expert[0]) > cap  # the case it tests: some were dropped
     assert int(moe.tokens_per_expert.sum()) == 48 * 2
+    for autocast in (False, True):  # no tokens at all: an empty output, every path
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            assert moe(x[:, :0]).shape == (2, 0, cfg.n_embd)
 
 
 @pytest.mark.parametrize("mlp", ["swiglu", "gelu"])
