@@ -2,9 +2,11 @@
 
 Top-k softmax routing (Shazeer et al. 2017; Mixtral renormalises the k gates), dropless or
 with a capacity of ceil(capacity_factor · N · k / E) tokens per expert (first choices first,
-GShard/Switch priority). The N·k assignments are sorted by expert once; dropless runs a
-matmul per expert on its contiguous rows (one host read of the row counts per layer), with a
-capacity the experts' padded rows run as batched matmuls with no host synchronisation. After each forward the layer holds `aux_loss` (the weighted sum of
+GShard/Switch priority). The N·k assignments are sorted by expert once. Dropless: two grouped
+GEMMs over the experts' contiguous rows where `torch._grouped_mm` runs (GROUPED_MM_DEVICES,
+bf16; no host read), else a matmul per expert (one host read of the row counts per layer).
+With a capacity: the experts' padded rows as batched matmuls (no host read). After each
+forward the layer holds `aux_loss` (the weighted sum of
 the Switch load-balancing loss, the router z-loss and the importance/load CV² losses) and
 `tokens_per_expert` (for metrics); `moe_aux_loss(model)` sums the former over layers.
 Expert weights are stacked 3-D tensors, the layout of HF Mixtral (`gate_up_proj`, `down_proj`).
@@ -55,13 +57,14 @@ class MoE(nn.Module):
     def _ffn(self, x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
         """The expert MLP: x (n, C) with one expert's weights, or (E, cap, C) with all of them
         stacked (a batched matmul per projection)."""
-        h = torch.matmul(x, w_in.mT)  # (.., F) or (.., 2F)
-        if self.gate_act is not None:
-            gate, up = h.chunk(2, dim=-1)
-            h = (F.silu(gate) if self.gate_act == "silu" else activation(self.gate_act, gate)) * up
-        else:
-            h = activation(self.cfg.mlp, h)
-        return torch.matmul(h, w_out.mT)  # (.., C)
+        return torch.matmul(self._act(torch.matmul(x, w_in.mT)), w_out.mT)  # (.., C)
+
+    def _act(self, h: torch.Tensor) -> torch.Tensor:
+        """The expert MLP's activation of its first projection (.., F) or, gated, (.., 2F)."""
+        if self.gate_act is None:
+            return activation(self.cfg.mlp, h)
+        gate, up = h.chunk(2, dim=-1)
+        return (F.silu(gate) if self.gate_act == "silu" else activation(self.gate_act, gate)) * up
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -127,13 +130,7 @@ class MoE(nn.Module):
         dev = xf.device.type
         dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else xf.dtype
         xs = torch.cat([xf, xf.new_zeros(1, C)])[rows].to(dt)  # row n: zeros (padding)
-        h = torch._grouped_mm(xs, self.w_in.to(dt).mT, offs=offs)  # (m, F) or (m, 2F)
-        if self.gate_act is not None:
-            gate_h, up = h.chunk(2, dim=-1)
-            act = F.silu(gate_h) if self.gate_act == "silu" else activation(self.gate_act, gate_h)
-            h = act * up
-        else:
-            h = activation(self.cfg.mlp, h)
+        h = self._act(torch._grouped_mm(xs, self.w_in.to(dt).mT, offs=offs))  # (m, F)
         y = torch._grouped_mm(h, self.w_out.to(dt).mT, offs=offs)  # (m, C)
         y = y * gate[:, None].to(y.dtype)
         return xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))[:n]
