@@ -20,6 +20,12 @@ from llmtrain.models.kv_cache import KVCache
 from llmtrain.models.positions import RotaryEmbedding, apply_rotary  # noqa: F401 (re-export)
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype matmuls on `x` run in: autocast's on its device when enabled, else x's."""
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+
+
 def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:
     """LayerNorm (bias follows `cfg.bias`) or RMSNorm, both fused kernels from torch."""
     dim = cfg.n_embd if dim is None else dim

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmtrain.models.config import ModelConfig
-from llmtrain.models.layers import GATE_ACT, activation
+from llmtrain.models.layers import GATE_ACT, activation, compute_dtype
 
 # devices where dropless MoE runs its experts as one grouped GEMM (`torch._grouped_mm`, group
 # offsets on the device: no host read) instead of a matmul per expert after reading the row
@@ -87,11 +87,12 @@ class MoE(nn.Module):
         counts = torch.zeros(E, dtype=torch.long, device=x.device).index_add_(
             0, e_a, torch.ones_like(e_a)
         )
+        dt = compute_dtype(xf)  # the experts' matmuls' dtype
         if self.cfg.moe_capacity_factor:
             cap = math.ceil(self.cfg.moe_capacity_factor * n * k / E)
             out = self._capacity(xf, tok, g, counts, cap)
-        elif self._grouped_mm(xf):
-            out = self._grouped(xf, tok, g, counts, e_s)
+        elif self._grouped_mm(xf, dt):
+            out = self._grouped(xf, tok, g, counts, e_s, dt)
         else:
             out = self._dropless(xf, tok, g, counts)
         self.tokens_per_expert = counts.detach()
@@ -103,20 +104,18 @@ class MoE(nn.Module):
             y = F.dropout(y, self.dropout, training=True)
         return y
 
-    def _grouped_mm(self, xf: torch.Tensor) -> bool:
+    @staticmethod
+    def _grouped_mm(xf: torch.Tensor, dt: torch.dtype) -> bool:
         """Dropless runs as one grouped GEMM here (GROUPED_MM_DEVICES, a dtype it takes)."""
-        dev = xf.device.type
-        dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else xf.dtype
-        return (
-            dev in GROUPED_MM_DEVICES and dt in GROUPED_MM_DTYPES and hasattr(torch, "_grouped_mm")
-        )
+        on = xf.device.type in GROUPED_MM_DEVICES and dt in GROUPED_MM_DTYPES
+        return on and hasattr(torch, "_grouped_mm")
 
-    def _grouped(self, xf, tok, g, counts, e_s) -> torch.Tensor:
+    def _grouped(self, xf, tok, g, counts, e_s, dt: torch.dtype) -> torch.Tensor:
         """Every assignment computed, as two grouped GEMMs over the experts' contiguous rows:
         each expert's group starts at a multiple of GROUP_ALIGN rows (zero rows between), the
         last group runs to the buffer's static end (N·k + E·(GROUP_ALIGN − 1) rows). Offsets
         stay on the device: no host read."""
-        n, C = xf.shape
+        n = xf.size(0)
         E, A, nk = self.n_experts, GROUP_ALIGN, tok.numel()
         m = nk + E * (A - 1)  # rows of the buffer: every group padded, a static bound
         padded = (counts + A - 1) // A * A  # (E,) each group's rows, aligned
@@ -127,13 +126,10 @@ class MoE(nn.Module):
         gate = g.new_zeros(m).index_copy(0, dest, g)  # 0 on the padding rows
         ends = (pstart + padded).to(torch.int32)
         offs = torch.cat([ends[:-1], ends.new_full((1,), m)])  # the last group takes the rest
-        dev = xf.device.type
-        dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else xf.dtype
-        xs = torch.cat([xf, xf.new_zeros(1, C)])[rows].to(dt)  # row n: zeros (padding)
+        xs = _with_zero_row(xf)[rows].to(dt)  # row n: zeros (padding)
         h = self._act(torch._grouped_mm(xs, self.w_in.to(dt).mT, offs=offs))  # (m, F)
         y = torch._grouped_mm(h, self.w_out.to(dt).mT, offs=offs)  # (m, C)
-        y = y * gate[:, None].to(y.dtype)
-        return xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))[:n]
+        return _scatter_back(xf, rows, y * gate[:, None].to(y.dtype))
 
     def _dropless(self, xf, tok, g, counts) -> torch.Tensor:
         """Every assignment computed: one gather of the tokens grouped by expert, a matmul per
@@ -164,11 +160,9 @@ class MoE(nn.Module):
         src = (start[:, None] + p[None, :]).clamp(max=tok.numel() - 1)  # (E, cap) sorted row
         rows = torch.where(valid, tok[src], n).reshape(-1)  # (E·cap,) its token; n: empty
         gate = torch.where(valid, g[src], 0.0).reshape(-1, 1)
-        xp = torch.cat([xf, xf.new_zeros(1, C)])  # row n: zeros for the empty slots
-        y = self._ffn(xp[rows].view(E, cap, C), self.w_in, self.w_out).reshape(-1, C)
-        y = y * gate.to(y.dtype)
-        out = xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))
-        return out[:n]
+        xs = _with_zero_row(xf)[rows].view(E, cap, C)  # row n: zeros for the empty slots
+        y = self._ffn(xs, self.w_in, self.w_out).reshape(-1, C)
+        return _scatter_back(xf, rows, y * gate.to(y.dtype))
 
     def router_stats(self) -> dict[str, list[float] | float]:
         """Share of token assignments per expert and mean router entropy of the last forward
@@ -195,6 +189,17 @@ class MoE(nn.Module):
         if c.moe_load_coef:  # soft (differentiable) token load per expert
             loss = loss + c.moe_load_coef * _cv2(probs.sum(0))
         return loss
+
+
+def _with_zero_row(xf: torch.Tensor) -> torch.Tensor:
+    """xf (N, C) and a row of zeros after it, at index N: what padding slots gather."""
+    return torch.cat([xf, xf.new_zeros(1, xf.size(1))])
+
+
+def _scatter_back(xf: torch.Tensor, rows: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum the rows of y into their tokens `rows` (N: a padding slot, dropped): (N, C)."""
+    n, C = xf.shape
+    return xf.new_zeros(n + 1, C).index_add_(0, rows, y.to(xf.dtype))[:n]
 
 
 def moe_layers(model: nn.Module) -> list[MoE]:
